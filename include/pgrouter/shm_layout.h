@@ -84,7 +84,8 @@ struct SharedSettings {
     char health_database[kNameLen] = {};
     char health_username[kNameLen] = {};
     char health_password[kSecretLen] = {};
-    std::int32_t backend_count = 0;  // slots [0, backend_count) may be active
+    std::int32_t backend_count = 0;           // entries of `order` in use
+    std::int16_t order[kMaxBackends] = {};    // slot indexes, in configuration order
 };
 
 // One per worker; each counter in its own cache line, written by its worker only.

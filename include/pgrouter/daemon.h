@@ -1,0 +1,18 @@
+// Leaving the terminal (double fork, setsid) and the pidfile that guards against two
+// instances. Used by the supervisor only.
+#pragma once
+
+#include <string>
+
+namespace pgrouter {
+
+// Detaches from the terminal: fork, setsid, fork, chdir /, stdio to /dev/null.
+// Returns in the grandchild only; false if a fork failed.
+[[nodiscard]] bool daemonize();
+
+// False with `error` set when `path` names a live pgrouter process.
+[[nodiscard]] bool pidfile_check(const std::string& path, std::string& error);
+[[nodiscard]] bool pidfile_write(const std::string& path, std::string& error);
+void pidfile_remove(const std::string& path);
+
+}  // namespace pgrouter

@@ -1,0 +1,21 @@
+// The supervisor: owns the shared segment, the listening sockets, the pidfile and the
+// children. It reacts to signals in its loop (reap → terminate → reload) and is the only
+// process that parses the configuration or forks.
+#pragma once
+
+#include <string>
+
+#include "pgrouter/config.h"
+
+namespace pgrouter {
+
+struct SupervisorOptions {
+    std::string config_file;
+    bool foreground = false;
+    int verbosity = 0;  // number of -v
+};
+
+// Runs until SIGTERM/SIGINT; returns the process exit code.
+int run_supervisor(Config config, const SupervisorOptions& options);
+
+}  // namespace pgrouter

@@ -1,0 +1,77 @@
+// Command line: pgrouter [-F] [-v...] [-c FILE] [-t] [-V] [-h]. Parses options and the
+// configuration, then hands over to the supervisor. Exit codes: 0 ok, 1 configuration or
+// start-up error, 2 usage.
+#include <getopt.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "pgrouter/config.h"
+#include "pgrouter/log.h"
+#include "pgrouter/proc_title.h"
+#include "pgrouter/supervisor.h"
+#include "pgrouter/version.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: pgrouter [-F] [-v...] [-c FILE] [-t] [-V] [-h]\n"
+    "  -F        stay in the foreground and log to stderr\n"
+    "  -v        log more (repeat, up to -vvvvv for debug)\n"
+    "  -c FILE   configuration file (default /etc/pgrouter/pgrouter.conf)\n"
+    "  -t        check the configuration and exit\n"
+    "  -V        print the version and exit\n"
+    "  -h        print this help and exit\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace pgrouter;
+    proc_title_init(argc, argv);
+    SupervisorOptions options;
+    options.config_file = std::string(kDefaultConfigFile);
+    bool test_only = false;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt(argc, argv, "Fvc:tVh")) != -1) {
+        switch (opt) {
+            case 'F': options.foreground = true; break;
+            case 'v': options.verbosity += 1; break;
+            case 'c': options.config_file = optarg; break;
+            case 't': test_only = true; break;
+            case 'V': std::printf("pgrouter %.*s\n", static_cast<int>(kVersion.size()),
+                                  kVersion.data());
+                return 0;
+            case 'h': std::fputs(kUsage, stdout); return 0;
+            default:
+                if (optopt == 'c') {
+                    std::fprintf(stderr, "pgrouter: option -c needs a file name\n");
+                } else {
+                    std::fprintf(stderr, "pgrouter: unknown option -%c\n", optopt);
+                }
+                std::fputs(kUsage, stderr);
+                return 2;
+        }
+    }
+    if (optind < argc) {
+        std::fprintf(stderr, "pgrouter: unexpected argument \"%s\"\n", argv[optind]);
+        std::fputs(kUsage, stderr);
+        return 2;
+    }
+
+    ConfigResult result = load_config(options.config_file);
+    if (!result.config) {
+        for (const ConfigError& e : result.errors) {
+            std::fprintf(stderr, "%s\n", e.to_string().c_str());
+        }
+        return 1;
+    }
+    if (test_only) {
+        std::printf("configuration OK\n");
+        return 0;
+    }
+    log_open(LogSink::Stderr);
+    log_set_level(log_level_raised(result.config->log, options.verbosity));
+    return run_supervisor(std::move(*result.config), options);
+}

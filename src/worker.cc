@@ -1,0 +1,120 @@
+// A worker: one single-threaded Asio event loop accepting on the listening socket shared by
+// all workers, one coroutine per client. SIGTERM stops accepting and lets sessions finish
+// (up to the drain deadline); SIGINT leaves at once. Never blocks the loop.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pgrouter/asio.h"
+#include "pgrouter/child.h"
+#include "pgrouter/log.h"
+#include "pgrouter/relay.h"
+#include "pgrouter/seqlock.h"
+#include "pgrouter/shm.h"
+
+namespace pgrouter {
+
+namespace {
+
+constexpr auto kDrainTimeout = std::chrono::seconds(10);
+constexpr auto kSettingsPoll = std::chrono::milliseconds(500);
+
+tcp acceptor_protocol(int fd) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    return addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
+}
+
+class Worker {
+public:
+    explicit Worker(const ChildContext& ctx)
+        : seg_(*ctx.segment), slot_(seg_.workers[ctx.index]), acceptor_(io_),
+          signals_(io_, SIGTERM, SIGINT), settings_timer_(io_), drain_timer_(io_) {
+        acceptor_.assign(acceptor_protocol(ctx.listen_fd), ctx.listen_fd);
+    }
+
+    void run() {
+        asio::co_spawn(io_, accept_loop(), asio::detached);
+        watch_signals();
+        poll_settings();
+        io_.run();
+    }
+
+private:
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            boost::system::error_code ec;
+            tcp::socket client = co_await acceptor_.async_accept(
+                asio::redirect_error(asio::use_awaitable, ec));
+            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+            if (ec) {
+                // EMFILE and friends: back off a little instead of spinning.
+                PGR_WARNING("accept failed: %s", ec.message().c_str());
+                asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+                co_await pause.async_wait(asio::use_awaitable);
+                continue;
+            }
+            slot_.accepted.fetch_add(1, std::memory_order_relaxed);
+            asio::co_spawn(io_, relay_session(std::move(client), seg_, slot_), asio::detached);
+        }
+    }
+
+    void watch_signals() {
+        signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            if (sig == SIGINT) _exit(0);
+            PGR_DEBUG("draining: no new clients, %lld sessions open",
+                      static_cast<long long>(slot_.clients.load()));
+            boost::system::error_code ignored;
+            acceptor_.close(ignored);
+            draining_until_ = std::chrono::steady_clock::now() + kDrainTimeout;
+            check_drained();
+            watch_signals();
+        });
+    }
+
+    void check_drained() {
+        if (slot_.clients.load() <= 0 || std::chrono::steady_clock::now() >= draining_until_) {
+            io_.stop();
+            return;
+        }
+        drain_timer_.expires_after(std::chrono::milliseconds(50));
+        drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) check_drained();
+        });
+    }
+
+    // Picks up a reloaded log level.
+    void poll_settings() {
+        SharedSettings settings;
+        if (seq_read(seg_.settings_seq, seg_.settings, settings)) {
+            log_set_level(settings.log_level);
+        }
+        settings_timer_.expires_after(kSettingsPoll);
+        settings_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) poll_settings();
+        });
+    }
+
+    asio::io_context io_{1};
+    Segment& seg_;
+    WorkerSlot& slot_;
+    tcp::acceptor acceptor_;
+    asio::signal_set signals_;
+    asio::steady_timer settings_timer_;
+    asio::steady_timer drain_timer_;
+    std::chrono::steady_clock::time_point draining_until_;
+};
+
+}  // namespace
+
+void run_worker(const ChildContext& ctx) {
+    if (ctx.monitor_fd >= 0) close(ctx.monitor_fd);
+    {
+        Worker worker(ctx);
+        worker.run();
+    }
+    _exit(0);
+}
+
+}  // namespace pgrouter

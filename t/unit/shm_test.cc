@@ -1,0 +1,123 @@
+// Publishing configuration generations into the segment and reading snapshots back:
+// stable slots across reloads, stale health after a slot changes hands, repair after a
+// writer died mid-update.
+#include <catch2/catch.hpp>
+
+#include "pgrouter/seqlock.h"
+#include "pgrouter/shm.h"
+
+using namespace pgrouter;
+
+namespace {
+
+Config config_with(std::initializer_list<std::pair<const char*, std::uint16_t>> backends) {
+    Config c;
+    for (auto [host, port] : backends) {
+        BackendConfig b;
+        b.host = host;
+        b.port = port;
+        c.backends.push_back(b);
+    }
+    return c;
+}
+
+void set_health(Segment& seg, int slot, BackendStatus status, BackendRole role) {
+    BackendSlot& b = seg.backends[slot];
+    seq_write_begin(b.health_seq);
+    b.health.epoch = b.spec.epoch;
+    b.health.status = status;
+    b.health.role = role;
+    seq_write_end(b.health_seq);
+}
+
+}  // namespace
+
+TEST_CASE("publish and snapshot keep configuration order") {
+    auto shm = SharedMemory::create();
+    REQUIRE(shm);
+    Segment& seg = shm->segment();
+    Config c = config_with({{"10.0.0.1", 5432}, {"10.0.0.2", 5433}});
+    c.backends[1].weight = 250;
+    c.health.password = "sekrit";
+    REQUIRE(publish_config(seg, c, 4));
+    Snapshot snap;
+    REQUIRE(take_snapshot(seg, snap));
+    REQUIRE(snap.backends.size() == 2);
+    CHECK(std::string(snap.backends[0].spec.host) == "10.0.0.1");
+    CHECK(snap.backends[1].spec.port == 5433);
+    CHECK(snap.backends[1].spec.weight == 250);
+    CHECK(snap.settings.workers == 4);
+    CHECK(std::string(snap.settings.health_password) == "sekrit");
+    CHECK(snap.backends[0].health.status == BackendStatus::Starting);
+}
+
+TEST_CASE("a backend that stays keeps its slot and health across a reload") {
+    auto shm = SharedMemory::create();
+    REQUIRE(shm);
+    Segment& seg = shm->segment();
+    REQUIRE(publish_config(seg, config_with({{"a", 1}, {"b", 2}}), 1));
+    Snapshot snap;
+    REQUIRE(take_snapshot(seg, snap));
+    int slot_b = snap.backends[1].slot;
+    set_health(seg, slot_b, BackendStatus::Ok, BackendRole::Slave);
+    set_health(seg, snap.backends[0].slot, BackendStatus::Ok, BackendRole::Master);
+
+    // Remove a, add c in front: b keeps its slot and its health; c is not checked yet.
+    REQUIRE(publish_config(seg, config_with({{"c", 3}, {"b", 2}}), 1));
+    REQUIRE(take_snapshot(seg, snap));
+    REQUIRE(snap.backends.size() == 2);
+    CHECK(std::string(snap.backends[0].spec.host) == "c");
+    CHECK(snap.backends[0].health.status == BackendStatus::Starting);
+    CHECK(snap.backends[1].slot == slot_b);
+    CHECK(snap.backends[1].health.status == BackendStatus::Ok);
+}
+
+TEST_CASE("pick_master: watcher's verdict, else the first backend before any verdict") {
+    auto shm = SharedMemory::create();
+    REQUIRE(shm);
+    Segment& seg = shm->segment();
+    REQUIRE(publish_config(seg, config_with({{"a", 1}, {"b", 2}}), 1));
+    Snapshot snap;
+    REQUIRE(take_snapshot(seg, snap));
+    REQUIRE(pick_master(snap) != nullptr);
+    CHECK(pick_master(snap)->spec.port == 1);
+
+    set_health(seg, snap.backends[1].slot, BackendStatus::Ok, BackendRole::Master);
+    set_health(seg, snap.backends[0].slot, BackendStatus::Ok, BackendRole::Slave);
+    REQUIRE(take_snapshot(seg, snap));
+    CHECK(pick_master(snap)->spec.port == 2);
+
+    set_health(seg, snap.backends[1].slot, BackendStatus::Failed, BackendRole::Master);
+    REQUIRE(take_snapshot(seg, snap));
+    CHECK(pick_master(snap) == nullptr);
+}
+
+TEST_CASE("a health record left half-written by a dead watcher is repaired as unchecked") {
+    auto shm = SharedMemory::create();
+    REQUIRE(shm);
+    Segment& seg = shm->segment();
+    REQUIRE(publish_config(seg, config_with({{"a", 1}}), 1));
+    set_health(seg, 0, BackendStatus::Ok, BackendRole::Master);
+    seq_write_begin(seg.backends[0].health_seq);  // ... and the writer dies here
+    BackendHealth h;
+    CHECK_FALSE(seq_read(seg.backends[0].health_seq, seg.backends[0].health, h));
+    repair_after_watcher_death(seg);
+    Snapshot snap;
+    REQUIRE(take_snapshot(seg, snap));
+    CHECK(snap.backends[0].health.status == BackendStatus::Starting);
+}
+
+TEST_CASE("a dead worker's counters and cancel slots are cleared") {
+    auto shm = SharedMemory::create();
+    REQUIRE(shm);
+    Segment& seg = shm->segment();
+    seg.workers[2].clients = 7;
+    seg.workers[2].connections = 9;
+    seg.cancel[5].owner = 3;  // worker index 2
+    seg.cancel[6].owner = 1;  // worker index 0
+    reset_worker_slot(seg, 2);
+    CHECK(seg.workers[2].clients == 0);
+    CHECK(seg.workers[2].connections == 0);
+    CHECK(seg.cancel[5].owner == 0);
+    CHECK(seg.cancel[6].owner == 1);
+}
