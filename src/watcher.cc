@@ -17,7 +17,11 @@ void run_watcher(const ChildContext& ctx) {
     while (!stop_requested()) {
         auto deadline = boost::posix_time::microsec_clock::universal_time() +
                         boost::posix_time::milliseconds(500);
-        (void)ctx.segment->recheck.timed_wait(deadline);
+        try {
+            (void)ctx.segment->recheck.timed_wait(deadline);
+        } catch (const boost::interprocess::interprocess_exception&) {
+            // EINTR from the stop signal: the loop condition decides.
+        }
     }
     _exit(0);
 }
