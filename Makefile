@@ -61,7 +61,7 @@ check: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/unit_tests $(BUILD)/integration_tests
 	@t/run-tests $(BUILD)/unit_tests $(BUILD)/integration_tests
 
-demo: deps $(BUILD)/pgrouter
+demo: deps $(BUILD)/pgrouter $(BUILD)/testcluster
 	t/demo
 
 install: $(BUILD)/pgrouter
