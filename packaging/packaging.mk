@@ -39,14 +39,15 @@ endef
 deb:
 	$(call pkg_copy_tree,$(PKG_DEB_SRC))
 	rm -rf $(PKG_DEB_SRC)/debian && cp -r packaging/debian $(PKG_DEB_SRC)/debian
-	cd $(PKG_DEB_SRC) && v=$$(dpkg-parsechangelog -S Version) && [ "$$v" = "$(PKG_VERSION)" ] || { \
-	    printf 'pgrouter (%s) unstable; urgency=medium\n\n  * Version %s.\n\n -- %s  %s\n\n' \
+	cd $(PKG_DEB_SRC) && if [ "$$(dpkg-parsechangelog -S Version)" != "$(PKG_VERSION)" ]; then \
+	    { printf 'pgrouter (%s) unstable; urgency=medium\n\n  * Version %s.\n\n -- %s  %s\n\n' \
 	        "$(PKG_VERSION)" "$(PKG_VERSION)" "$$(dpkg-parsechangelog -S Maintainer)" "$$(date -R)"; \
-	    cat debian/changelog; } > debian/changelog.new && mv debian/changelog.new debian/changelog
+	      cat debian/changelog; } > debian/changelog.new && mv debian/changelog.new debian/changelog; \
+	fi
 	rm -f $(BUILD)/pgrouter_* $(BUILD)/pgrouter-dbgsym_*
-	cd $(PKG_DEB_SRC) && $(PKG_CLEAN_ENV) DEB_BUILD_OPTIONS="$(DEB_BUILD_OPTIONS) parallel=$(PKG_JOBS)" \
+	cd $(PKG_DEB_SRC) && $(PKG_CLEAN_ENV) DEB_BUILD_OPTIONS="$(strip $(DEB_BUILD_OPTIONS) parallel=$(PKG_JOBS))" \
 	    dpkg-buildpackage -us -uc -b
-	lintian --fail-on error --no-tag-display-limit $(PKG_DEB)
+	lintian --fail-on error --tag-display-limit 0 $(PKG_DEB)
 	@echo "deb: $(PKG_DEB)"
 
 # --nodeps: the build host is Debian, whose packages rpmbuild cannot see; the
