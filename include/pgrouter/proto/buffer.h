@@ -1,0 +1,44 @@
+// A byte buffer for one direction of one connection: the socket writes at the end
+// (prepare/commit), the decoder reads from the front (data/consume). Consumed space is
+// reclaimed by moving the unread tail to the front, so a steady stream of messages
+// allocates nothing once the buffer has grown to the largest message seen.
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace pgrouter::proto {
+
+class ReadBuffer {
+  public:
+    explicit ReadBuffer(std::size_t initial_capacity = 8192) : buf_(initial_capacity) {}
+
+    // The unread bytes.
+    std::string_view data() const { return {buf_.data() + begin_, end_ - begin_}; }
+    std::size_t size() const { return end_ - begin_; }
+    bool empty() const { return begin_ == end_; }
+
+    // Marks `n` unread bytes as read (n is clamped to size()).
+    void consume(std::size_t n);
+
+    // Writable space of at least `min_free` bytes after the unread ones; valid until the
+    // next non-const call. Grows (doubling) only when compacting is not enough.
+    std::span<char> prepare(std::size_t min_free);
+    // Marks `n` bytes of the last prepare() as received.
+    void commit(std::size_t n);
+
+    // Gives memory back after a large message, keeping `keep` bytes of capacity when the
+    // unread part fits in it.
+    void shrink(std::size_t keep);
+
+    std::size_t capacity() const { return buf_.size(); }
+
+  private:
+    std::vector<char> buf_;
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
+};
+
+}  // namespace pgrouter::proto

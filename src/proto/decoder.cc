@@ -1,0 +1,72 @@
+// Framing of the v3 message stream (see decoder.h). Pure functions over a byte view: the
+// only allocation is the text of an error, which ends the connection anyway.
+#include "pgrouter/proto/decoder.h"
+
+#include <cstdio>
+#include <string>
+
+namespace pgrouter::proto {
+namespace {
+
+constexpr std::size_t kHeaderSize = 5;  // type byte + Int32 length
+
+std::uint32_t read_be32(const char* p) {
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
+           std::uint32_t{u[3]};
+}
+
+DecodeResult frame(std::string_view buf, std::uint32_t limit) {
+    if (buf.size() < kHeaderSize) return NeedMore{kHeaderSize};
+    std::uint32_t len = read_be32(buf.data() + 1);
+    // A length above 2^31 is negative on the wire: the same error as any other bad length.
+    if (len < 4 || len > limit) {
+        return ProtoError{kSqlstateProtocolViolation, "invalid message length"};
+    }
+    std::size_t total = std::size_t{len} + 1;
+    if (buf.size() < total) return NeedMore{total};
+    return Message{buf[0], buf.substr(kHeaderSize, len - 4), total};
+}
+
+}  // namespace
+
+std::uint32_t frontend_length_limit(char type, const DecodeLimits& limits) {
+    switch (static_cast<FrontendMsg>(type)) {
+        case FrontendMsg::Query:
+        case FrontendMsg::FunctionCall:
+        case FrontendMsg::Bind:
+        case FrontendMsg::Parse:
+        case FrontendMsg::CopyData:
+            return limits.data;
+        case FrontendMsg::Terminate:
+        case FrontendMsg::Close:
+        case FrontendMsg::Describe:
+        case FrontendMsg::Execute:
+        case FrontendMsg::Flush:
+        case FrontendMsg::Sync:
+        case FrontendMsg::CopyDone:
+        case FrontendMsg::CopyFail:
+            return limits.control;
+        case FrontendMsg::PasswordMessage:
+            return limits.auth;
+    }
+    return 0;
+}
+
+DecodeResult decode_frontend(std::string_view buf, const DecodeLimits& limits) {
+    if (buf.empty()) return NeedMore{kHeaderSize};
+    std::uint32_t limit = frontend_length_limit(buf[0], limits);
+    if (limit == 0) {
+        char text[64];
+        std::snprintf(text, sizeof text, "invalid frontend message type %d",
+                      static_cast<int>(static_cast<unsigned char>(buf[0])));
+        return ProtoError{kSqlstateProtocolViolation, text};
+    }
+    return frame(buf, limit);
+}
+
+DecodeResult decode_backend(std::string_view buf, std::uint32_t max_length) {
+    return frame(buf, max_length);
+}
+
+}  // namespace pgrouter::proto
