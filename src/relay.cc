@@ -73,11 +73,51 @@ std::string error_response(std::string_view sqlstate, std::string_view message) 
     return msg + body;
 }
 
+// Reads the client's first packet and declines SSL/GSS encryption, so that the error that
+// follows reaches the client as an answer to its StartupMessage (libpq shows it verbatim).
+asio::awaitable<void> read_startup(tcp::socket& client) {
+    constexpr std::uint32_t kSslRequest = 80877103;
+    constexpr std::uint32_t kGssEncRequest = 80877104;
+    constexpr std::uint32_t kMaxStartup = 10000;
+    boost::system::error_code ec;
+    for (int packet = 0; packet < 3; ++packet) {
+        unsigned char head[8];
+        co_await asio::async_read(client, asio::buffer(head),
+                                  asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return;
+        auto be32 = [](const unsigned char* p) {
+            return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 |
+                   std::uint32_t{p[2]} << 8 | p[3];
+        };
+        std::uint32_t len = be32(head);
+        std::uint32_t code = be32(head + 4);
+        if (len == 8 && (code == kSslRequest || code == kGssEncRequest)) {
+            co_await asio::async_write(client, asio::buffer("N", 1),
+                                       asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) co_return;
+            continue;
+        }
+        if (len < 8 || len > kMaxStartup) co_return;
+        std::string rest(len - 8, '\0');
+        co_await asio::async_read(client, asio::buffer(rest),
+                                  asio::redirect_error(asio::use_awaitable, ec));
+        co_return;
+    }
+}
+
+// Answers a client that cannot be served with a FATAL ErrorResponse, within a deadline.
 asio::awaitable<void> refuse(tcp::socket& client, std::string_view message) {
+    asio::steady_timer deadline(client.get_executor(), std::chrono::seconds(5));
+    deadline.async_wait([&client](const boost::system::error_code& e) {
+        boost::system::error_code ignored;
+        if (!e) client.close(ignored);
+    });
+    co_await read_startup(client);
     std::string reply = error_response("08006", message);
     boost::system::error_code ec;
     co_await asio::async_write(client, asio::buffer(reply),
                                asio::redirect_error(asio::use_awaitable, ec));
+    deadline.cancel();
 }
 
 // Connects to host:port, giving up after `timeout`.
