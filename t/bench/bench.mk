@@ -1,0 +1,21 @@
+# make bench: pgrouter side by side with direct connections and the proxies users would pick
+# instead (HAProxy+bgw_replstatus, PgBouncer, pgpool-II), on a cluster built by
+# build/testcluster; results in $(BUILD)/bench/ (results.md, results.csv, ratios.png).
+# BENCH_SECONDS, BENCH_ROUNDS, BENCH_IDLE, BENCH_WORKLOADS, BENCH_TARGETS: see t/bench/run-bench.
+# make bench-deps installs the peers; make profile records a pgrouter worker with perf.
+.PHONY: bench bench-deps profile
+
+$(BUILD)/bench/pgclient: t/bench/pgclient.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -I/usr/include/postgresql $< -o $@ -lpq
+
+bench-deps:
+	t/bench/install-bench-deps
+
+bench: deps $(BUILD)/pgrouter $(BUILD)/testcluster $(BUILD)/bench/pgclient
+	@t/bench/install-bench-deps --check || t/bench/install-bench-deps
+	BUILD=$(BUILD) t/bench/run-bench
+
+profile: deps $(BUILD)/pgrouter $(BUILD)/testcluster $(BUILD)/bench/pgclient
+	@command -v perf >/dev/null 2>&1 || t/bench/install-bench-deps --perf
+	BUILD=$(BUILD) t/bench/run-bench --profile

@@ -1,0 +1,254 @@
+"""The targets `make bench` measures: the two direct connections, pgrouter, and the peers a
+user would put in its place (HAProxy checking bgw_replstatus, PgBouncer in session mode,
+pgpool-II with load balancing), each configured for the same cluster and credentials.
+
+Each start_* writes its config into its own directory, starts the daemon through the
+Registry (so teardown finds it by pid) and waits until a real query passes through it. It
+never changes the cluster."""
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import procs
+
+
+@dataclass
+class Endpoint:
+    port: int
+    db: str
+
+
+@dataclass
+class Target:
+    key: str
+    label: str
+    ro: Optional[Endpoint]  # where read-only workloads connect (None: not measured)
+    rw: Optional[Endpoint]  # where read/write workloads connect
+    proc: Optional[subprocess.Popen] = None  # the proxy's root process (None: direct)
+    reads_from: str = "standby"  # the node read-only work really lands on
+    idle_holds_backend: bool = True  # does an idle client hold a server connection?
+    failover: str = ""  # "" = can follow a promotion; else why it cannot
+    idle_exclude: Optional[Callable[[int], bool]] = None  # pre-forked idle slots (pgpool)
+    notes: list = field(default_factory=list)
+
+    @property
+    def is_proxy(self):
+        return self.proc is not None
+
+
+def have(binary):
+    return shutil.which(binary) is not None or os.path.exists(f"/usr/sbin/{binary}")
+
+
+def which(binary):
+    return shutil.which(binary) or f"/usr/sbin/{binary}"
+
+
+def workdir(base, name):
+    d = os.path.join(base, name)
+    os.makedirs(d, exist_ok=True)
+    procs.chown_service(d)
+    return d
+
+
+def write(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    procs.chown_service(path)
+
+
+def direct_targets(c):
+    return [
+        Target("direct_standby", "direct standby", Endpoint(c.standby1, c.db), None,
+               failover="", notes=["standby1; in (i) the promoted node itself"]),
+        Target("direct_master", "direct master", Endpoint(c.primary, c.db),
+               Endpoint(c.primary, c.db), reads_from="master",
+               failover="n/a (the old master is down)"),
+    ]
+
+
+def start_pgrouter(reg, c, base, binary, ready):
+    d = workdir(base, "pgrouter")
+    port, mon = procs.free_port(), procs.free_port()
+    conf = f"""# written by make bench: pgrouter's defaults but for these lines
+listen 127.0.0.1:{port}
+monitor 127.0.0.1:{mon}
+workers 2
+health {{
+    username {c.superuser}
+    password "{c.superpassword}"
+}}
+backend 127.0.0.1:{c.primary}
+backend 127.0.0.1:{c.standby1}
+backend 127.0.0.1:{c.standby2}
+"""
+    write(os.path.join(d, "pgrouter.conf"), conf)
+    p = reg.start("pgrouter", [os.path.abspath(binary), "-F", "-c", os.path.join(d, "pgrouter.conf")],
+                  os.path.join(d, "pgrouter.log"))
+    t = Target("pgrouter", "pgrouter", Endpoint(port, c.db), Endpoint(port, c.db), p,
+               reads_from="master",  # a connection-level relay to the master for now
+               idle_holds_backend=True)
+    t.notes.append("relays every connection to the master (statement routing not yet)")
+    ready(t, 30)
+    return t
+
+
+def start_haproxy(reg, c, base, ready, fd_limit):
+    if not c.replstatus:
+        return None
+    d = workdir(base, "haproxy")
+    pm, ps = procs.free_port(), procs.free_port()
+    maxconn = max(100, (fd_limit - 200) // 2)  # each client costs two descriptors
+    # The bgw_replstatus readme's setup, plus a second frontend for the standbys. Checks
+    # every second and one failure or success to change state, so (i) is not dominated
+    # by HAProxy's 2 s x 3 defaults.
+    conf = f"""# written by make bench
+global
+    maxconn {maxconn}
+    pidfile {d}/haproxy.pid
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+    timeout check 1s
+    default-server inter 1s rise 1 fall 1
+
+frontend pg_master
+    bind 127.0.0.1:{pm}
+    maxconn {maxconn}
+    default_backend pg_master
+
+backend pg_master
+    option tcp-check
+    tcp-check expect string MASTER
+    server primary 127.0.0.1:{c.primary} check port {c.rs_primary} on-marked-down shutdown-sessions
+    server standby1 127.0.0.1:{c.standby1} check port {c.rs_standby1} backup
+    server standby2 127.0.0.1:{c.standby2} check port {c.rs_standby2} backup
+
+frontend pg_standby
+    bind 127.0.0.1:{ps}
+    maxconn {maxconn}
+    default_backend pg_standby
+
+backend pg_standby
+    balance roundrobin
+    option tcp-check
+    tcp-check expect string STANDBY
+    server standby1 127.0.0.1:{c.standby1} check port {c.rs_standby1}
+    server standby2 127.0.0.1:{c.standby2} check port {c.rs_standby2}
+"""
+    write(os.path.join(d, "haproxy.cfg"), conf)
+    p = reg.start("haproxy", [which("haproxy"), "-db", "-f", os.path.join(d, "haproxy.cfg")],
+                  os.path.join(d, "haproxy.log"))
+    t = Target("haproxy", "HAProxy+bgw_replstatus", Endpoint(ps, c.db), Endpoint(pm, c.db), p)
+    t.notes.append("TCP mode; reads via the STANDBY frontend (2 standbys, round robin), "
+                   "writes via the MASTER frontend; checks every 1 s, rise 1 fall 1")
+    ready(t, 30)
+    return t
+
+
+def start_pgbouncer(reg, c, base, ready, max_clients):
+    d = workdir(base, "pgbouncer")
+    port = procs.free_port()
+    users = "".join(f'"{u}" "{secret}"\n' for u, secret in c.verifiers.items())
+    write(os.path.join(d, "userlist.txt"), users, 0o600)
+    conf = f"""; written by make bench
+[databases]
+bench_rw = host=127.0.0.1 port={c.primary} dbname={c.db}
+bench_ro = host=127.0.0.1 port={c.standby1} dbname={c.db}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {d}/userlist.txt
+pool_mode = session
+max_client_conn = {max_clients + 100}
+default_pool_size = 40
+logfile =
+pidfile =
+ignore_startup_parameters = extra_float_digits
+"""
+    write(os.path.join(d, "pgbouncer.ini"), conf)
+    p = reg.start("pgbouncer", [which("pgbouncer"), os.path.join(d, "pgbouncer.ini")],
+                  os.path.join(d, "pgbouncer.log"))
+    t = Target("pgbouncer", "PgBouncer (session)", Endpoint(port, "bench_ro"),
+               Endpoint(port, "bench_rw"), p, idle_holds_backend=False,
+               failover="n/a (a static host per database)")
+    t.notes.append("session pooling, SCRAM verifiers from pg_authid in auth_file; "
+                   "bench_ro -> standby1, bench_rw -> primary")
+    ready(t, 30)
+    return t
+
+
+def _pgpool_idle_child(pid):
+    return "wait for connection request" in procs.cmdline(pid)
+
+
+def start_pgpool(reg, c, base, ready, children):
+    d = workdir(base, "pgpool")
+    port, pcp = procs.free_port(), procs.free_port()
+    backends = ""
+    for i, (pt, w) in enumerate(((c.primary, 0), (c.standby1, 1), (c.standby2, 1))):
+        backends += f"""backend_hostname{i} = '127.0.0.1'
+backend_port{i} = {pt}
+backend_weight{i} = {w}
+backend_flag{i} = 'ALLOW_TO_FAILOVER'
+"""
+    conf = f"""# written by make bench
+backend_clustering_mode = 'streaming_replication'
+listen_addresses = '127.0.0.1'
+port = {port}
+socket_dir = '{d}'
+pcp_listen_addresses = ''
+pcp_port = {pcp}
+pcp_socket_dir = '{d}'
+wd_ipc_socket_dir = '{d}'
+pid_file_name = '{d}/pgpool.pid'
+logdir = '{d}'
+log_destination = 'stderr'
+enable_pool_hba = on
+pool_passwd = 'pool_passwd'
+num_init_children = {children}
+max_pool = 1
+load_balance_mode = on
+sr_check_period = 1
+sr_check_user = '{c.superuser}'
+sr_check_password = '{c.superpassword}'
+sr_check_database = 'postgres'
+health_check_period = 1
+health_check_timeout = 2
+health_check_user = '{c.superuser}'
+health_check_password = '{c.superpassword}'
+health_check_database = 'postgres'
+health_check_max_retries = 0
+failover_on_backend_error = on
+search_primary_node_timeout = 0
+use_watchdog = off
+memory_cache_enabled = off
+ssl = off
+{backends}"""
+    write(os.path.join(d, "pgpool.conf"), conf)
+    write(os.path.join(d, "pcp.conf"), "")
+    write(os.path.join(d, "pool_hba.conf"),
+          "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+    # pgpool needs the clear passwords to answer each backend's SCRAM challenge.
+    write(os.path.join(d, "pool_passwd"),
+          "".join(f"{u}:TEXT{pw}\n" for u, pw in c.passwords.items()), 0o600)
+    p = reg.start("pgpool", [which("pgpool"), "-n", "-f", os.path.join(d, "pgpool.conf"),
+                             "-F", os.path.join(d, "pcp.conf"),
+                             "-a", os.path.join(d, "pool_hba.conf")],
+                  os.path.join(d, "pgpool.log"))
+    t = Target("pgpool", "pgpool-II (LB)", Endpoint(port, c.db), Endpoint(port, c.db), p,
+               idle_exclude=_pgpool_idle_child)
+    t.notes.append(f"streaming replication mode, load balancing (weights 0/1/1), "
+                   f"num_init_children {children}, max_pool 1, health and sr checks every 1 s")
+    ready(t, 60)
+    return t

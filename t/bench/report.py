@@ -1,0 +1,251 @@
+"""The output of `make bench`: a Markdown table (rows workloads, columns targets, cells
+`median (ratio)`), a CSV of the same with every round's value, and a PNG chart drawn by
+gnuplot. Pure formatting over the measured values; it never runs a workload."""
+
+import os
+import platform
+import statistics
+import subprocess
+
+# key, label, kind, baseline target. Kinds: tput (higher is better, ratio to baseline),
+# mem (KiB per client), cpu (us per txn), lat (ms, + added over baseline), time (s), na.
+ROWS = [
+    ("a", "(a) -S simple, -c 8: tps", "tput", "direct_standby"),
+    ("b", "(b) -S prepared, -c 8: tps", "tput", "direct_standby"),
+    ("c", "(c) TPC-B-like, -c 8: tps", "tput", "direct_master"),
+    ("d", "(d) -S -C (connect per txn): tps", "tput", "direct_standby"),
+    ("e", "(e) 50 MB result: MB/s", "tput", "direct_standby"),
+    ("f1000", "(f) 1,000 idle clients: proxy KiB/client", "mem", None),
+    ("f10000", "(f) 10,000 idle clients: proxy KiB/client", "mem", None),
+    ("g_cpu_simple", "(g) @{rate}/s simple: proxy CPU µs/txn", "cpu", None),
+    ("g_cpu_prepared", "(g) @{rate}/s prepared: proxy CPU µs/txn", "cpu", None),
+    ("g_avg_simple", "(g) @{rate}/s simple: avg latency ms (added)", "lat", "direct_standby"),
+    ("g_p99_simple", "(g) @{rate}/s simple: p99 latency ms (added)", "lat", "direct_standby"),
+    ("g_avg_prepared", "(g) @{rate}/s prepared: avg latency ms (added)", "lat", "direct_standby"),
+    ("g_p99_prepared", "(g) @{rate}/s prepared: p99 latency ms (added)", "lat", "direct_standby"),
+    ("h", "(h) -S over TLS", "na", None),
+    ("i", "(i) failover: promote → first write, s", "time", None),
+]
+WORKLOAD_OF_ROW = {r[0]: r[0][0] for r in ROWS}
+
+
+def _median(values):
+    return statistics.median(values) if values else None
+
+
+class Table:
+    def __init__(self, bench, targets, meta):
+        self.bench, self.targets, self.meta = bench, targets, meta
+        self.footnotes = []  # reasons, numbered in order of first use
+
+    def med(self, row, target_key):
+        return _median(self.bench.values.get((row, target_key), []))
+
+    def note(self, reason):
+        if reason not in self.footnotes:
+            self.footnotes.append(reason)
+        return f"n/a [{self.footnotes.index(reason) + 1}]"
+
+    def cell(self, row, kind, base, t):
+        m = self.med(row, t.key)
+        if m is None:
+            why = self.bench.skips.get((row, t.key))
+            if why is None or why == "—":
+                return "—"
+            return self.note(why)
+        b = self.med(row, base) if base else None
+        if kind == "tput":
+            digits = 0 if m >= 100 else 1
+            return f"{m:.{digits}f} ({m / b:.2f})" if b else f"{m:.{digits}f}"
+        if kind == "mem":
+            return f"{m:.1f} KiB"
+        if kind == "cpu":
+            return f"{m:.0f} µs"
+        if kind == "lat":
+            if b is None or t.key == base:
+                return f"{m:.3f}"
+            return f"{m:.3f} ({m - b:+.3f})"
+        if kind == "time":
+            return f"{m:.2f} s"
+        return f"{m}"
+
+    def rows(self):
+        for key, label, kind, base in ROWS:
+            if WORKLOAD_OF_ROW[key] not in self.meta["workloads"] and key != "h":
+                continue
+            if key.startswith("f") and int(key[1:]) not in self.meta["idle"]:
+                continue
+            yield key, label.format(rate=self.meta["rate"]), kind, base
+
+    def markdown(self):
+        m = self.meta
+        head = "| workload | " + " | ".join(t.label for t in self.targets) + " |"
+        sep = "|---|" + "---:|" * len(self.targets)
+        lines = [head, sep]
+        for key, label, kind, base in self.rows():
+            lines.append(f"| {label} | " + " | ".join(self.cell(key, kind, base, t) for t in self.targets) + " |")
+        out = [
+            "# pgrouter `make bench`",
+            "",
+            f"{m['date']} on {machine()}; {m['elapsed'] / 60:.1f} min. "
+            f"**Noisy**: a shared 2-core machine, other work running; read ratios, not absolute numbers.",
+            "",
+            f"{m['rounds']} interleaved rounds (every target in turn, workload by workload), "
+            f"{m['seconds']:g} s per run, median of rounds; pgbench scale {m['scale']}; "
+            f"primary + 2 streaming standbys built by build/testcluster, all on loopback.",
+            "",
+            "\n".join(lines),
+            "",
+            "Cells are `median (ratio)`: the ratio is to **direct standby** for read-only workloads and "
+            "to **direct master** for (c). (f): the proxy's own memory (PSS summed over its process "
+            "tree) added per idle client; each client runs a query afterwards. (g): fixed rate "
+            f"`pgbench -S -c 4 -j 2 -R {m['rate']}`, the proxy's utime+stime over its whole process "
+            "tree per transaction, latencies from pgbench's per-transaction log with the difference "
+            "to direct standby in brackets. (i): seconds from `pg_ctl promote -w` returning to the "
+            "first successful INSERT through the target (old primary stopped "
+            "immediately 2 s before promote).",
+        ]
+        pg = self.master_readers()
+        if pg:
+            out += ["", pg]
+        notes = []
+        for t in self.targets:
+            for n in t.notes:
+                notes.append(f"- {t.label}: {n}")
+        for name, why in m["missing"].items():
+            notes.append(f"- {name}: not measured ({why}; `make bench-deps` installs it)")
+        if notes:
+            out += ["", "Setup:", *notes]
+        if self.footnotes:
+            out += ["", "Not measured:"] + [f"{i + 1}. {r}" for i, r in enumerate(self.footnotes)]
+        v = m["versions"]
+        out += ["", f"Versions: {v['postgres']}; {v['haproxy']}; {v['pgbouncer']}; {v['pgpool']}.", ""]
+        return "\n".join(out)
+
+    def master_readers(self):
+        """Targets whose reads land on the master: their read-only ratios against direct
+        master, the connection they really compete with."""
+        parts = []
+        for t in self.targets:
+            if not t.is_proxy or t.reads_from != "master":
+                continue
+            ratios = []
+            for key in ("a", "b", "d", "e"):
+                m, b = self.med(key, t.key), self.med(key, "direct_master")
+                if m is not None and b:
+                    ratios.append(f"({key}) {m / b:.2f}")
+            for key in ("g_avg_simple", "g_p99_simple"):
+                m, b = self.med(key, t.key), self.med(key, "direct_master")
+                if m is not None and b is not None:
+                    ratios.append(f"{key.replace('g_', '(g) ').replace('_', ' ')} {m - b:+.3f} ms")
+            if ratios:
+                parts.append(f"**{t.label} sends reads to the master today** (statement routing not yet): "
+                             f"against direct master its read-only figures are " + ", ".join(ratios) + ".")
+        return "\n".join(parts)
+
+    def csv(self):
+        lines = ["workload,label,target,median,relative,unit,rounds,values,note"]
+        units = {"tput": "per s", "mem": "KiB/client", "cpu": "us/txn", "lat": "ms", "time": "s", "na": ""}
+        for key, label, kind, base in self.rows():
+            for t in self.targets:
+                vals = self.bench.values.get((key, t.key), [])
+                m = _median(vals)
+                b = self.med(key, base) if base else None
+                rel = ""
+                if m is not None and b:
+                    rel = f"{m / b:.4f}" if kind == "tput" else (f"{m - b:.4f}" if kind == "lat" else "")
+                unit = "MB/s" if key == "e" else ("tps" if kind == "tput" else units[kind])
+                note = self.bench.skips.get((key, t.key), "") if m is None else ""
+                lines.append(",".join([
+                    key, _q(label), t.key, "" if m is None else f"{m:.4f}", rel, unit, str(len(vals)),
+                    _q(";".join(f"{v:.4f}" for v in vals)), _q(note if note != "—" else "")]))
+        return "\n".join(lines) + "\n"
+
+
+def _q(s):
+    return '"' + s.replace('"', '""') + '"' if ("," in s or '"' in s or ";" in s) else s
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} × {cpu}"
+
+
+def chart(out_dir, table):
+    """ratios.png: throughput ratios (a)-(e) and (g)'s CPU per transaction, per proxy."""
+    proxies = [t for t in table.targets if t.is_proxy]
+    if not proxies:
+        return None
+    header = "workload " + " ".join(f'"{t.label}"' for t in proxies)
+    ratio_lines, cpu_lines = [header], [header]
+    for key, label, kind, base in table.rows():
+        if kind == "tput":
+            vals = []
+            for t in proxies:
+                m, b = table.med(key, t.key), table.med(key, base)
+                vals.append(f"{m / b:.3f}" if m is not None and b else "?")
+            ratio_lines.append(f'"{label.split(":")[0]}" ' + " ".join(vals))
+        elif kind == "cpu":
+            vals = [f"{table.med(key, t.key):.1f}" if table.med(key, t.key) is not None else "?" for t in proxies]
+            cpu_lines.append(f'"{"simple" if "simple" in key else "prepared"}" ' + " ".join(vals))
+    with open(os.path.join(out_dir, "ratios.dat"), "w") as f:
+        f.write("\n".join(ratio_lines) + "\n")
+    with open(os.path.join(out_dir, "cpu.dat"), "w") as f:
+        f.write("\n".join(cpu_lines) + "\n")
+    n = len(proxies) + 1
+    have_cpu = len(cpu_lines) > 1
+    script = f"""
+set terminal pngcairo size {1500 if have_cpu else 1000},600 font "Sans,10"
+set output "{out_dir}/ratios.png"
+set datafile missing "?"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid ytics
+set key top right
+set yrange [0:*]
+{"set multiplot layout 1,2 columnsfirst" if have_cpu else ""}
+set title "Saturated throughput relative to a direct connection (1.0 = direct)\\n{table.meta['date']}, {table.meta['rounds']} rounds x {table.meta['seconds']:g} s, shared 2-core machine (noisy)"
+set ylabel "ratio to direct (standby for reads, master for TPC-B)"
+set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2 lc rgb "black"
+plot for [i=2:{n}] "{out_dir}/ratios.dat" using i:xtic(1) title columnheader(i)
+"""
+    if have_cpu:
+        script += f"""
+unset arrow 1
+set title "(g) the proxy's CPU per transaction at {table.meta['rate']} tx/s (lower is better)\\npgrouter's target: 35 µs"
+set ylabel "CPU µs per transaction (utime+stime of the proxy's processes)"
+set arrow 2 from graph 0, first 35 to graph 1, first 35 nohead dt 3 lw 2 lc rgb "red"
+plot for [i=2:{n}] "{out_dir}/cpu.dat" using i:xtic(1) title columnheader(i)
+unset multiplot
+"""
+    r = subprocess.run(["gnuplot"], input=script, capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"gnuplot failed: {r.stderr.strip()}"
+    return None
+
+
+def write_all(out_dir, bench, targets, meta):
+    table = Table(bench, targets, meta)
+    md = table.markdown()
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(out_dir, "results.csv"), "w") as f:
+        f.write(table.csv())
+    print(md, flush=True)
+    have_gnuplot = subprocess.run(["sh", "-c", "command -v gnuplot"], capture_output=True).returncode == 0
+    if have_gnuplot:
+        err = chart(out_dir, table)
+        if err:
+            print(f"bench: {err}", flush=True)
+    else:
+        print("bench: gnuplot not installed (make bench-deps); no ratios.png", flush=True)
