@@ -56,7 +56,25 @@ std::optional<std::uint64_t> to_unsigned(std::string_view s, std::uint64_t max) 
     return v;
 }
 
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+// A value as shown in a message: quoted, control bytes escaped so that a stray byte in the
+// file cannot garble a terminal, and cut short when it is too long to read anyway.
+std::string quote(std::string_view s) {
+    constexpr std::size_t kShown = 80;
+    std::string out = "'";
+    for (std::size_t i = 0; i < s.size() && i < kShown; ++i) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == 0x7f) {
+            constexpr char kHex[] = "0123456789abcdef";
+            out += "\\x";
+            out += kHex[c >> 4];
+            out += kHex[c & 0xf];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (s.size() > kShown) out += "...";
+    return out + "'";
+}
 
 // Optimal string alignment distance, so a swapped pair of letters costs one edit.
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -423,7 +441,8 @@ void Interpreter::unknown(DirectiveScope scope, const ConfigStatement& st) {
     std::string_view best;
     std::size_t best_distance = name.size() <= 4 ? 2 : 3;  // anything closer is suggested
     for (const Directive& d : directives()) {
-        if (d.scope != scope) continue;
+        // No directive is longer than 32; spare hostile input the quadratic work.
+        if (d.scope != scope || name.size() > 32) continue;
         std::size_t distance = edit_distance(name, d.name);
         if (distance < best_distance) {
             best = d.name;

@@ -616,6 +616,10 @@ TEST_CASE("config: every error names the line and what was expected") {
           "t.conf:1: missing 'key' in the 'tls' "
           "block"}},
         {"user \"\"", {"t.conf:1: empty value for 'user'"}},
+        // values in messages: control bytes escaped, long values cut
+        {"lo\x01g INFO", {"t.conf:1: unknown directive 'lo\\x01g' (did you mean 'log'?)"}},
+        {"listen " + std::string(100, 'a'),
+         {"t.conf:1: missing port in '" + std::string(80, 'a') + "...' (expected HOST:PORT)"}},
     };
     for (const Case& c : cases) {
         std::string text = std::string(kB) + c.text;
