@@ -1,0 +1,90 @@
+// The statement classifier: SQL text of one routing unit → what it needs (a standby may run
+// it, the master must, it opens or ends a transaction block) and what it does to the
+// session (settings to replay, state that pins the session to the master). It parses with
+// the real PostgreSQL grammar (pg_query); it never touches sockets, shared memory or the
+// clock, and it never throws. Parsing costs tens of µs, so callers go through ClassifyCache.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgrouter {
+
+enum class StatementKind : std::uint8_t {
+    Read,                    // may run on a standby
+    Write,                   // must run on the master
+    TransactionBegin,        // BEGIN / START TRANSACTION (see read_only, read_write)
+    TransactionEnd,          // COMMIT, ROLLBACK, END, ABORT, PREPARE TRANSACTION
+    SetTransactionReadOnly,  // SET TRANSACTION READ ONLY (first statement of a block)
+    Session,                 // changes only session state: SET, DISCARD, LISTEN, PREPARE...
+};
+
+// Why a unit pins its session to the master: state that lives in one backend and cannot
+// be copied. A bit set; Classification::pin_reason names the first one for the logs.
+enum PinReason : std::uint16_t {
+    kPinTempTable = 1 << 0,     // CREATE TEMP ..., SELECT INTO TEMP
+    kPinPgTemp = 1 << 1,        // a reference to pg_temp.x
+    kPinListen = 1 << 2,        // LISTEN
+    kPinPrepare = 1 << 3,       // SQL-level PREPARE
+    kPinHoldCursor = 1 << 4,    // DECLARE ... WITH HOLD
+    kPinAdvisoryLock = 1 << 5,  // pg_advisory_lock*, pg_try_advisory_lock* (session-scoped)
+    kPinSequence = 1 << 6,      // currval, lastval, setval
+};
+
+// What DISCARD throws away. All: every pin (it also resets every setting, RESET ALL, and
+// drops the session's advisory locks, LISTENs, prepared statements and cursors); Temp:
+// kPinTempTable and kPinPgTemp; Sequences: kPinSequence; Plans: no pin.
+enum class Discard : std::uint8_t { None, Plans, Sequences, Temp, All };
+
+// How a unit changes default_transaction_read_only (which lets BEGIN start on a standby).
+// Off also stands for RESET / SET ... TO DEFAULT: the server's own default is assumed off,
+// which only costs a BEGIN on the master when an operator set it on in postgresql.conf.
+enum class ReadOnlyDefault : std::uint8_t { Unchanged, On, Off };
+
+// The classification of one unit (one Query message, or one prepared statement's text).
+// Trivially copyable; the strings are static literals, so caching and copying never
+// allocate.
+struct Classification {
+    StatementKind kind = StatementKind::Write;
+    bool read_only = false;   // TransactionBegin: READ ONLY given (or SET TRANSACTION READ ONLY
+                              // follows BEGIN in the same unit)
+    bool read_write = false;  // TransactionBegin: READ WRITE given explicitly
+    bool set = false;         // SET/RESET/SET ROLE/SET SESSION AUTHORIZATION/set_config(.., false):
+                              // to be replayed on the session's other backends
+    bool set_local = false;   // SET LOCAL / set_config(.., true): lasts for the transaction only
+    bool multi = false;       // more than one statement
+    bool parse_error = false;  // the grammar refused it (kind is Write)
+    ReadOnlyDefault read_only_default = ReadOnlyDefault::Unchanged;
+    Discard discard = Discard::None;
+    std::uint16_t pins = 0;            // PinReason bits
+    std::uint16_t statements = 0;      // 0: empty (only blanks, comments, semicolons)
+    std::string_view reason = "";      // why this kind, for debug logs ("FOR UPDATE/SHARE")
+    std::string_view pin_reason = "";  // the first pin's cause ("LISTEN"), empty when none
+
+    [[nodiscard]] bool pins_master() const { return pins != 0; }
+};
+
+// Classifies with the PostgreSQL 15 grammar. One per process (pg_query keeps per-thread
+// parser memory); classify() is const and reentrant within a thread.
+class Classifier {
+  public:
+    // write_functions: operator-supplied function names whose calls must run on the master,
+    // matched case-insensitively. "f" matches f() in any schema; "s.f" matches only s.f().
+    explicit Classifier(std::vector<std::string> write_functions = {});
+
+    // Never fails: text the grammar refuses, or that holds a NUL byte, is a Write.
+    [[nodiscard]] Classification classify(std::string_view sql) const;
+
+    const std::vector<std::string>& write_functions() const { return write_functions_; }
+
+  private:
+    std::vector<std::string> write_functions_;  // lower-cased
+};
+
+// Names for logs and tests: "read", "write", "begin", "end", "set-transaction-read-only",
+// "session".
+[[nodiscard]] std::string_view kind_name(StatementKind kind);
+
+}  // namespace pgrouter
