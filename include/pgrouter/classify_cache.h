@@ -1,0 +1,72 @@
+// A worker's bounded cache of classifications, keyed by the exact query text, so a repeated
+// statement is parsed once. CLOCK eviction (one "referenced" bit per entry, no list
+// splicing on a hit) under two bounds: a number of entries and a number of key bytes.
+// A hit hashes and compares the text and allocates nothing. Per process, not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "pgrouter/classify.h"
+
+namespace pgrouter {
+
+class ClassifyCache {
+  public:
+    static constexpr std::size_t kDefaultEntries = 4096;
+    static constexpr std::size_t kDefaultBytes = 4 << 20;
+
+    // A text longer than max_bytes / 16 is never cached: one huge generated statement must
+    // not flush the whole cache.
+    explicit ClassifyCache(std::size_t max_entries = kDefaultEntries,
+                           std::size_t max_bytes = kDefaultBytes);
+    ClassifyCache(const ClassifyCache&) = delete;
+    ClassifyCache& operator=(const ClassifyCache&) = delete;
+
+    // The cached classification of `sql`, marked as recently used; null on a miss. The
+    // pointer is valid until the next insert() or clear().
+    [[nodiscard]] const Classification* find(std::string_view sql);
+    // Remembers `c` for `sql` (replacing an older entry), evicting as needed.
+    void insert(std::string_view sql, const Classification& c);
+    // find(), else classify with `classifier` and insert: the one call sessions make.
+    [[nodiscard]] Classification classify(std::string_view sql, const Classifier& classifier);
+    // Forgets everything (after a reload changed the write-function list).
+    void clear();
+
+    std::size_t size() const { return index_.size(); }
+    std::size_t bytes() const { return bytes_; }
+    std::size_t max_entries() const { return slots_.size(); }
+    std::uint64_t hits() const { return hits_; }
+    std::uint64_t misses() const { return misses_; }
+
+  private:
+    struct Hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    struct Slot {
+        const std::string* key = nullptr;  // the map's key; null when the slot is free
+        Classification value;
+        bool referenced = false;
+    };
+
+    void evict_one();
+
+    std::unordered_map<std::string, std::uint32_t, Hash, std::equal_to<>> index_;
+    std::vector<Slot> slots_;
+    std::vector<std::uint32_t> free_;  // free slot numbers
+    std::size_t hand_ = 0;             // CLOCK hand
+    std::size_t bytes_ = 0;            // sum of the cached texts' sizes
+    std::size_t max_bytes_;
+    std::uint64_t hits_ = 0;
+    std::uint64_t misses_ = 0;
+};
+
+}  // namespace pgrouter
