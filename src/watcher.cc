@@ -5,14 +5,12 @@
 // never holds a lock: each record is published under its own sequence counter.
 #include <poll.h>
 #include <pthread.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
 #include <map>
 #include <memory>
-#include <thread>
 
 #include "pgrouter/child.h"
 #include "pgrouter/clock.h"
@@ -23,6 +21,7 @@
 #include "pgrouter/seqlock.h"
 #include "pgrouter/shm.h"
 #include "pgrouter/signals.h"
+#include "pgrouter/watcher_wake.h"
 
 namespace pgrouter {
 
@@ -31,48 +30,8 @@ namespace {
 constexpr std::int64_t kMs = 1'000'000;
 // A storm of worker posts (every client of a dead backend) costs at most this many samples.
 constexpr std::int64_t kRecheckSpacingNs = 50 * kMs;
-constexpr std::int64_t kMinReplstatusIntervalNs = 20 * kMs;
-
-// The semaphore cannot be polled, so a thread blocks on it and turns posts into a readable
-// eventfd: the loop wakes within microseconds and no timer spins while all is quiet. The
-// thread starts with the stop signals blocked, so they interrupt the loop's ppoll() instead.
-class RecheckWaker {
-  public:
-    [[nodiscard]] bool start(Segment& seg) {
-        fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (fd_ < 0) return false;
-        try {
-            std::thread([&seg, fd = fd_] { wait_loop(seg, fd); }).detach();
-        } catch (const std::system_error&) {
-            return false;
-        }
-        return true;
-    }
-    int fd() const { return fd_; }
-    void drain() const {
-        std::uint64_t n;
-        while (read(fd_, &n, sizeof n) == static_cast<ssize_t>(sizeof n)) {
-        }
-    }
-
-  private:
-    [[noreturn]] static void wait_loop(Segment& seg, int fd) {
-        for (;;) {
-            try {
-                seg.recheck.wait();
-                while (seg.recheck.try_wait()) {
-                }
-            } catch (const boost::interprocess::interprocess_exception&) {
-                usleep(10'000);
-                continue;
-            }
-            std::uint64_t one = 1;
-            if (write(fd, &one, sizeof one) < 0) usleep(10'000);
-        }
-    }
-
-    int fd_ = -1;
-};
+// bgw_replstatus answers without a login: cheap enough to ask this often.
+constexpr std::int64_t kReplstatusIntervalNs = 100 * kMs;
 
 bool same_health(const BackendHealth& a, const BackendHealth& b) {
     return a.epoch == b.epoch && a.status == b.status && a.role == b.role && a.fenced == b.fenced &&
@@ -112,7 +71,7 @@ struct Watched {
 
 class Watcher {
   public:
-    explicit Watcher(Segment& seg) : seg_(seg) {}
+    explicit Watcher(Segment& seg) : seg_(seg), waker_(seg.recheck) {}
     [[noreturn]] void run();
 
   private:
@@ -231,7 +190,7 @@ void Watcher::schedule(std::int64_t now) {
             }
         }
         if (w.replstatus_port != 0 && !w.replstatus.busy() && now >= w.next_replstatus_ns) {
-            w.next_replstatus_ns = now + std::max(lag_ns() / 2, kMinReplstatusIntervalNs);
+            w.next_replstatus_ns = now + std::min(lag_ns(), kReplstatusIntervalNs);
             handle_replstatus(w, w.replstatus.start(w.probe->target().host, w.replstatus_port, now,
                                                     timeout_ns()));
         }
@@ -366,7 +325,7 @@ void Watcher::run() {
     pthread_sigmask(SIG_BLOCK, &stop_signals, &wait_mask);
     sigdelset(&wait_mask, SIGTERM);
     sigdelset(&wait_mask, SIGINT);
-    if (!waker_.start(seg_)) {
+    if (!waker_.start()) {
         log_sys(LogLevel::Alert, errno, "watcher: cannot start the recheck thread");
         _exit(1);
     }
