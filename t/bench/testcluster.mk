@@ -2,3 +2,4 @@
 $(BUILD)/testcluster: $(BUILD)/obj/t/tools/testcluster.o $(HARNESS)
 	$(CXX) $(CXXFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 -include $(BUILD)/obj/t/tools/testcluster.d
+demo: $(BUILD)/testcluster

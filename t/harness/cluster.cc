@@ -111,9 +111,10 @@ Cluster::Cluster(ClusterOptions opts) : opts_(std::move(opts)), keep_(opts_.keep
         throw std::runtime_error("Cluster: bgw_replstatus is not installed");
     auto t0 = Clock::now();
     install_cleanup_handlers();
-    dir_ = opts_.dir.empty() ? make_temp_dir("pgrouter-cluster-") : opts_.dir;
+    dir_ = opts_.dir.empty() ? make_temp_dir("pgrouter-cluster-", fast_temp_base()) : opts_.dir;
     prepare_dir(dir_);
-    if (!keep_) reaper_ = Reaper(stop_postmasters_script(dir_));
+    // Even a kept cluster is removed if this process dies while building it.
+    reaper_ = Reaper(stop_postmasters_script(dir_));
     try {
         nodes_.push_back({"primary", dir_ + "/primary", 0, 0, NodeRole::Primary, -1, -1});
         for (int s = 1; s <= opts_.standbys; ++s) {
@@ -141,7 +142,16 @@ Cluster::Cluster(ClusterOptions opts) : opts_(std::move(opts)), keep_(opts_.keep
         double t_primary = seconds_since(t);
 
         t = Clock::now();
-        for (int s = 1; s <= opts_.standbys; ++s) make_standby(nodes_[s], 0);
+        {
+            // Base backups and first starts of the standbys run side by side.
+            std::vector<std::future<void>> standbys;
+            for (int s = 1; s <= opts_.standbys; ++s) {
+                Node& n = nodes_[static_cast<size_t>(s)];
+                standbys.push_back(
+                    std::async(std::launch::async, [this, &n] { make_standby(n, 0); }));
+            }
+            for (auto& f : standbys) f.get();
+        }
         double t_standbys = seconds_since(t);
 
         if (has_foreign_) {
@@ -153,6 +163,13 @@ Cluster::Cluster(ClusterOptions opts) : opts_(std::move(opts)), keep_(opts_.keep
         double t_stream = seconds_since(t);
 
         write_env();
+        if (keep_) {
+            for (auto& n : nodes_) {
+                unregister_kill(n.kill_slot);
+                n.kill_slot = -1;
+            }
+            reaper_.disarm();
+        }
         setup_seconds_ = seconds_since(t0);
         if (!opts_.quiet) {
             std::fprintf(stderr,
@@ -253,16 +270,17 @@ Cluster::Node& Cluster::node(int i) {
 
 void Cluster::prepare_dir(const std::string& dir) {
     std::error_code ec;
-    fs::create_directories(dir, ec);
+    bool created = fs::create_directories(dir, ec);
     if (ec) throw std::runtime_error("cannot create " + dir + ": " + ec.message());
     if (!fs::is_empty(dir, ec)) throw std::runtime_error(dir + " is not empty");
     if (chmod(dir.c_str(), 0700) != 0)
         throw std::runtime_error("chmod " + dir + ": " + std::strerror(errno));
     chown_to_postgres(dir);
     if (running_as_root() && !run(as_postgres({"test", "-w", dir})).ok()) {
-        remove_tree(dir);
-        throw std::runtime_error("the postgres user cannot write " + dir +
-                                 " (a parent directory is closed to it); use one under /tmp");
+        if (created) remove_tree(dir);
+        throw std::runtime_error("the postgres user cannot reach " + dir +
+                                 ": a parent directory is closed to it (chmod o+x the parents, "
+                                 "or use a directory under /tmp)");
     }
 }
 
@@ -331,7 +349,6 @@ void Cluster::pg_ctl_start(Node& n) {
 }
 
 void Cluster::track_pid(Node& n) {
-    if (keep_) return;
     std::string pidfile = read_file(n.dir + "/data/postmaster.pid");
     pid_t pid = static_cast<pid_t>(std::atol(pidfile.c_str()));
     if (n.kill_slot < 0)

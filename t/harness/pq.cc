@@ -14,10 +14,16 @@ std::string trimmed(const char* msg) {
     return s;
 }
 
+void collect_notice(void* arg, const PGresult* res) {
+    static_cast<std::vector<std::string>*>(arg)->push_back(trimmed(PQresultErrorMessage(res)));
+}
+
 }  // namespace
 
-PgConn::PgConn(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {
+PgConn::PgConn(const std::string& conninfo)
+    : conn_(PQconnectdb(conninfo.c_str())), notices_(std::make_unique<std::vector<std::string>>()) {
     if (conn_ == nullptr) throw std::runtime_error("PQconnectdb: out of memory");
+    PQsetNoticeReceiver(conn_, collect_notice, notices_.get());
     if (PQstatus(conn_) != CONNECTION_OK) {
         std::string msg = trimmed(PQerrorMessage(conn_));
         PQfinish(conn_);
@@ -30,12 +36,14 @@ PgConn::~PgConn() {
     if (conn_ != nullptr) PQfinish(conn_);
 }
 
-PgConn::PgConn(PgConn&& other) noexcept : conn_(std::exchange(other.conn_, nullptr)) {}
+PgConn::PgConn(PgConn&& other) noexcept
+    : conn_(std::exchange(other.conn_, nullptr)), notices_(std::move(other.notices_)) {}
 
 PgConn& PgConn::operator=(PgConn&& other) noexcept {
     if (this != &other) {
         if (conn_ != nullptr) PQfinish(conn_);
         conn_ = std::exchange(other.conn_, nullptr);
+        notices_ = std::move(other.notices_);
     }
     return *this;
 }

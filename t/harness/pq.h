@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,9 +31,12 @@ class PgConn {
 
     PGconn* get() const { return conn_; }
     int backend_pid() const;
+    // NOTICE/WARNING messages received so far (libpq would print them to stderr).
+    const std::vector<std::string>& notices() const { return *notices_; }
 
   private:
     PGconn* conn_ = nullptr;
+    std::unique_ptr<std::vector<std::string>> notices_;  // stable across moves
 };
 
 // One connection per call.
