@@ -100,6 +100,8 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
     copy_string(st.health_database, config.health.database);
     copy_string(st.health_username, config.health.username);
     copy_string(st.health_password, config.health.password);
+    copy_string(st.hba_path, config.hba);
+    copy_string(st.authdb_path, config.authdb);
     for (int s = 0; s < kMaxBackends; ++s) {
         if (!taken[s]) seg.backends[s].spec.active = false;
     }
@@ -169,7 +171,10 @@ void reset_worker_slot(Segment& seg, int worker) {
     w.accepted.store(0);
     auto owner = static_cast<std::uint32_t>(worker + 1);
     for (CancelSlot& c : seg.cancel) {
-        if (c.owner.load(std::memory_order_relaxed) == owner) c.owner.store(0);
+        if (c.owner.load(std::memory_order_relaxed) == owner) {
+            c.key.store(0);
+            c.owner.store(0);
+        }
     }
 }
 

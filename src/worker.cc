@@ -7,7 +7,7 @@
 #include "pgrouter/asio.h"
 #include "pgrouter/child.h"
 #include "pgrouter/log.h"
-#include "pgrouter/relay.h"
+#include "pgrouter/session.h"
 #include "pgrouter/seqlock.h"
 #include "pgrouter/shm.h"
 
@@ -28,15 +28,16 @@ tcp acceptor_protocol(int fd) {
 class Worker {
 public:
     explicit Worker(const ChildContext& ctx)
-        : seg_(*ctx.segment), slot_(seg_.workers[ctx.index]), acceptor_(io_),
-          signals_(io_, SIGTERM, SIGINT), settings_timer_(io_), drain_timer_(io_) {
+        : seg_(*ctx.segment), slot_(seg_.workers[ctx.index]),
+          env_{seg_, slot_, ctx.index, nullptr}, acceptor_(io_), signals_(io_, SIGTERM, SIGINT),
+          settings_timer_(io_), drain_timer_(io_) {
         acceptor_.assign(acceptor_protocol(ctx.listen_fd), ctx.listen_fd);
     }
 
     void run() {
+        poll_settings();
         asio::co_spawn(io_, accept_loop(), asio::detached);
         watch_signals();
-        poll_settings();
         io_.run();
     }
 
@@ -55,7 +56,7 @@ private:
                 continue;
             }
             slot_.accepted.fetch_add(1, std::memory_order_relaxed);
-            asio::co_spawn(io_, relay_session(std::move(client), seg_, slot_), asio::detached);
+            asio::co_spawn(io_, run_session(std::move(client), env_), asio::detached);
         }
     }
 
@@ -84,11 +85,25 @@ private:
         });
     }
 
-    // Picks up a reloaded log level.
+    // Picks up a reloaded configuration: log level, hba and authdb.
     void poll_settings() {
         SharedSettings settings;
-        if (seq_read(seg_.settings_seq, seg_.settings, settings)) {
+        if (seq_read(seg_.settings_seq, seg_.settings, settings) &&
+            settings.generation != generation_) {
             log_set_level(settings.log_level);
+            AccessResult access = load_access(settings.hba_path, settings.authdb_path);
+            if (access.rules) {
+                env_.access = std::move(access.rules);
+                generation_ = settings.generation;
+            } else if (env_.access == nullptr) {
+                for (const std::string& e : access.errors) PGR_ERROR("%s", e.c_str());
+                PGR_ERROR("cannot load hba/authdb; exiting");
+                _exit(kExitFatal);
+            } else {
+                for (const std::string& e : access.errors) PGR_ERROR("%s", e.c_str());
+                PGR_ERROR("keeping the previous hba and authdb");
+                generation_ = settings.generation;
+            }
         }
         settings_timer_.expires_after(kSettingsPoll);
         settings_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -99,6 +114,8 @@ private:
     asio::io_context io_{1};
     Segment& seg_;
     WorkerSlot& slot_;
+    WorkerEnv env_;
+    std::uint64_t generation_ = 0;
     tcp::acceptor acceptor_;
     asio::signal_set signals_;
     asio::steady_timer settings_timer_;

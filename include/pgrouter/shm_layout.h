@@ -84,6 +84,8 @@ struct SharedSettings {
     char health_database[kNameLen] = {};
     char health_username[kNameLen] = {};
     char health_password[kSecretLen] = {};
+    char hba_path[kPathLen] = {};     // "" : the built-in rule (scram-sha-256 for all)
+    char authdb_path[kPathLen] = {};
     std::int32_t backend_count = 0;           // entries of `order` in use
     std::int16_t order[kMaxBackends] = {};    // slot indexes, in configuration order
 };
@@ -96,14 +98,15 @@ struct WorkerSlot {
     alignas(64) std::atomic<std::uint64_t> accepted{0};    // client sessions ever accepted
 };
 
-// A session's cancel key and where its current statement runs (front-door issue).
+// A session's cancel key and where its current statement runs. Written by the owning
+// worker only (key before owner, release), read by any worker that receives a
+// CancelRequest. A torn read can at worst send the backend a key it ignores.
 struct CancelSlot {
     std::atomic<std::uint32_t> owner{0};  // worker index + 1; 0: free
-    std::int32_t pid = 0;                 // pgrouter's BackendKeyData
-    std::int32_t key = 0;
-    std::int32_t backend = -1;            // backend slot running the current statement
-    std::int32_t backend_pid = 0;         // that backend's own key
-    std::int32_t backend_key = 0;
+    std::atomic<std::int32_t> key{0};     // pgrouter's BackendKeyData secret
+    std::atomic<std::int32_t> backend{-1};  // backend slot running the current statement
+    std::atomic<std::int32_t> backend_pid{0};  // that backend's own BackendKeyData
+    std::atomic<std::int32_t> backend_key{0};
 };
 
 struct Segment {

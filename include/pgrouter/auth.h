@@ -1,0 +1,28 @@
+// Authenticating a client by its HBA method against the authdb secrets, over the client's
+// connection. On success the client has been sent AuthenticationOk and the result says what
+// pgrouter may use to log in to backends as that client. Secrets never reach the log.
+#pragma once
+
+#include <string>
+
+#include "pgrouter/authdb.h"
+#include "pgrouter/backend.h"
+#include "pgrouter/hba.h"
+#include "pgrouter/wire.h"
+
+namespace pgrouter {
+
+struct AuthOutcome {
+    bool ok = false;
+    BackendCredentials credentials;
+    // On failure: what the client is told (FATAL) and what the log says (no secrets).
+    std::string sqlstate;
+    std::string message;
+    std::string log_detail;
+    bool client_gone = false;  // the client hung up mid-exchange (psql asking for a password)
+};
+
+asio::awaitable<AuthOutcome> authenticate_client(Wire& client, HbaMethod method,
+                                                 const std::string& user, const AuthDb& authdb);
+
+}  // namespace pgrouter

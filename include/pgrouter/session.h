@@ -1,0 +1,25 @@
+// A client session: the PostgreSQL front door (startup packet, HBA, authentication),
+// the backend login on the client's behalf, cancel requests, and then the exchange of
+// messages with the backend. One coroutine per client on its worker's event loop.
+#pragma once
+
+#include <memory>
+
+#include "pgrouter/access.h"
+#include "pgrouter/asio.h"
+#include "pgrouter/shm_layout.h"
+
+namespace pgrouter {
+
+// What every session of one worker shares.
+struct WorkerEnv {
+    Segment& seg;
+    WorkerSlot& slot;
+    int worker = 0;
+    std::shared_ptr<const AccessRules> access;  // replaced on reload; sessions keep theirs
+    std::uint64_t next_session_id = 1;
+};
+
+asio::awaitable<void> run_session(tcp::socket client, WorkerEnv& env);
+
+}  // namespace pgrouter
