@@ -118,22 +118,26 @@ TEST_CASE("cluster: pause_replay holds changes back until resume_replay", "[harn
     CHECK(wait_until([&] { return c.exec(1, query) == "1"; }, 10s));
 }
 
-TEST_CASE("cluster: stop, start and promote on an own cluster with a foreign server", "[harness]") {
+TEST_CASE("cluster: stop, start, promote and follow on an own cluster with a foreign server",
+          "[harness]") {
     std::string dir;
     std::vector<pid_t> postmasters;
     {
-        Cluster c({.standbys = 1, .foreign = true});
+        Cluster c({.standbys = 2, .foreign = true});
         dir = c.dir();
-        REQUIRE(c.node_count() == 2);
-        REQUIRE(c.foreign_index() == 2);
-        CHECK(c.role(2) == NodeRole::Foreign);
-        CHECK(c.exec(2, "SELECT pg_is_in_recovery()") == "f");
-        CHECK(c.system_identifier(2) != c.system_identifier(0));
+        REQUIRE(c.node_count() == 3);
+        REQUIRE(c.foreign_index() == 3);
+        CHECK(c.role(3) == NodeRole::Foreign);
+        CHECK(c.exec(3, "SELECT pg_is_in_recovery()") == "f");
+        CHECK(c.system_identifier(3) != c.system_identifier(0));
         CHECK(c.system_identifier(1) == c.system_identifier(0));
-        CHECK(std::filesystem::exists(dir + "/cluster.env"));
         CHECK(read_file(dir + "/cluster.env").find("STANDBY1_PORT=" + std::to_string(c.port(1))) !=
               std::string::npos);
-        for (int i = 0; i < 3; ++i) postmasters.push_back(c.postmaster_pid(i));
+        for (int i = 0; i < 4; ++i) postmasters.push_back(c.postmaster_pid(i));
+
+        c.append_conf(0, "work_mem = '7MB'");
+        c.reload(0);
+        CHECK(wait_until([&] { return c.exec(0, "SHOW work_mem") == "7MB"; }, 10s));
 
         c.stop(1);
         CHECK_FALSE(c.running(1));
@@ -145,17 +149,32 @@ TEST_CASE("cluster: stop, start and promote on an own cluster with a foreign ser
         c.wait_replayed(1);
         CHECK(c.exec(1, "SELECT x FROM while_down") == "42");
 
+        // Failover: the old primary goes, standby1 is promoted, standby2 follows it.
         c.stop(0, "fast");
         c.promote(1);
         CHECK(c.role(1) == NodeRole::Primary);
         CHECK(c.primary() == 1);
         CHECK(c.exec(1, "SELECT pg_is_in_recovery()") == "f");
+        c.follow(2, 1);
+        c.wait_streaming();
         c.exec(1, "INSERT INTO while_down VALUES (43)");
         CHECK(c.exec(1, "SELECT sum(x) FROM while_down") == "85");
+        c.wait_replayed(2);
+        CHECK(c.exec(2, "SELECT sum(x) FROM while_down") == "85");
         postmasters.push_back(c.postmaster_pid(1));
     }
     CHECK_FALSE(std::filesystem::exists(dir));
     for (pid_t p : postmasters) CHECK_FALSE(process_alive(p));
+}
+
+TEST_CASE("cluster: bgw_replstatus answers MASTER and STANDBY", "[harness]") {
+    if (!Cluster::replstatus_available()) {
+        WARN("bgw_replstatus is not installed; skipped");
+        return;
+    }
+    Cluster c({.standbys = 1, .replstatus = true});
+    CHECK(wait_until([&] { return read_tcp(c.replstatus_port(0)) == "MASTER"; }, 10s));
+    CHECK(wait_until([&] { return read_tcp(c.replstatus_port(1)) == "STANDBY"; }, 10s));
 }
 
 TEST_CASE("run: captures stdout, stderr, stdin and the exit status", "[harness]") {
