@@ -2,11 +2,6 @@
 // format, the server side that authenticates a client and recovers its ClientKey, and the
 // client side that logs in to a backend with a password or with that recovered ClientKey.
 // Crypto from OpenSSL, comparisons in constant time; no I/O, no logging, nothing thrown.
-//
-// SASLprep limitation: passwords are used as bytes. PostgreSQL applies SASLprep (NFKC and
-// friends) to non-ASCII passwords, so a plaintext secret or password with non-ASCII
-// characters that SASLprep changes will not match. Verifiers exported from pg_authid and
-// ClientKey logins are unaffected: they never see the password.
 #pragma once
 
 #include <array>
@@ -47,6 +42,12 @@ struct ScramVerifier {
 
 [[nodiscard]] std::optional<ScramVerifier> parse_scram_verifier(std::string_view text);
 
+// SASLprep limitation: passwords are used as bytes (exact for ASCII, where SASLprep changes
+// nothing PostgreSQL would keep). PostgreSQL applies SASLprep (NFKC and friends) to
+// non-ASCII passwords, so a plaintext secret or client password with non-ASCII characters
+// that SASLprep changes will not match. Verifiers exported from pg_authid and ClientKey
+// logins are unaffected: they never see the password.
+//
 // Derives a verifier from a password. An empty salt means a fresh random one of
 // kScramDefaultSaltLength bytes. nullopt only when OpenSSL fails.
 [[nodiscard]] std::optional<ScramVerifier> make_scram_verifier(
@@ -93,6 +94,8 @@ class ScramServer {
     ScramServer(ScramVerifier verifier, ScramServerOptions options = {});
 
     // `msg` is the data of SASLInitialResponse. Continue carries the server-first message.
+    // A SASLInitialResponse without data (length -1) is answered, as PostgreSQL does, with
+    // an empty AuthenticationSASLContinue; the next SASLResponse's data then comes here.
     [[nodiscard]] ScramResult handle_client_first(std::string_view msg);
     // `msg` is the data of SASLResponse. Success carries the server-final message.
     [[nodiscard]] ScramResult handle_client_final(std::string_view msg);
