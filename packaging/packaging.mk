@@ -13,9 +13,11 @@ PKG_DEB      := $(BUILD)/pgrouter_$(PKG_VERSION)_$(PKG_DEB_ARCH).deb
 PKG_RPM_TOP  := $(abspath $(BUILD))/rpm
 PKG_JOBS     ?= $(shell nproc 2>/dev/null || echo 1)
 PKG_TREE     ?= worktree
-# The outer make's flags and command-line variables must not leak into the package
-# builds' own make runs.
-PKG_CLEAN_ENV := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES
+# The outer make's flags and variables (command-line ones are exported) must not leak into
+# the package builds' own make runs, which set their own paths and compiler flags.
+PKG_CLEAN_ENV := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
+    -u BUILD -u PREFIX -u DESTDIR -u SBINDIR -u MANDIR -u SYSCONFDIR -u OPT \
+    -u CPPFLAGS -u CXXFLAGS -u LDFLAGS -u LDLIBS
 
 ifeq ($(PKG_TREE),head)
 pkg_tree_tar = git archive --format=tar HEAD
