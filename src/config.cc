@@ -387,18 +387,19 @@ const Directive* find_directive(DirectiveScope scope, std::string_view name) {
 void Interpreter::block(DirectiveScope scope, const std::vector<ConfigStatement>& statements) {
     std::map<std::string, int> seen;
     for (const ConfigStatement& st : statements) {
-        const Directive* d = find_directive(scope, st.name);
+        std::string name = lower(st.name);  // directive names are case-insensitive
+        const Directive* d = find_directive(scope, name);
         if (d == nullptr) {
             unknown(scope, st);
             continue;
         }
-        const Handler* h = find_handler(scope, st.name);
+        const Handler* h = find_handler(scope, name);
         if (h == nullptr) {
             error(st.line, "directive " + quote(st.name) + " has no handler (a bug)");
             continue;
         }
-        if (!(scope == DirectiveScope::Top && st.name == "backend")) {
-            auto [it, fresh] = seen.emplace(st.name, st.line);
+        if (!(scope == DirectiveScope::Top && name == "backend")) {
+            auto [it, fresh] = seen.emplace(name, st.line);
             if (!fresh) {
                 error(st.line, "duplicate " + quote(st.name) + " (first set on line " +
                                    std::to_string(it->second) + ")");
@@ -425,10 +426,11 @@ void Interpreter::block(DirectiveScope scope, const std::vector<ConfigStatement>
 }
 
 void Interpreter::unknown(DirectiveScope scope, const ConfigStatement& st) {
+    std::string name = lower(st.name);
     std::string places;
     for (DirectiveScope other : {DirectiveScope::Top, DirectiveScope::Tls, DirectiveScope::Health,
                                  DirectiveScope::Backend}) {
-        if (other == scope || find_directive(other, st.name) == nullptr) continue;
+        if (other == scope || find_directive(other, name) == nullptr) continue;
         places += places.empty() ? "" : " or ";
         places += scope_place(other);
     }
@@ -437,7 +439,6 @@ void Interpreter::unknown(DirectiveScope scope, const ConfigStatement& st) {
                            " (it belongs " + places + ")");
         return;
     }
-    std::string name = lower(st.name);
     std::string_view best;
     std::size_t best_distance = name.size() <= 4 ? 2 : 3;  // anything closer is suggested
     for (const Directive& d : directives()) {
@@ -457,7 +458,7 @@ void Interpreter::unknown(DirectiveScope scope, const ConfigStatement& st) {
 
 void Interpreter::backend(const ConfigStatement& st) {
     const ConfigArg& arg = st.args[0];
-    if (arg.text == "default") {
+    if (lower(arg.text) == "default") {
         if (!st.has_block) {
             error(st.line, "expected '{' after 'backend default'");
             return;

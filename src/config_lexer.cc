@@ -23,7 +23,9 @@ struct Token {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
 
-bool ends_word(char c) { return is_space(c) || c == '\n' || c == ';' || c == '{' || c == '}'; }
+bool ends_word(char c) {
+    return is_space(c) || c == '\n' || c == ';' || c == '{' || c == '}' || c == '#';
+}
 
 class Lexer {
   public:

@@ -37,11 +37,11 @@ constexpr std::array kDirectives = {
               "a PostgreSQL server to route to (HOST:PORT), or 'default' to set the defaults "
               "of the backends that follow"},
 
-    Directive{"ciphers", S::Tls, "string", "", false,
+    Directive{"ciphers", S::Tls, "string", "", true,
               "OpenSSL cipher list offered to clients (empty: OpenSSL's default)"},
-    Directive{"cert", S::Tls, "path", "", false, "certificate chain (PEM) shown to clients"},
-    Directive{"key", S::Tls, "path", "", false, "private key (PEM) of the certificate"},
-    Directive{"ca", S::Tls, "path", "", false, "CA bundle (PEM) for verifying client certificates"},
+    Directive{"cert", S::Tls, "path", "", true, "certificate chain (PEM) shown to clients"},
+    Directive{"key", S::Tls, "path", "", true, "private key (PEM) of the certificate"},
+    Directive{"ca", S::Tls, "path", "", true, "CA bundle (PEM) for verifying client certificates"},
 
     Directive{"timeout", S::Health, "duration", "5s", true,
               "how long one health check of a backend may take"},

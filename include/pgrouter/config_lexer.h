@@ -34,7 +34,7 @@ struct ConfigSyntax {
 };
 
 // Statements end at a newline, ';', '{ ... }' or a '}' closing the enclosing block. A '{' may
-// stand on the line after its directive. '#' at the start of a word begins a comment. Double
+// stand on the line after its directive. '#' outside a string begins a comment. Double
 // quotes make one argument of anything up to the closing quote on the same line; inside them
 // \" and \\ are escapes and any other backslash is kept as written. A statement holding a
 // syntax error (an unterminated string) is dropped, so the caller never sees half of it.
