@@ -144,8 +144,10 @@ ProbeResult HealthProbe::fail(std::string_view why) {
 
 void HealthProbe::on_notice(void* arg, const char* message) {
     std::string_view m(message);
-    // Only what explains a closing connection; libpq would print anything else on stderr.
-    if (starts_with(m, "FATAL") || starts_with(m, "PANIC") || starts_with(m, "ERROR")) {
+    // Only what may explain a closing connection (an immediate shutdown says WARNING);
+    // libpq's default would print it on stderr.
+    if (starts_with(m, "FATAL") || starts_with(m, "PANIC") || starts_with(m, "ERROR") ||
+        starts_with(m, "WARNING")) {
         static_cast<HealthProbe*>(arg)->last_notice_ = short_error(m);
     }
 }
@@ -156,13 +158,12 @@ std::optional<ProbeResult> HealthProbe::start(bool full, std::int64_t now_ns,
     full_ = full;
     timeout_ns_ = timeout_ns;
     deadline_ns_ = now_ns + timeout_ns;
-    if (phase_ == Phase::Closed) return connect(now_ns);
+    if (phase_ == Phase::Closed) return connect();
     return send_query();
 }
 
-std::optional<ProbeResult> HealthProbe::connect(std::int64_t now_ns) {
+std::optional<ProbeResult> HealthProbe::connect() {
     full_ = true;  // a new connection is always checked in full: it may be another server
-    connect_started_ns_ = now_ns;
     had_success_ = false;
     last_notice_.clear();
     auto kv = probe_conninfo(target_);
@@ -271,6 +272,7 @@ std::optional<ProbeResult> HealthProbe::read_results() {
             if (!pending_) return fail(pending_error_.empty() ? "no answer" : pending_error_);
             phase_ = Phase::Idle;
             had_success_ = true;
+            last_notice_.clear();
             ProbeResult r;
             r.ok = true;
             r.full = full_;

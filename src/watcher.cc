@@ -61,6 +61,7 @@ struct Watched {
     bool connect_now = true;  // open a connection without waiting for the next check
     bool sample_now = false;  // sample without waiting for the next tick
     bool full_due = true;     // the next query on this connection is a full check
+    std::int64_t last_quick_reconnect_ns = 0;  // throttles reconnects after a lost connection
     BackendHealth published;
     std::uint16_t replstatus_port = 0;
     ReplstatusProbe replstatus;
@@ -213,7 +214,8 @@ void Watcher::handle(Watched& w, std::optional<ProbeResult> result, std::int64_t
     // A connection that worked and then broke (a server restart, pg_terminate_backend, an
     // idle timeout) gets one immediate reconnect before the backend is called FAILED; a
     // stopped server refuses that at once, so detection is not delayed.
-    if (result->lost && w.probe->had_success() && now - w.probe->connect_started_ns() >= lag_ns()) {
+    if (result->lost && w.probe->had_success() && now - w.last_quick_reconnect_ns >= lag_ns()) {
+        w.last_quick_reconnect_ns = now;
         PGR_DEBUG("health connection to %s lost (%s); reconnecting", w.name.c_str(),
                   result->error.c_str());
         w.connect_now = true;

@@ -78,13 +78,12 @@ class HealthProbe {
     // A failure result (and the connection closed) if a check is still running at now_ns.
     [[nodiscard]] std::optional<ProbeResult> on_deadline(std::int64_t now_ns);
     void close();
-    std::int64_t connect_started_ns() const { return connect_started_ns_; }
     bool had_success() const { return had_success_; }
 
   private:
     enum class Phase { Closed, Connecting, Idle, Querying };
 
-    std::optional<ProbeResult> connect(std::int64_t now_ns);
+    std::optional<ProbeResult> connect();
     std::optional<ProbeResult> send_query();
     std::optional<ProbeResult> read_results();
     ProbeResult fail(std::string_view why);
@@ -99,7 +98,6 @@ class HealthProbe {
     bool had_success_ = false;
     std::int64_t deadline_ns_ = 0;
     std::int64_t timeout_ns_ = 0;
-    std::int64_t connect_started_ns_ = 0;
     std::string last_notice_;  // e.g. the FATAL a server sends before closing an idle session
     std::optional<HealthSample> pending_;
     std::string pending_error_;
