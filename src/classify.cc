@@ -82,11 +82,12 @@ std::optional<bool> parse_bool(std::string_view v) {
 
 // What calling a built-in function means for routing.
 enum class Effect : std::uint8_t {
-    Write,         // must run on the master
-    WritePinSeq,   // setval: master, and currval/lastval state afterwards
-    PinSeq,        // currval, lastval: needs this session's sequence state
-    WritePinLock,  // session advisory lock
-    SetConfig,     // set_config(name, value, is_local)
+    Write,           // must run on the master
+    WritePinSeq,     // setval: master, and currval/lastval state afterwards
+    PinSeq,          // currval, lastval: needs this session's sequence state
+    WritePinLock,    // session advisory lock
+    WriteUnpinLock,  // pg_advisory_unlock_all(): drops every session advisory lock
+    SetConfig,       // set_config(name, value, is_local)
 };
 
 struct FunctionRule {
@@ -112,7 +113,7 @@ constexpr std::array kFunctionRules = {
     // Unlocks and transaction-scoped locks: the lock table that matters is the master's.
     FunctionRule{"pg_advisory_unlock", Effect::Write, "advisory lock"},
     FunctionRule{"pg_advisory_unlock_shared", Effect::Write, "advisory lock"},
-    FunctionRule{"pg_advisory_unlock_all", Effect::Write, "advisory lock"},
+    FunctionRule{"pg_advisory_unlock_all", Effect::WriteUnpinLock, "advisory lock"},
     FunctionRule{"pg_advisory_xact_lock", Effect::Write, "advisory lock"},
     FunctionRule{"pg_advisory_xact_lock_shared", Effect::Write, "advisory lock"},
     FunctionRule{"pg_try_advisory_xact_lock", Effect::Write, "advisory lock"},
@@ -312,6 +313,10 @@ void Walker::function_call(std::uint32_t body) {
                 write(rule.reason);
                 pin(kPinAdvisoryLock, rule.reason);
                 break;
+            case Effect::WriteUnpinLock:
+                write(rule.reason);
+                flags_.unpins |= kPinAdvisoryLock;
+                break;
             case Effect::SetConfig: {
                 // set_config(name, value, is_local): a constant true is SET LOCAL; false or
                 // anything computed is taken as a session-level SET.
@@ -462,6 +467,11 @@ Walker::Stmt Walker::statement(std::uint32_t wrapper) {
         if (flags_.discard == Discard::All) {
             flags_.set = true;
             flags_.read_only_default = ReadOnlyDefault::Off;
+            flags_.unpins |= kPinAll;
+        } else if (flags_.discard == Discard::Temp) {
+            flags_.unpins |= kPinTempTable | kPinPgTemp;
+        } else if (flags_.discard == Discard::Sequences) {
+            flags_.unpins |= kPinSequence;
         }
         return {StatementKind::Session, false, false, "DISCARD"};
     }
@@ -469,15 +479,24 @@ Walker::Stmt Walker::statement(std::uint32_t wrapper) {
         pin(kPinListen, "LISTEN");
         return {StatementKind::Session, false, false, "LISTEN"};
     }
-    if (type == "UnlistenStmt") return {StatementKind::Session, false, false, "UNLISTEN"};
+    if (type == "UnlistenStmt") {
+        if (j_.get(body, "conditionname") == kNone) flags_.unpins |= kPinListen;
+        return {StatementKind::Session, false, false, "UNLISTEN"};
+    }
     if (type == "PrepareStmt") {
         pin(kPinPrepare, "PREPARE");
         walk(j_.get(body, "query"), false);
         return {StatementKind::Session, false, false, "PREPARE"};
     }
-    if (type == "DeallocateStmt") return {StatementKind::Session, false, false, "DEALLOCATE"};
+    if (type == "DeallocateStmt") {
+        if (j_.get(body, "name") == kNone) flags_.unpins |= kPinPrepare;
+        return {StatementKind::Session, false, false, "DEALLOCATE"};
+    }
     if (type == "FetchStmt") return {StatementKind::Session, false, false, "FETCH/MOVE"};
-    if (type == "ClosePortalStmt") return {StatementKind::Session, false, false, "CLOSE"};
+    if (type == "ClosePortalStmt") {
+        if (j_.get(body, "portalname") == kNone) flags_.unpins |= kPinHoldCursor;
+        return {StatementKind::Session, false, false, "CLOSE"};
+    }
     if (type == "DeclareCursorStmt") {
         std::uint32_t opts = j_.get(body, "options");
         constexpr long kCursorOptHold = 0x20;  // CURSOR_OPT_HOLD, parsenodes.h

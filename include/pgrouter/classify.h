@@ -32,6 +32,7 @@ enum PinReason : std::uint16_t {
     kPinAdvisoryLock = 1 << 5,  // pg_advisory_lock*, pg_try_advisory_lock* (session-scoped)
     kPinSequence = 1 << 6,      // currval, lastval, setval
 };
+inline constexpr std::uint16_t kPinAll = (1 << 7) - 1;
 
 // What DISCARD throws away. All: every pin (it also resets every setting, RESET ALL, and
 // drops the session's advisory locks, LISTENs, prepared statements and cursors); Temp:
@@ -48,17 +49,23 @@ enum class ReadOnlyDefault : std::uint8_t { Unchanged, On, Off };
 // allocate.
 struct Classification {
     StatementKind kind = StatementKind::Write;
-    bool read_only = false;   // TransactionBegin: READ ONLY given (or SET TRANSACTION READ ONLY
-                              // follows BEGIN in the same unit)
-    bool read_write = false;  // TransactionBegin: READ WRITE given explicitly
-    bool set = false;         // SET/RESET/SET ROLE/SET SESSION AUTHORIZATION/set_config(.., false):
-                              // to be replayed on the session's other backends
-    bool set_local = false;   // SET LOCAL / set_config(.., true): lasts for the transaction only
-    bool multi = false;       // more than one statement
+    // TransactionBegin: READ ONLY was given (or SET TRANSACTION READ ONLY follows the BEGIN
+    // in the same unit); READ WRITE was given explicitly.
+    bool read_only = false;
+    bool read_write = false;
+    // SET, RESET, SET ROLE, SET SESSION AUTHORIZATION, set_config(.., false), DISCARD ALL:
+    // changes settings that the session replays on its other backends.
+    bool set = false;
+    // SET LOCAL, set_config(.., true): lasts for the current transaction only.
+    bool set_local = false;
+    bool multi = false;        // more than one statement
     bool parse_error = false;  // the grammar refused it (kind is Write)
     ReadOnlyDefault read_only_default = ReadOnlyDefault::Unchanged;
     Discard discard = Discard::None;
-    std::uint16_t pins = 0;            // PinReason bits
+    std::uint16_t pins = 0;  // PinReason bits: state this unit creates
+    // PinReason bits whose state this unit drops entirely: DISCARD, UNLISTEN *, DEALLOCATE
+    // ALL, CLOSE ALL, pg_advisory_unlock_all(). After success, apply unpins, then pins.
+    std::uint16_t unpins = 0;
     std::uint16_t statements = 0;      // 0: empty (only blanks, comments, semicolons)
     std::string_view reason = "";      // why this kind, for debug logs ("FOR UPDATE/SHARE")
     std::string_view pin_reason = "";  // the first pin's cause ("LISTEN"), empty when none

@@ -98,6 +98,18 @@ std::string describe(const Classification& c, bool with_count) {
             first = false;
         }
     }
+    if (c.unpins == kPinAll) {
+        s += " unpin=all";
+    } else if (c.unpins != 0) {
+        s += " unpin=";
+        bool first = true;
+        for (auto [bit, name] : kPinNames) {
+            if ((c.unpins & bit) == 0) continue;
+            if (!first) s += ",";
+            s += name;
+            first = false;
+        }
+    }
     static const char* const kDiscard[] = {"", "plans", "sequences", "temp", "all"};
     if (c.discard != Discard::None) s += std::string(" discard=") + kDiscard[int(c.discard)];
     if (c.read_only_default == ReadOnlyDefault::On) s += " rodefault=on";
@@ -151,6 +163,20 @@ std::string canonical(const std::string& expect, bool& with_count) {
                 for (auto [bit, name] : kPinNames) {
                     if (p == name) {
                         c.pins |= bit;
+                        found = true;
+                    }
+                }
+                REQUIRE(found);
+            }
+        } else if (f == "unpin=all") {
+            c.unpins = kPinAll;
+        } else if (f.rfind("unpin=", 0) == 0) {
+            std::stringstream list(f.substr(6));
+            for (std::string p; std::getline(list, p, ',');) {
+                bool found = false;
+                for (auto [bit, name] : kPinNames) {
+                    if (p == name) {
+                        c.unpins |= bit;
                         found = true;
                     }
                 }
@@ -358,8 +384,8 @@ TEST_CASE("classifier: cost per parse and per cache hit", "[.bench]") {
     const char* statements[] = {
         "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
         "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2",
-        "SELECT a.id, b.name FROM users a JOIN orders b ON a.id = b.uid WHERE a.x IN (1, 2, 3) "
-        "AND b.y > now() - interval '1 day' ORDER BY 1 LIMIT 10",
+        ("SELECT a.id, b.name FROM users a JOIN orders b ON a.id = b.uid WHERE a.x IN (1, 2, 3) "
+         "AND b.y > now() - interval '1 day' ORDER BY 1 LIMIT 10"),
         "BEGIN",
     };
     using Clock = std::chrono::steady_clock;
