@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import procs
+from clients import psql
 
 
 @dataclass
@@ -67,7 +68,7 @@ def direct_targets(c):
                failover="", notes=["standby1; in (i) the promoted node itself"]),
         Target("direct_master", "direct master", Endpoint(c.primary, c.db),
                Endpoint(c.primary, c.db), reads_from="master",
-               failover="n/a (the old master is down)"),
+               failover="the old master is down"),
     ]
 
 
@@ -78,6 +79,8 @@ def start_pgrouter(reg, c, base, binary, ready):
 listen 127.0.0.1:{port}
 monitor 127.0.0.1:{mon}
 workers 2
+hba {d}/hba.conf
+authdb {d}/authdb.txt
 health {{
     username {c.superuser}
     password "{c.superpassword}"
@@ -86,15 +89,35 @@ backend 127.0.0.1:{c.primary}
 backend 127.0.0.1:{c.standby1}
 backend 127.0.0.1:{c.standby2}
 """
+    # pgrouter authenticates clients itself: verifiers exported from pg_authid, as for PgBouncer.
+    write(os.path.join(d, "authdb.txt"),
+          "".join(f'"{u}" "{secret}"\n' for u, secret in c.verifiers.items()), 0o600)
+    write(os.path.join(d, "hba.conf"), "host all all 127.0.0.1/32 scram-sha-256\n")
     write(os.path.join(d, "pgrouter.conf"), conf)
     p = reg.start("pgrouter", [os.path.abspath(binary), "-F", "-c", os.path.join(d, "pgrouter.conf")],
                   os.path.join(d, "pgrouter.log"))
     t = Target("pgrouter", "pgrouter", Endpoint(port, c.db), Endpoint(port, c.db), p,
-               reads_from="master",  # a connection-level relay to the master for now
-               idle_holds_backend=True)
-    t.notes.append("relays every connection to the master (statement routing not yet)")
+               reads_from="any", idle_holds_backend=True)
     ready(t, 30)
+    t.reads_from = reads_land_on(c, t.ro)
+    if t.reads_from == "master":
+        t.notes.append("read-only work lands on the master (no statement routing yet): "
+                       "compare its read rows with direct master too")
+    t.notes.append("workers 2, authdb + hba (SCRAM) with pg_authid's verifiers, health checks "
+                   "with their defaults")
     return t
+
+
+def reads_land_on(c, ep, tries=8):
+    """Which kind of node plain catalog reads through ep reach: "standby" if any of a few
+    does, else "master"."""
+    standbys = {str(c.standby1), str(c.standby2)}
+    for _ in range(tries):
+        port = psql(ep.port, ep.db, c.user, c.password,
+                    "SELECT setting FROM pg_settings WHERE name = 'port'", check=False)
+        if port in standbys:
+            return "standby"
+    return "master"
 
 
 def start_haproxy(reg, c, base, ready, fd_limit):
@@ -181,7 +204,7 @@ ignore_startup_parameters = extra_float_digits
                   os.path.join(d, "pgbouncer.log"))
     t = Target("pgbouncer", "PgBouncer (session)", Endpoint(port, "bench_ro"),
                Endpoint(port, "bench_rw"), p, idle_holds_backend=False,
-               failover="n/a (a static host per database)")
+               failover="PgBouncer has a static host per database: it cannot follow a promotion")
     t.notes.append("session pooling, SCRAM verifiers from pg_authid in auth_file; "
                    "bench_ro -> standby1, bench_rw -> primary")
     ready(t, 30)
@@ -224,11 +247,12 @@ sr_check_user = '{c.superuser}'
 sr_check_password = '{c.superpassword}'
 sr_check_database = 'postgres'
 health_check_period = 1
-health_check_timeout = 2
+health_check_timeout = 10
 health_check_user = '{c.superuser}'
 health_check_password = '{c.superpassword}'
 health_check_database = 'postgres'
-health_check_max_retries = 0
+health_check_max_retries = 2
+health_check_retry_delay = 1
 failover_on_backend_error = on
 search_primary_node_timeout = 0
 use_watchdog = off
@@ -249,6 +273,7 @@ ssl = off
     t = Target("pgpool", "pgpool-II (LB)", Endpoint(port, c.db), Endpoint(port, c.db), p,
                idle_exclude=_pgpool_idle_child)
     t.notes.append(f"streaming replication mode, load balancing (weights 0/1/1), "
-                   f"num_init_children {children}, max_pool 1, health and sr checks every 1 s")
+                   f"num_init_children {children}, max_pool 1, health checks every 1 s "
+                   f"(timeout 10 s, 2 retries 1 s apart), sr checks every 1 s")
     ready(t, 60)
     return t

@@ -1,7 +1,7 @@
 /* pgclient: the two libpq clients `make bench` needs beside pgbench and psql.
  *
- *   pgclient idle N CONNINFO   opens N connections and holds them; prints "connected N" and
- *                              waits for a line on stdin, then runs SELECT 1 on each one
+ *   pgclient idle N CONNINFO   opens N connections and holds them ("progress K" every 100),
+ *                              prints "connected N SECONDS" and waits for a line on stdin, then runs SELECT 1 on each one
  *                              (closing each after its query, so a session-mode pool can
  *                              serve them one by one) and prints "queried K".
  *   pgclient probe CONNINFO TIMEOUT_S
@@ -89,6 +89,7 @@ static int idle(int n, const char* conninfo) {
     PGconn** conns = calloc((size_t)n, sizeof *conns);
     if (conns == NULL) return 1;
     int opened = 0;
+    double t0 = now_s();
     for (; opened < n; ++opened) {
         conns[opened] = PQconnectdb(conninfo);
         if (PQstatus(conns[opened]) != CONNECTION_OK) {
@@ -97,8 +98,12 @@ static int idle(int n, const char* conninfo) {
             PQfinish(conns[opened]);
             break;
         }
+        if ((opened + 1) % 100 == 0 && opened + 1 < n) {
+            printf("progress %d\n", opened + 1); /* lets the driver tell slow from stuck */
+            fflush(stdout);
+        }
     }
-    printf("connected %d\n", opened);
+    printf("connected %d %.1f\n", opened, now_s() - t0);
     fflush(stdout);
     char line[64];
     if (fgets(line, sizeof line, stdin) == NULL) { /* driver gone: just close */

@@ -90,7 +90,8 @@ class Table:
             f"{m['date']} on {machine()}; {m['elapsed'] / 60:.1f} min. "
             f"**Noisy**: a shared 2-core machine, other work running; read ratios, not absolute numbers.",
             "",
-            f"{m['rounds']} interleaved rounds (every target in turn, workload by workload), "
+            f"{m['rounds']} interleaved round{'s' if m['rounds'] != 1 else ''} "
+            f"(every target in turn, workload by workload), "
             f"{m['seconds']:g} s per run, median of rounds; pgbench scale {m['scale']}; "
             f"primary + 2 streaming standbys built by build/testcluster, all on loopback.",
             "",
@@ -103,7 +104,7 @@ class Table:
             "tree per transaction, latencies from pgbench's per-transaction log with the difference "
             "to direct standby in brackets. (i): seconds from `pg_ctl promote -w` returning to the "
             "first successful INSERT through the target (old primary stopped "
-            "immediately 2 s before promote).",
+            f"immediately {m['failover_gap']:g} s before promote).",
         ]
         pg = self.master_readers()
         if pg:
@@ -134,10 +135,10 @@ class Table:
                 m, b = self.med(key, t.key), self.med(key, "direct_master")
                 if m is not None and b:
                     ratios.append(f"({key}) {m / b:.2f}")
-            for key in ("g_avg_simple", "g_p99_simple"):
+            for key, name in (("g_avg_simple", "avg"), ("g_p99_simple", "p99")):
                 m, b = self.med(key, t.key), self.med(key, "direct_master")
                 if m is not None and b is not None:
-                    ratios.append(f"{key.replace('g_', '(g) ').replace('_', ' ')} {m - b:+.3f} ms")
+                    ratios.append(f"(g) {name} latency {m - b:+.3f} ms")
             if ratios:
                 parts.append(f"**{t.label} sends reads to the master today** (statement routing not yet): "
                              f"against direct master its read-only figures are " + ", ".join(ratios) + ".")
@@ -201,9 +202,12 @@ def chart(out_dir, table):
     with open(os.path.join(out_dir, "cpu.dat"), "w") as f:
         f.write("\n".join(cpu_lines) + "\n")
     n = len(proxies) + 1
-    have_cpu = len(cpu_lines) > 1
+    have_ratio, have_cpu = len(ratio_lines) > 1, len(cpu_lines) > 1
+    if not (have_ratio or have_cpu):
+        return None
+    m = table.meta
     script = f"""
-set terminal pngcairo size {1500 if have_cpu else 1000},600 font "Sans,10"
+set terminal pngcairo size {1500 if have_ratio and have_cpu else 900},600 font "Sans,10"
 set output "{out_dir}/ratios.png"
 set datafile missing "?"
 set style data histograms
@@ -213,21 +217,27 @@ set boxwidth 0.9
 set grid ytics
 set key top right
 set yrange [0:*]
-{"set multiplot layout 1,2 columnsfirst" if have_cpu else ""}
-set title "Saturated throughput relative to a direct connection (1.0 = direct)\\n{table.meta['date']}, {table.meta['rounds']} rounds x {table.meta['seconds']:g} s, shared 2-core machine (noisy)"
+{"set multiplot layout 1,2" if have_ratio and have_cpu else ""}
+"""
+    if have_ratio:
+        script += f"""
+set title "Saturated throughput relative to a direct connection (1.0 = direct)\\n{m['date']}, {m['rounds']} round(s) x {m['seconds']:g} s, shared 2-core machine (noisy)"
 set ylabel "ratio to direct (standby for reads, master for TPC-B)"
 set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2 lc rgb "black"
+set yrange [0:1.15<*]
 plot for [i=2:{n}] "{out_dir}/ratios.dat" using i:xtic(1) title columnheader(i)
+unset arrow 1
+set yrange [0:40<*]
 """
     if have_cpu:
         script += f"""
-unset arrow 1
-set title "(g) the proxy's CPU per transaction at {table.meta['rate']} tx/s (lower is better)\\npgrouter's target: 35 µs"
+set title "(g) the proxy's CPU per transaction at {m['rate']} tx/s (lower is better)\\npgrouter's target: 35 µs"
 set ylabel "CPU µs per transaction (utime+stime of the proxy's processes)"
 set arrow 2 from graph 0, first 35 to graph 1, first 35 nohead dt 3 lw 2 lc rgb "red"
 plot for [i=2:{n}] "{out_dir}/cpu.dat" using i:xtic(1) title columnheader(i)
-unset multiplot
 """
+    if have_ratio and have_cpu:
+        script += "unset multiplot\n"
     r = subprocess.run(["gnuplot"], input=script, capture_output=True, text=True)
     if r.returncode != 0:
         return f"gnuplot failed: {r.stderr.strip()}"
