@@ -84,7 +84,8 @@ private:
                 }
                 co_return co_await fatal(err->sqlstate, err->message, err->hint);
             }
-            if (std::holds_alternative<proto::NeedMore>(frame)) {
+            if (std::holds_alternative<proto::NeedMore>(frame) ||
+                data.size() < std::get<StartupFrame>(frame).size) {
                 if (co_await client_.fill(512)) {
                     close("client closed the connection before its startup packet");
                     co_return false;
