@@ -515,3 +515,18 @@ TEST_CASE("watcher: failover, split brain, a foreign server and bgw_replstatus",
     CHECK(rs.stop() == 0);
     check_log_clean(rs);
 }
+
+TEST_CASE("watcher: a backend's tls mode reaches the health login", "[watcher]") {
+    Cluster& c = Cluster::shared();  // its servers offer no TLS
+    Ports p;
+    RouterProcess r(router_config(
+        p, health_block(kTiming),
+        backend_lines(c, {0}, " { tls off }") + backend_lines(c, {1}, " { tls skipverify }")));
+    REQUIRE(all_ok(r, p, c, {0}));
+    CHECK(wait_line(r, p, addr(c, 1), has_status("FAILED"), Clock::now(), 5s) >= 0);
+    CHECK(r.wait_for_log("backend " + addr(c, 1) +
+                             " is now FAILED: server does not support SSL, but SSL was required",
+                         2s));
+    CHECK(r.stop() == 0);
+    check_log_clean(r);
+}
