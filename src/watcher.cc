@@ -332,6 +332,11 @@ void Watcher::run() {
         _exit(1);
     }
     PGR_DEBUG("watcher started");
+    // Nothing is scheduled before the settings are known (a publish may be under way).
+    while (settings_seq_ == 1 && !stop_requested()) {
+        refresh(now_ns());
+        if (settings_seq_ == 1) usleep(10'000);
+    }
     while (!stop_requested()) {
         std::int64_t now = now_ns();
         refresh(now);
