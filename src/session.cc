@@ -1,58 +1,103 @@
-// The client session (see session.h). The front door runs under one deadline: startup
-// packet, protocol negotiation, HBA, authentication, backend login. Then two pumps move
-// messages: client→backend frames and checks every message (limits, Terminate) while
-// streaming it on; backend→client forwards whole read buffers. Every close goes through
-// close() with a reason.
+// A client session (see session.h): the front door, then statement routing. Two coroutines
+// share the session: the client pump reads the client's messages, cuts them into units (a
+// Query, or extended messages up to Sync), asks the router where each goes, logs in to that
+// backend if needed and sends the unit; the response pump forwards each in-flight unit's
+// responses from its backend, in order, and learns the transaction state from ReadyForQuery.
+// Only the client pump writes to backends; only the response pump reads from them.
 #include "pgrouter/session.h"
 
-#include "pgrouter/auth.h"
+#include <deque>
+#include <map>
+#include <set>
+
 #include "pgrouter/backend.h"
 #include "pgrouter/cancel.h"
+#include "pgrouter/clock.h"
 #include "pgrouter/counted.h"
 #include "pgrouter/deadline.h"
+#include "pgrouter/frontdoor.h"
 #include "pgrouter/log.h"
 #include "pgrouter/proto/encoder.h"
+#include "pgrouter/proto/payload.h"
+#include "pgrouter/router.h"
 #include "pgrouter/shm.h"
-#include "pgrouter/startup.h"
 
 namespace pgrouter {
 
 namespace {
 
 using namespace std::chrono_literals;
+using proto::BackendMsg;
 using proto::FrontendMsg;
 
 constexpr auto kStartupTimeout = 10s;  // PostgreSQL's authentication_timeout default
-constexpr auto kCancelTimeout = 5s;
+constexpr std::string_view kReadOnlySqlTransaction = "25006";
+
+unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
+
+// A named (or the unnamed) prepared statement as the client defined it.
+struct Statement {
+    std::string parse;  // the client's whole Parse message, to repeat on other backends
+    Classification cls;
+    std::uint64_t version = 0;  // a new Parse of the same name is a new version
+};
+
+// One backend connection of the session and what it has seen of the session's state.
+struct Server {
+    Server(std::unique_ptr<BackendConnection> c, WorkerSlot& slot)
+        : conn(std::move(c)), counted(slot.connections) {}
+    std::unique_ptr<BackendConnection> conn;
+    Counted counted;
+    std::map<std::string, std::uint64_t> statements;  // name → version of the Parse it has
+    std::set<std::string> to_close;  // statements the client closed elsewhere
+    std::size_t sets_applied = 0;    // entries of the session's SET log replayed here
+    bool broken = false;
+};
+
+// A unit sent to a backend whose responses have not all come back yet.
+struct InFlight {
+    int slot = -1;
+    int swallow = 0;     // ParseComplete/CloseComplete of injected messages, dropped
+    bool ghost = false;  // injected by pgrouter (SET replay): nothing reaches the client
+    bool hold = false;   // a read on a standby: hold responses back while a replay is possible
+    bool sync = true;    // ends with ReadyForQuery (false after a Flush: the batch goes on)
+    bool error = false;  // an ErrorResponse came back
+    Classification cls;
+    std::string unit;    // the unit's bytes, kept while it may be replayed
+    std::string set_sql;  // a SET to remember once it succeeded outside a transaction
+};
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
     Session(tcp::socket socket, WorkerEnv& env)
-        : env_(env), access_(env.access), id_(env.next_session_id++), client_(std::move(socket)),
-          counted_(env.slot.clients) {}
+        : env_(env), id_(env.next_session_id++), client_(std::move(socket)),
+          counted_(env.slot.clients), wakeup_(client_.socket().get_executor()) {
+        wakeup_.expires_at(asio::steady_timer::time_point::max());
+    }
 
     ~Session() { cancel_release(env_.seg, cancel_); }
 
     asio::awaitable<void> run() {
-        bool ready;
+        std::optional<ClientLogin> login;
         {
             Deadline deadline(client_.socket(), kStartupTimeout);
-            ready = co_await front_door();
-            if (!ready && deadline.expired()) {
-                PGR_DEBUG("session %llu: startup timed out", ull(id_));
+            login = co_await front_door(client_, env_, id_);
+            if (login) {
+                login_ = std::move(*login);
+                if (!co_await first_login()) login.reset();
             }
         }
-        if (!ready) {
+        if (!login) {
             close("startup ended");
             co_return;
         }
-        asio::co_spawn(client_.socket().get_executor(), pump_backend(shared_from_this()),
+        asio::co_spawn(client_.socket().get_executor(), response_pump(shared_from_this()),
                        asio::detached);
-        co_await pump_client();
+        co_await client_pump();
     }
 
 private:
-    static unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
+    // ---- lifecycle -----------------------------------------------------------------------
 
     void close(std::string_view reason) {
         if (closed_) return;
@@ -60,253 +105,576 @@ private:
         PGR_DEBUG("session %llu closed: %.*s", ull(id_), static_cast<int>(reason.size()),
                   reason.data());
         client_.close();
-        if (backend_) backend_->wire.close();
+        for (auto& [slot, server] : servers_) server->conn->wire.close();
+        wake();
     }
 
-    // Sends a FATAL ErrorResponse and ends the session.
-    asio::awaitable<bool> fatal(std::string_view sqlstate, std::string_view message,
-                                std::string_view hint = {}) {
-        proto::encode_error_response(client_.output(), "FATAL", sqlstate, message, {}, hint);
-        co_await client_.flush();
-        close(message);
-        co_return false;
-    }
+    void wake() { wakeup_.cancel(); }
 
-    // The first packets up to StartupMessage; false when the session ends here.
-    asio::awaitable<bool> read_startup() {
-        for (;;) {
-            std::string_view data = client_.input().data();
-            StartupFrameResult frame = frame_startup(data);
-            if (auto* err = std::get_if<StartupError>(&frame)) {
-                if (!err->send_to_client) {
-                    close(err->message);
-                    co_return false;
-                }
-                co_return co_await fatal(err->sqlstate, err->message, err->hint);
-            }
-            if (std::holds_alternative<proto::NeedMore>(frame) ||
-                data.size() < std::get<StartupFrame>(frame).size) {
-                if (co_await client_.fill(512)) {
-                    close("client closed the connection before its startup packet");
-                    co_return false;
-                }
-                continue;
-            }
-            std::size_t size = std::get<StartupFrame>(frame).size;
-            StartupResult parsed = parse_startup(data.substr(0, size));
-            client_.input().consume(size);
-            if (auto* err = std::get_if<StartupError>(&parsed)) {
-                co_return co_await fatal(err->sqlstate, err->message, err->hint);
-            }
-            StartupPacket& packet = std::get<StartupPacket>(parsed);
-            switch (packet.kind) {
-                case StartupKind::SslRequest:
-                case StartupKind::GssEncRequest:
-                    if (co_await client_.send("N")) co_return false;
-                    continue;
-                case StartupKind::CancelRequest:
-                    co_await forward_cancel(packet.cancel_pid, packet.cancel_key);
-                    close("cancel request handled");
-                    co_return false;
-                case StartupKind::Startup: params_ = std::move(packet.startup); co_return true;
-            }
-        }
-    }
-
-    asio::awaitable<void> forward_cancel(std::int32_t pid, std::int32_t key) {
-        std::optional<CancelTarget> target = cancel_lookup(env_.seg, pid, key);
-        if (!target) co_return;  // unknown keys are ignored silently, as in PostgreSQL
-        Snapshot snap;
-        if (!take_snapshot(env_.seg, snap)) co_return;
-        for (const BackendView& b : snap.backends) {
-            if (b.slot != target->backend_slot) continue;
-            PGR_DEBUG("forwarding a cancel request to backend %s",
-                      Endpoint{b.spec.host, b.spec.port}.to_string().c_str());
-            co_await backend_cancel(b.spec.host, b.spec.port, target->pid, target->key,
-                                    kCancelTimeout);
-        }
-    }
-
-    asio::awaitable<bool> front_door() {
-        if (!co_await read_startup()) co_return false;
-        if (params_.needs_negotiation()) {
-            proto::encode_negotiate_protocol_version(
-                client_.output(), StartupParams::negotiate_version(), params_.protocol_options);
-        }
-        if (params_.replication != ReplicationMode::None) {
-            co_return co_await fatal(proto::kSqlstateFeatureNotSupported,
-                                     "pgrouter does not route replication connections",
-                                     "Connect to the server directly for replication.");
-        }
+    asio::awaitable<void> wait_wakeup() {
         boost::system::error_code ec;
-        auto peer = client_.socket().remote_endpoint(ec);
-        if (ec) {
-            close("client vanished");
+        co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        wakeup_.expires_at(asio::steady_timer::time_point::max());
+    }
+
+    // The ReadyForQuery-free error for a unit that cannot be placed.
+    void error_to_client(std::string_view severity, std::string_view sqlstate,
+                         std::string_view message, std::string_view detail = {}) {
+        proto::encode_error_response(client_.output(), severity, sqlstate, message, detail);
+    }
+
+    // ---- backends ------------------------------------------------------------------------
+
+    bool refresh_snapshot() { return take_snapshot(env_.seg, snap_); }
+
+    const BackendView* view_of(int slot) const {
+        for (const BackendView& b : snap_.backends) {
+            if (b.slot == slot) return &b;
+        }
+        return nullptr;
+    }
+
+    std::chrono::milliseconds login_timeout() const {
+        return std::chrono::milliseconds(std::max<std::int64_t>(snap_.settings.health_timeout_ms, 1));
+    }
+
+    // The connection to `slot`, logging in when there is none. Null with the reason in
+    // `failure` when the backend cannot be reached.
+    asio::awaitable<Server*> server_for(int slot, LoginFailure& failure) {
+        auto it = servers_.find(slot);
+        if (it != servers_.end() && !it->second->broken) co_return it->second.get();
+        if (it != servers_.end()) servers_.erase(it);
+        const BackendView* view = view_of(slot);
+        if (view == nullptr) {
+            failure = LoginFailure{{}, "08006", "backend left the configuration"};
+            co_return nullptr;
+        }
+        LoginParams params{login_.params.user, login_.params.database, login_.params.params};
+        LoginResult r = co_await backend_login(view->spec, slot, params, login_.credentials,
+                                               login_timeout());
+        if (!r.connection) {
+            if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
+            failure = std::move(r.failure);
+            co_return nullptr;
+        }
+        PGR_DEBUG("session %llu: logged in to backend %s", ull(id_), r.connection->address.c_str());
+        auto server = std::make_unique<Server>(std::move(r.connection), env_.slot);
+        Server* raw = server.get();
+        servers_[slot] = std::move(server);
+        co_return raw;
+    }
+
+    // The first backend: the master (a wrong database fails at login, as with PostgreSQL),
+    // or a standby when there is no master. Its ParameterStatus goes to the client.
+    asio::awaitable<bool> first_login() {
+        Classification read;
+        read.kind = StatementKind::Read;
+        int slot = -1;
+        if (refresh_snapshot()) {
+            int master = find_master(snap_.backends);
+            if (master >= 0) {
+                slot = snap_.backends[static_cast<std::size_t>(master)].slot;
+            } else {
+                RouteDecision d = route(read, rs_, snap_.backends, rng_());
+                slot = d.ok() ? d.slot : -1;
+            }
+        }
+        if (slot < 0) {
+            co_await send_fatal(client_, proto::kSqlstateConnectionFailure,
+                                "no backend is available right now");
             co_return false;
         }
-        std::string host = peer.address().to_string();
-        auto address = IpAddress::parse(host);
-        const HbaRule* rule =
-            address ? match_hba(access_->hba, *address, false, params_.database, params_.user)
-                    : nullptr;
-        if (rule == nullptr) {
-            co_return co_await fatal(
-                proto::kSqlstateInvalidAuthorization,
-                hba_no_entry_message(host, params_.user, params_.database, false));
-        }
-        if (rule->method == HbaMethod::Reject) {
-            co_return co_await fatal(
-                proto::kSqlstateInvalidAuthorization,
-                hba_reject_message(host, params_.user, params_.database, false));
-        }
-        AuthOutcome auth =
-            co_await authenticate_client(client_, rule->method, params_.user, access_->authdb);
-        if (!auth.ok) {
-            if (auth.client_gone) {
-                close(auth.log_detail);
-                co_return false;
-            }
-            PGR_NOTICE("session %llu: authentication failed for user \"%s\" from %s: %s",
-                       ull(id_), params_.user.c_str(), host.c_str(), auth.log_detail.c_str());
-            co_return co_await fatal(auth.sqlstate, auth.message);
-        }
-        credentials_ = std::move(auth.credentials);
-        PGR_DEBUG("session %llu: user \"%s\" database \"%s\" from %s authenticated (%s)",
-                  ull(id_), params_.user.c_str(), params_.database.c_str(), host.c_str(),
-                  hba_method_name(rule->method).data());
-        co_return co_await login_first_backend();
-    }
-
-    asio::awaitable<bool> login_first_backend() {
-        Snapshot snap;
-        const BackendView* master = take_snapshot(env_.seg, snap) ? pick_master(snap) : nullptr;
-        if (master == nullptr) {
-            co_return co_await fatal(proto::kSqlstateConnectionFailure,
-                                     "no master backend is available right now");
-        }
-        LoginParams login{params_.user, params_.database, params_.params};
-        std::chrono::milliseconds timeout(std::max<std::int64_t>(snap.settings.health_timeout_ms, 1));
-        LoginResult r = co_await backend_login(master->spec, master->slot, login, credentials_,
-                                               timeout);
-        if (!r.connection) {
-            if (!r.failure.backend_error.empty()) {
+        LoginFailure failure;
+        Server* server = co_await server_for(slot, failure);
+        if (server == nullptr) {
+            if (!failure.backend_error.empty()) {
                 // The backend's own refusal (wrong database, ...) reaches the client verbatim.
-                client_.output() += static_cast<char>(proto::BackendMsg::ErrorResponse);
-                auto len = static_cast<std::uint32_t>(r.failure.backend_error.size() + 4);
-                for (int shift = 24; shift >= 0; shift -= 8) {
-                    client_.output() += static_cast<char>((len >> shift) & 0xff);
-                }
-                client_.output() += r.failure.backend_error;
+                proto::MessageBuilder(client_.output(), BackendMsg::ErrorResponse)
+                    .bytes(failure.backend_error);
                 co_await client_.flush();
-                close("backend refused the login");
-                co_return false;
+            } else {
+                PGR_WARNING("session %llu: %s", ull(id_), failure.message.c_str());
+                co_await send_fatal(client_, failure.sqlstate, failure.message);
             }
-            if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
-            PGR_WARNING("session %llu: %s", ull(id_), r.failure.message.c_str());
-            co_return co_await fatal(r.failure.sqlstate, r.failure.message);
+            co_return false;
         }
-        backend_ = std::move(r.connection);
-        backend_counted_.emplace(env_.slot.connections);
         auto handle = cancel_register(env_.seg, env_.worker);
-        if (!handle) co_return co_await fatal(proto::kSqlstateTooManyConnections,
-                                              "sorry, too many clients already");
+        if (!handle) {
+            co_await send_fatal(client_, proto::kSqlstateTooManyConnections,
+                                "sorry, too many clients already");
+            co_return false;
+        }
         cancel_ = *handle;
-        cancel_set_backend(env_.seg, cancel_, backend_->slot, backend_->pid, backend_->key);
+        cancel_set_backend(env_.seg, cancel_, slot, server->conn->pid, server->conn->key);
         std::string& out = client_.output();
-        for (const auto& [name, value] : backend_->parameters) {
+        for (const auto& [name, value] : server->conn->parameters) {
             proto::encode_parameter_status(out, name, value);
         }
         proto::encode_backend_key_data(out, cancel_.pid, cancel_.key);
         proto::encode_ready_for_query(out, proto::TransactionStatus::Idle);
-        if (co_await client_.flush()) {
-            close("client went away at login");
-            co_return false;
-        }
-        PGR_DEBUG("session %llu: logged in to backend %s", ull(id_), backend_->address.c_str());
-        co_return true;
+        co_return !co_await client_.flush();
     }
 
-    // Client → backend: frames every message (type and length checked against the limits)
-    // and streams it on without waiting for its end; Terminate ends the session.
-    asio::awaitable<void> pump_client() {
-        std::size_t passthrough = 0;  // bytes of the current message still to forward
+    // ---- client → backends -----------------------------------------------------------------
+
+    asio::awaitable<void> client_pump() {
+        std::string unit;
+        Classification cls;
+        bool have_cls = false;
+        std::vector<std::string> uses;  // statement names the unit refers to
         for (;;) {
-            std::string_view data = client_.input().data();
-            std::size_t ready = 0;
-            bool terminate = false;
-            std::optional<proto::ProtoError> error;
-            while (ready < data.size()) {
-                if (passthrough > 0) {
-                    std::size_t n = std::min(passthrough, data.size() - ready);
-                    ready += n;
-                    passthrough -= n;
-                    continue;
-                }
-                proto::DecodeResult r = proto::decode_frontend(data.substr(ready));
-                if (auto* m = std::get_if<proto::Message>(&r)) {
-                    if (m->is(FrontendMsg::Terminate)) {
-                        terminate = true;
-                        break;
-                    }
-                    ready += m->size;
-                } else if (auto* e = std::get_if<proto::ProtoError>(&r)) {
-                    error = *e;
-                    break;
-                } else {
-                    std::size_t whole = std::get<proto::NeedMore>(r).size;
-                    if (whole <= 5) break;  // the header is not complete yet
-                    passthrough = whole;
-                }
+            if (!client_.output().empty() && co_await client_.flush()) {
+                co_return close("client connection lost");
             }
-            if (ready > 0) {
-                if (co_await backend_->wire.send(data.substr(0, ready))) {
-                    co_return close("backend connection lost");
-                }
-                client_.input().consume(ready);
-            }
-            if (terminate) {
-                std::string bye;
-                proto::encode_terminate(bye);
-                co_await backend_->wire.send(bye);
-                co_return close("client terminated the session");
-            }
-            if (error) {
-                backend_->wire.close();
-                PGR_NOTICE("session %llu: %s", ull(id_), error->message.c_str());
-                co_await fatal(error->sqlstate, error->message);
-                co_return;
-            }
-            if (co_await client_.fill(passthrough > 0 ? 16384 : 4096)) {
+            WireRead r = co_await client_.read_frontend();
+            if (closed_) co_return;
+            if (std::holds_alternative<WireClosed>(r)) {
                 co_return close("client closed the connection");
             }
-            if (passthrough == 0 && client_.input().empty()) client_.release_idle_memory();
+            if (auto* e = std::get_if<proto::ProtoError>(&r)) {
+                PGR_NOTICE("session %llu: %s", ull(id_), e->message.c_str());
+                co_await send_fatal(client_, e->sqlstate, e->message);
+                co_return close(e->message);
+            }
+            proto::Message m = std::get<proto::Message>(r);
+            char type = m.type;
+            std::string_view bytes = m.bytes();
+            if (m.is(FrontendMsg::Terminate)) {
+                client_.consume(m);
+                co_await terminate_backends();
+                co_return close("client terminated the session");
+            }
+            if (m.is(FrontendMsg::CopyData) || m.is(FrontendMsg::CopyDone) ||
+                m.is(FrontendMsg::CopyFail)) {
+                co_await copy_to_backend(bytes);
+                client_.consume(m);
+                continue;
+            }
+            unit.append(bytes);
+            if (m.is(FrontendMsg::Query)) {
+                std::string_view sql = m.payload.substr(0, m.payload.find('\0'));
+                cls = env_.cache.classify(sql, env_.classifier);
+                have_cls = true;
+                client_.consume(m);
+                co_await dispatch(unit, cls, uses, true, std::string(sql));
+            } else if (m.is(FrontendMsg::FunctionCall)) {
+                cls = Classification{};  // Write: the master
+                client_.consume(m);
+                co_await dispatch(unit, cls, uses, true, {});
+            } else {
+                note_extended(m, cls, have_cls, uses);
+                client_.consume(m);
+                if (type == static_cast<char>(FrontendMsg::Sync) ||
+                    type == static_cast<char>(FrontendMsg::Flush)) {
+                    if (!have_cls) cls.kind = StatementKind::Read;  // Describe/Close only
+                    co_await dispatch(unit, cls, uses, type == static_cast<char>(FrontendMsg::Sync), {});
+                } else {
+                    continue;
+                }
+            }
+            unit.clear();
+            uses.clear();
+            have_cls = false;
+            cls = Classification{};
+            if (closed_) co_return;
         }
     }
 
-    // Backend → client: whole read buffers, as they come.
-    static asio::awaitable<void> pump_backend(std::shared_ptr<Session> self) {
-        Wire& from = self->backend_->wire;
-        for (;;) {
-            if (co_await from.fill(8192)) break;
-            std::string_view data = from.input().data();
-            if (co_await self->client_.send(data)) break;
-            from.input().consume(data.size());
-            from.release_idle_memory();
+    static Classification combine(const Classification& a, const Classification& b) {
+        Classification c = a;
+        if (b.kind != StatementKind::Read && c.kind == StatementKind::Read) c.kind = b.kind;
+        if (b.kind == StatementKind::Write) c.kind = StatementKind::Write;
+        c.pins |= b.pins;
+        c.unpins |= b.unpins;
+        c.set = c.set || b.set;
+        c.set_local = c.set_local || b.set_local;
+        c.multi = true;
+        return c;
+    }
+
+    // Remembers statements and what the extended messages of a unit refer to.
+    void note_extended(const proto::Message& m, Classification& cls, bool& have_cls,
+                       std::vector<std::string>& uses) {
+        proto::PayloadReader in(m.payload);
+        std::string_view name;
+        auto use = [&](std::string_view statement) {
+            auto it = statements_.find(std::string(statement));
+            if (it == statements_.end()) return;
+            uses.emplace_back(statement);
+            cls = have_cls ? combine(cls, it->second.cls) : it->second.cls;
+            have_cls = true;
+        };
+        if (m.is(FrontendMsg::Parse)) {
+            std::string_view sql;
+            if (!in.read_cstr(name) || !in.read_cstr(sql)) return;
+            Classification parsed = env_.cache.classify(sql, env_.classifier);
+            statements_[std::string(name)] =
+                Statement{std::string(m.bytes()), parsed, ++statement_versions_};
+            cls = have_cls ? combine(cls, parsed) : parsed;
+            have_cls = true;
+            parsed_in_unit_.insert(std::string(name));
+        } else if (m.is(FrontendMsg::Bind)) {
+            std::string_view portal;
+            if (in.read_cstr(portal) && in.read_cstr(name)) use(name);
+        } else if (m.is(FrontendMsg::Describe) || m.is(FrontendMsg::Close)) {
+            std::uint8_t what = 0;
+            if (!in.read_u8(what) || !in.read_cstr(name) || what != 'S') return;
+            use(name);
+            if (m.is(FrontendMsg::Close)) closed_in_unit_.insert(std::string(name));
         }
-        self->close("backend connection closed");
+    }
+
+    asio::awaitable<void> copy_to_backend(std::string_view bytes) {
+        int slot = !inflight_.empty() ? inflight_.back().slot : last_slot_;
+        auto it = servers_.find(slot);
+        if (it == servers_.end()) co_return;  // no COPY in progress: the backend ignores it
+        if (co_await it->second->conn->wire.send(bytes)) it->second->broken = true;
+    }
+
+    asio::awaitable<void> terminate_backends() {
+        std::string bye;
+        proto::encode_terminate(bye);
+        for (auto& [slot, server] : servers_) co_await server->conn->wire.send(bye);
+    }
+
+    // Places one unit: chooses the backend, logs in if needed, injects what that backend is
+    // missing (SETs, prepared statements), sends it, and for a replayable read waits for
+    // its outcome (replaying it on the master after a 25006).
+    asio::awaitable<void> dispatch(std::string& unit, const Classification& cls,
+                                   const std::vector<std::string>& uses, bool sync,
+                                   std::string sql) {
+        refresh_snapshot();
+        int slot = -1;
+        std::string_view reason;
+        if (sticky_slot_ >= 0) {
+            slot = sticky_slot_;
+            reason = "rest of a flushed batch";
+        } else if (!inflight_.empty()) {
+            slot = inflight_.back().slot;
+            reason = "follows the units in flight";
+        } else {
+            if (rs_.ryw.commit_at_ns != 0) rs_.ryw = settle_read_your_writes(rs_.ryw, snap_.backends);
+            RouteDecision d = route(cls, rs_, snap_.backends, rng_());
+            if (!d.ok()) {
+                PGR_DEBUG("session %llu: cannot route (%.*s): %.*s", ull(id_),
+                          static_cast<int>(kind_name(cls.kind).size()), kind_name(cls.kind).data(),
+                          static_cast<int>(d.message.size()), d.message.data());
+                if (d.fatal) {
+                    co_await send_fatal(client_, d.sqlstate, d.message);
+                    co_return close(d.message);
+                }
+                error_to_client("ERROR", d.sqlstate, d.message, d.detail);
+                if (sync) proto::encode_ready_for_query(client_.output(), txn_status_);
+                co_return;
+            }
+            slot = d.slot;
+            reason = d.reason;
+        }
+        co_await send_unit(slot, unit, cls, uses, sync, std::move(sql), reason, true);
+    }
+
+    asio::awaitable<void> send_unit(int slot, std::string& unit, const Classification& cls,
+                                    const std::vector<std::string>& uses, bool sync,
+                                    std::string sql, std::string_view reason, bool may_hold) {
+        LoginFailure failure;
+        Server* server = co_await server_for(slot, failure);
+        if (server == nullptr) {
+            std::string message = failure.message.empty() ? "backend refused the login"
+                                                          : failure.message;
+            error_to_client("ERROR", proto::kSqlstateConnectionFailure, message);
+            if (sync) proto::encode_ready_for_query(client_.output(), txn_status_);
+            co_return;
+        }
+        if (log_enabled(LogLevel::Debug)) {
+            PGR_DEBUG("session %llu: %s unit → %s (%.*s)", ull(id_),
+                      kind_name(cls.kind).data(), server->conn->address.c_str(),
+                      static_cast<int>(reason.size()), reason.data());
+        }
+        std::string& out = server->conn->wire.output();
+        // SETs the session made elsewhere, as ghost units.
+        while (server->sets_applied < set_log_.size()) {
+            proto::encode_query(out, set_log_[server->sets_applied++]);
+            InFlight ghost;
+            ghost.slot = slot;
+            ghost.ghost = true;
+            inflight_.push_back(std::move(ghost));
+        }
+        InFlight f;
+        f.slot = slot;
+        f.cls = cls;
+        f.sync = sync;
+        for (const std::string& name : server->to_close) {
+            proto::MessageBuilder(out, FrontendMsg::Close).u8('S').cstr(name);
+            f.swallow += 1;
+        }
+        server->to_close.clear();
+        for (const std::string& name : uses) {
+            auto it = statements_.find(name);
+            if (it == statements_.end() || parsed_in_unit_.count(name) != 0) continue;
+            auto have = server->statements.find(name);
+            if (have != server->statements.end() && have->second == it->second.version) continue;
+            out += it->second.parse;  // this backend has not seen the statement
+            server->statements[name] = it->second.version;
+            f.swallow += 1;
+        }
+        for (const std::string& name : parsed_in_unit_) {
+            auto it = statements_.find(name);
+            if (it != statements_.end()) server->statements[name] = it->second.version;
+        }
+        for (const std::string& name : closed_in_unit_) {
+            server->statements.erase(name);
+            for (auto& [other_slot, other] : servers_) {
+                if (other.get() != server && other->statements.erase(name) != 0) {
+                    other->to_close.insert(name);
+                }
+            }
+            if (name.empty() || !parsed_in_unit_.count(name)) statements_.erase(name);
+        }
+        parsed_in_unit_.clear();
+        closed_in_unit_.clear();
+
+        const BackendView* view = view_of(slot);
+        bool standby = view != nullptr && view->health.role == BackendRole::Slave;
+        f.hold = may_hold && standby && sync && inflight_.empty() &&
+                 txn_status_ == proto::TransactionStatus::Idle;
+        if (f.hold) f.unit = unit;
+        if (cls.set && !cls.set_local && txn_status_ == proto::TransactionStatus::Idle) {
+            f.set_sql = std::move(sql);
+        }
+        out += unit;
+        if (co_await server->conn->wire.flush()) {
+            server->broken = true;
+            error_to_client("ERROR", proto::kSqlstateConnectionFailure,
+                            "lost the connection to backend " + server->conn->address);
+            if (sync) proto::encode_ready_for_query(client_.output(), txn_status_);
+            co_return;
+        }
+        cancel_set_backend(env_.seg, cancel_, slot, server->conn->pid, server->conn->key);
+        last_slot_ = slot;
+        sticky_slot_ = sync ? -1 : slot;
+        bool hold = f.hold;
+        if (!inflight_.empty() && !inflight_.back().sync && inflight_.back().slot == slot) {
+            // The rest of a flushed batch: one unit, one ReadyForQuery.
+            InFlight& batch = inflight_.back();
+            batch.sync = f.sync;
+            batch.swallow += f.swallow;
+            batch.cls = combine(batch.cls, f.cls);
+        } else {
+            inflight_.push_back(std::move(f));
+        }
+        wake();
+        if (!hold) co_return;
+        // A read on a standby: wait for its outcome; replay it on the master after a 25006
+        // (or a standby that died) when nothing of it reached the client.
+        while (!inflight_.empty() && !closed_) co_await wait_wakeup();
+        if (replay_.empty() || closed_) co_return;
+        std::string again = std::move(replay_);
+        replay_.clear();
+        refresh_snapshot();
+        int master = find_master(snap_.backends);
+        if (master < 0) {
+            error_to_client("ERROR", kReadOnlySqlTransaction,
+                            "no master backend is available right now");
+            proto::encode_ready_for_query(client_.output(), txn_status_);
+            co_return;
+        }
+        Classification write = cls;
+        write.kind = StatementKind::Write;
+        std::vector<std::string> none;
+        co_await send_unit(snap_.backends[static_cast<std::size_t>(master)].slot, again, write,
+                           none, true, {}, "replay on the master", false);
+    }
+
+    // ---- backends → client -----------------------------------------------------------------
+
+    static asio::awaitable<void> response_pump(std::shared_ptr<Session> self) {
+        co_await self->forward_responses();
+    }
+
+    asio::awaitable<void> forward_responses() {
+        for (;;) {
+            if (closed_) co_return;
+            if (inflight_.empty()) {
+                if (!client_.output().empty() && co_await client_.flush()) {
+                    co_return close("client connection lost");
+                }
+                if (inflight_.empty()) co_await wait_wakeup();
+                continue;
+            }
+            int slot = inflight_.front().slot;
+            auto it = servers_.find(slot);
+            if (it == servers_.end()) {
+                inflight_.pop_front();
+                continue;
+            }
+            Server& server = *it->second;
+            Wire& wire = server.conn->wire;
+            bool progressed = false;
+            for (;;) {
+                proto::DecodeResult r = proto::decode_backend(wire.input().data());
+                auto* m = std::get_if<proto::Message>(&r);
+                if (m == nullptr) break;
+                progressed = true;
+                bool unit_done = on_backend_message(*m, server);
+                wire.consume(*m);
+                if (unit_done) break;
+                if (inflight_.empty() || inflight_.front().slot != slot) break;
+            }
+            if (progressed) continue;
+            if (!client_.output().empty() && co_await client_.flush()) {
+                co_return close("client connection lost");
+            }
+            if (co_await wire.fill(16384)) {
+                if (closed_) co_return;
+                co_await backend_lost(server);
+                if (closed_) co_return;
+            }
+        }
+    }
+
+    // Handles one message of the head unit. True when the head unit is finished.
+    bool on_backend_message(const proto::Message& m, Server& server) {
+        InFlight& f = inflight_.front();
+        if (f.swallow > 0 &&
+            (m.is(BackendMsg::ParseComplete) || m.is(BackendMsg::CloseComplete))) {
+            f.swallow -= 1;
+            return false;
+        }
+        if (m.is(BackendMsg::ErrorResponse)) {
+            f.error = true;
+            if (f.ghost || f.hold) {
+                auto fields = proto::parse_error_fields(m.payload);
+                std::string code = fields ? fields->sqlstate : "";
+                if (f.hold && code == kReadOnlySqlTransaction) {
+                    replay_ = std::move(f.unit);
+                    held_.clear();
+                    f.ghost = true;  // drop the rest of the standby's answer
+                    PGR_DEBUG("session %llu: standby %s refused a write (25006); replaying on "
+                              "the master",
+                              ull(id_), server.conn->address.c_str());
+                    return false;
+                }
+                if (f.ghost) {
+                    PGR_WARNING("session %llu: replaying session state on %s failed: %s",
+                                ull(id_), server.conn->address.c_str(),
+                                fields ? fields->message.c_str() : "?");
+                    return false;
+                }
+            }
+        }
+        if (m.is(BackendMsg::ReadyForQuery)) return finish_unit(m, f);
+        if (f.ghost) return false;
+        if (f.hold) {
+            held_.append(m.bytes());
+            if (m.is(BackendMsg::DataRow) || m.is(BackendMsg::CommandComplete) ||
+                m.is(BackendMsg::CopyOutResponse) || m.is(BackendMsg::CopyInResponse) ||
+                m.is(BackendMsg::EmptyQueryResponse) || m.is(BackendMsg::PortalSuspended) ||
+                m.is(BackendMsg::ErrorResponse)) {
+                release_held(f);
+            }
+            return false;
+        }
+        client_.output().append(m.bytes());
+        return false;
+    }
+
+    void release_held(InFlight& f) {
+        client_.output() += held_;
+        held_.clear();
+        f.hold = false;
+        f.unit.clear();
+    }
+
+    bool finish_unit(const proto::Message& m, InFlight& f) {
+        auto status = proto::parse_ready_for_query(m.payload).value_or(proto::TransactionStatus::Idle);
+        bool ghost = f.ghost;
+        if (!ghost) {
+            if (f.hold) release_held(f);
+            txn_status_ = status;
+            rs_.block_slot = status == proto::TransactionStatus::Idle ? -1 : f.slot;
+            const BackendView* view = view_of(f.slot);
+            bool on_master = view != nullptr && view->health.role == BackendRole::Master;
+            bool wrote = f.cls.kind != StatementKind::Read || f.cls.pins != 0;
+            if (on_master && wrote && status == proto::TransactionStatus::Idle) {
+                note_commit(rs_.ryw, now_ns());
+            }
+            if (!f.error) note_session_state(f, view);
+            client_.output().append(m.bytes());
+        }
+        inflight_.pop_front();
+        wake();
+        return true;
+    }
+
+    void note_session_state(const InFlight& f, const BackendView* view) {
+        if (!f.set_sql.empty()) {
+            set_log_.push_back(f.set_sql);
+            auto it = servers_.find(f.slot);
+            if (it != servers_.end() && it->second->sets_applied + 1 == set_log_.size()) {
+                it->second->sets_applied = set_log_.size();  // it ran there already
+            }
+        }
+        if (f.cls.read_only_default == ReadOnlyDefault::On) rs_.read_only_default = true;
+        if (f.cls.read_only_default == ReadOnlyDefault::Off) rs_.read_only_default = false;
+        std::uint16_t pins = static_cast<std::uint16_t>((pins_ & ~f.cls.unpins) | f.cls.pins);
+        if (pins != pins_) {
+            pins_ = pins;
+            rs_.pinned_slot = pins_ != 0 ? f.slot : -1;
+            rs_.pinned_epoch = pins_ != 0 && view != nullptr ? view->spec.epoch : 0;
+            PGR_DEBUG("session %llu: %s", ull(id_),
+                      pins_ != 0 ? "pinned to the master" : "no longer pinned");
+        }
+    }
+
+    // The head unit's backend closed. A held read is replayed elsewhere; otherwise the client
+    // gets the error and the session ends (its state on that backend is gone).
+    asio::awaitable<void> backend_lost(Server& server) {
+        server.broken = true;
+        env_.seg.recheck.post();
+        InFlight& f = inflight_.front();
+        if (f.hold && !f.unit.empty()) {
+            PGR_INFO("session %llu: backend %s closed during a read; replaying it elsewhere",
+                     ull(id_), server.conn->address.c_str());
+            replay_ = std::move(f.unit);
+            held_.clear();
+            // Everything still in flight went to that backend: all of it is lost.
+            inflight_.clear();
+            wake();
+            co_return;
+        }
+        std::string message = "lost the connection to backend " + server.conn->address;
+        PGR_WARNING("session %llu: %s", ull(id_), message.c_str());
+        co_await send_fatal(client_, proto::kSqlstateConnectionFailure, message);
+        close(message);
     }
 
     WorkerEnv& env_;
-    std::shared_ptr<const AccessRules> access_;
     std::uint64_t id_;
     Wire client_;
     Counted counted_;
-    StartupParams params_;
-    BackendCredentials credentials_;
-    std::unique_ptr<BackendConnection> backend_;
-    std::optional<Counted> backend_counted_;
+    ClientLogin login_;
     CancelHandle cancel_;
     bool closed_ = false;
+
+    asio::steady_timer wakeup_;  // "something changed" between the two pumps
+    Snapshot snap_;
+    std::mt19937_64& rng_ = env_.rng;
+    RouteSession rs_;
+    proto::TransactionStatus txn_status_ = proto::TransactionStatus::Idle;
+    std::uint16_t pins_ = 0;
+
+    std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
+    std::deque<InFlight> inflight_;
+    std::string held_;    // responses of a held read
+    std::string replay_;  // a unit to replay on the master
+    int sticky_slot_ = -1;  // after a Flush: where the rest of the batch goes
+    int last_slot_ = -1;
+
+    std::map<std::string, Statement> statements_;  // the client's prepared statements
+    std::uint64_t statement_versions_ = 0;
+    std::set<std::string> parsed_in_unit_;
+    std::set<std::string> closed_in_unit_;
+    std::vector<std::string> set_log_;  // SETs made outside transactions, in order
 };
 
 }  // namespace

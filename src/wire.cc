@@ -41,10 +41,16 @@ asio::awaitable<WireRead> Wire::read_backend() {
 
 asio::awaitable<boost::system::error_code> Wire::flush() {
     boost::system::error_code ec;
-    if (out_.empty()) co_return ec;
-    co_await asio::async_write(socket_, asio::buffer(out_),
-                               asio::redirect_error(asio::use_awaitable, ec));
-    out_.clear();
+    if (writing_) co_return ec;
+    writing_ = true;
+    while (!out_.empty() && !ec) {
+        sending_.swap(out_);
+        co_await asio::async_write(socket_, asio::buffer(sending_),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        sending_.clear();
+    }
+    if (ec) out_.clear();
+    writing_ = false;
     co_return ec;
 }
 
@@ -65,6 +71,7 @@ void Wire::close() {
 void Wire::release_idle_memory() {
     if (in_.empty()) in_.shrink(kIdleBuffer);
     if (out_.capacity() > kIdleBuffer) std::string().swap(out_);
+    if (!writing_ && sending_.capacity() > kIdleBuffer) std::string().swap(sending_);
 }
 
 }  // namespace pgrouter

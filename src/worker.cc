@@ -29,7 +29,7 @@ class Worker {
 public:
     explicit Worker(const ChildContext& ctx)
         : seg_(*ctx.segment), slot_(seg_.workers[ctx.index]),
-          env_{seg_, slot_, ctx.index, nullptr}, acceptor_(io_), signals_(io_, SIGTERM, SIGINT),
+          env_(seg_, slot_, ctx.index), acceptor_(io_), signals_(io_, SIGTERM, SIGINT),
           settings_timer_(io_), drain_timer_(io_) {
         acceptor_.assign(acceptor_protocol(ctx.listen_fd), ctx.listen_fd);
     }

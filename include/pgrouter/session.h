@@ -4,20 +4,27 @@
 #pragma once
 
 #include <memory>
+#include <random>
 
 #include "pgrouter/access.h"
 #include "pgrouter/asio.h"
+#include "pgrouter/classify.h"
+#include "pgrouter/classify_cache.h"
 #include "pgrouter/shm_layout.h"
 
 namespace pgrouter {
 
 // What every session of one worker shares.
 struct WorkerEnv {
+    WorkerEnv(Segment& s, WorkerSlot& w, int index) : seg(s), slot(w), worker(index) {}
     Segment& seg;
     WorkerSlot& slot;
     int worker = 0;
     std::shared_ptr<const AccessRules> access;  // replaced on reload; sessions keep theirs
     std::uint64_t next_session_id = 1;
+    Classifier classifier;
+    ClassifyCache cache;  // query text → classification, shared by the worker's sessions
+    std::mt19937_64 rng{std::random_device{}()};
 };
 
 asio::awaitable<void> run_session(tcp::socket client, WorkerEnv& env);

@@ -36,7 +36,8 @@ public:
     void consume(const proto::Message& m) { in_.consume(m.size); }
     // Reads more bytes into the input buffer: at least one, at most what fits.
     asio::awaitable<boost::system::error_code> fill(std::size_t min_free = 4096);
-    // Sends output() and clears it.
+    // Sends output() and clears it. When another flush of this wire is in progress, returns
+    // at once: that flush sends what was added meanwhile.
     asio::awaitable<boost::system::error_code> flush();
     // Sends `bytes` (and anything pending in output() first).
     asio::awaitable<boost::system::error_code> send(std::string_view bytes);
@@ -51,6 +52,8 @@ private:
     tcp::socket socket_;
     proto::ReadBuffer in_{2048};
     std::string out_;
+    std::string sending_;   // what the flush in progress writes; out_ takes new output meanwhile
+    bool writing_ = false;  // a flush is in progress (two coroutines may flush one wire)
 };
 
 }  // namespace pgrouter

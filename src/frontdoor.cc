@@ -1,0 +1,130 @@
+// The front door (see frontdoor.h), PostgreSQL's ProcessStartupPacket and ClientAuthentication
+// in pgrouter's terms. The caller puts the whole of it under the startup deadline.
+#include "pgrouter/frontdoor.h"
+
+#include "pgrouter/auth.h"
+#include "pgrouter/cancel.h"
+#include "pgrouter/log.h"
+#include "pgrouter/proto/encoder.h"
+#include "pgrouter/shm.h"
+
+namespace pgrouter {
+
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto kCancelTimeout = 5s;
+
+unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
+
+asio::awaitable<void> forward_cancel(Segment& seg, std::int32_t pid, std::int32_t key) {
+    std::optional<CancelTarget> target = cancel_lookup(seg, pid, key);
+    if (!target) co_return;  // unknown keys are ignored silently, as in PostgreSQL
+    Snapshot snap;
+    if (!take_snapshot(seg, snap)) co_return;
+    for (const BackendView& b : snap.backends) {
+        if (b.slot != target->backend_slot) continue;
+        PGR_DEBUG("forwarding a cancel request to backend %s",
+                  Endpoint{b.spec.host, b.spec.port}.to_string().c_str());
+        co_await backend_cancel(b.spec.host, b.spec.port, target->pid, target->key,
+                                kCancelTimeout);
+    }
+}
+
+// The first packets up to StartupMessage; nullopt when the session ends there.
+asio::awaitable<std::optional<StartupParams>> read_startup(Wire& client, WorkerEnv& env,
+                                                           std::uint64_t id) {
+    for (;;) {
+        std::string_view data = client.input().data();
+        StartupFrameResult frame = frame_startup(data);
+        if (auto* err = std::get_if<StartupError>(&frame)) {
+            PGR_DEBUG("session %llu: %s", ull(id), err->message.c_str());
+            if (err->send_to_client) co_await send_fatal(client, err->sqlstate, err->message);
+            co_return std::nullopt;
+        }
+        if (std::holds_alternative<proto::NeedMore>(frame) ||
+            data.size() < std::get<StartupFrame>(frame).size) {
+            if (co_await client.fill(512)) co_return std::nullopt;
+            continue;
+        }
+        std::size_t size = std::get<StartupFrame>(frame).size;
+        StartupResult parsed = parse_startup(data.substr(0, size));
+        client.input().consume(size);
+        if (auto* err = std::get_if<StartupError>(&parsed)) {
+            PGR_DEBUG("session %llu: %s", ull(id), err->message.c_str());
+            co_await send_fatal(client, err->sqlstate, err->message, err->hint);
+            co_return std::nullopt;
+        }
+        StartupPacket& packet = std::get<StartupPacket>(parsed);
+        switch (packet.kind) {
+            case StartupKind::SslRequest:
+            case StartupKind::GssEncRequest:
+                if (co_await client.send("N")) co_return std::nullopt;
+                continue;
+            case StartupKind::CancelRequest:
+                co_await forward_cancel(env.seg, packet.cancel_pid, packet.cancel_key);
+                co_return std::nullopt;
+            case StartupKind::Startup: co_return std::move(packet.startup);
+        }
+    }
+}
+
+}  // namespace
+
+asio::awaitable<void> send_fatal(Wire& client, std::string_view sqlstate,
+                                 std::string_view message, std::string_view hint) {
+    proto::encode_error_response(client.output(), "FATAL", sqlstate, message, {}, hint);
+    co_await client.flush();
+}
+
+asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& env,
+                                                       std::uint64_t id) {
+    std::shared_ptr<const AccessRules> access = env.access;
+    std::optional<StartupParams> params = co_await read_startup(client, env, id);
+    if (!params) co_return std::nullopt;
+    if (params->needs_negotiation()) {
+        proto::encode_negotiate_protocol_version(
+            client.output(), StartupParams::negotiate_version(), params->protocol_options);
+    }
+    if (params->replication != ReplicationMode::None) {
+        co_await send_fatal(client, proto::kSqlstateFeatureNotSupported,
+                            "pgrouter does not route replication connections",
+                            "Connect to the server directly for replication.");
+        co_return std::nullopt;
+    }
+    boost::system::error_code ec;
+    auto peer = client.socket().remote_endpoint(ec);
+    if (ec) co_return std::nullopt;
+    ClientLogin login;
+    login.host = peer.address().to_string();
+    auto address = IpAddress::parse(login.host);
+    const HbaRule* rule =
+        address ? match_hba(access->hba, *address, false, params->database, params->user)
+                : nullptr;
+    if (rule == nullptr || rule->method == HbaMethod::Reject) {
+        std::string why =
+            rule == nullptr
+                ? hba_no_entry_message(login.host, params->user, params->database, false)
+                : hba_reject_message(login.host, params->user, params->database, false);
+        PGR_NOTICE("session %llu: %s", ull(id), why.c_str());
+        co_await send_fatal(client, proto::kSqlstateInvalidAuthorization, why);
+        co_return std::nullopt;
+    }
+    AuthOutcome auth =
+        co_await authenticate_client(client, rule->method, params->user, access->authdb);
+    if (!auth.ok) {
+        if (auth.client_gone) co_return std::nullopt;
+        PGR_NOTICE("session %llu: authentication failed for user \"%s\" from %s: %s", ull(id),
+                   params->user.c_str(), login.host.c_str(), auth.log_detail.c_str());
+        co_await send_fatal(client, auth.sqlstate, auth.message);
+        co_return std::nullopt;
+    }
+    PGR_DEBUG("session %llu: user \"%s\" database \"%s\" from %s authenticated (%s)", ull(id),
+              params->user.c_str(), params->database.c_str(), login.host.c_str(),
+              hba_method_name(rule->method).data());
+    login.params = std::move(*params);
+    login.credentials = std::move(auth.credentials);
+    co_return login;
+}
+
+}  // namespace pgrouter
