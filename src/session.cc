@@ -170,6 +170,17 @@ private:
         Classification read;
         read.kind = StatementKind::Read;
         int slot = -1;
+        // Right after a start the watcher has no verdict yet: wait for one, up to a timeout.
+        asio::steady_timer pause(client_.socket().get_executor());
+        refresh_snapshot();
+        for (std::int64_t until = now_ns() + login_timeout().count() * 1000000;
+             refresh_snapshot() && now_ns() < until &&
+             std::all_of(snap_.backends.begin(), snap_.backends.end(), [](const BackendView& b) {
+                 return b.health.status == BackendStatus::Starting;
+             });) {
+            pause.expires_after(10ms);
+            co_await pause.async_wait(asio::use_awaitable);
+        }
         if (refresh_snapshot()) {
             int master = find_master(snap_.backends);
             if (master >= 0) {
