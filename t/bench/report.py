@@ -2,6 +2,7 @@
 `median (ratio)`), a CSV of the same with every round's value, and a PNG chart drawn by
 gnuplot. Pure formatting over the measured values; it never runs a workload."""
 
+import json
 import os
 import platform
 import statistics
@@ -27,6 +28,8 @@ ROWS = [
     ("i", "(i) failover: promote → first write, s", "time", None),
 ]
 WORKLOAD_OF_ROW = {r[0]: r[0][0] for r in ROWS}
+SHORT = {"a": "(a) -S simple", "b": "(b) -S prepared", "c": "(c) TPC-B", "d": "(d) -C churn",
+         "e": "(e) 50 MB result"}
 
 
 def _median(values):
@@ -103,8 +106,9 @@ class Table:
             f"`pgbench -S -c 4 -j 2 -R {m['rate']}`, the proxy's utime+stime over its whole process "
             "tree per transaction, latencies from pgbench's per-transaction log with the difference "
             "to direct standby in brackets. (i): seconds from `pg_ctl promote -w` returning to the "
-            "first successful INSERT through the target (old primary stopped "
-            f"immediately {m['failover_gap']:g} s before promote).",
+            "first successful INSERT through the target, one failover (old primary stopped "
+            f"immediately {m['failover_gap']:g} s before); below 0 when the write passed before "
+            "`pg_ctl promote -w`, which polls every 100 ms, returned.",
         ]
         pg = self.master_readers()
         if pg:
@@ -193,7 +197,7 @@ def chart(out_dir, table):
             for t in proxies:
                 m, b = table.med(key, t.key), table.med(key, base)
                 vals.append(f"{m / b:.3f}" if m is not None and b else "?")
-            ratio_lines.append(f'"{label.split(":")[0]}" ' + " ".join(vals))
+            ratio_lines.append(f'"{SHORT.get(key, key)}" ' + " ".join(vals))
         elif kind == "cpu":
             vals = [f"{table.med(key, t.key):.1f}" if table.med(key, t.key) is not None else "?" for t in proxies]
             cpu_lines.append(f'"{"simple" if "simple" in key else "prepared"}" ' + " ".join(vals))
@@ -207,7 +211,7 @@ def chart(out_dir, table):
         return None
     m = table.meta
     script = f"""
-set terminal pngcairo size {1500 if have_ratio and have_cpu else 900},600 font "Sans,10"
+set terminal pngcairo noenhanced size {1500 if have_ratio and have_cpu else 900},600 font "Sans,10"
 set output "{out_dir}/ratios.png"
 set datafile missing "?"
 set style data histograms
@@ -215,7 +219,7 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
-set key top right
+set key outside bottom center horizontal
 set yrange [0:*]
 {"set multiplot layout 1,2" if have_ratio and have_cpu else ""}
 """
@@ -244,7 +248,43 @@ plot for [i=2:{n}] "{out_dir}/cpu.dat" using i:xtic(1) title columnheader(i)
     return None
 
 
-def write_all(out_dir, bench, targets, meta):
+class _Saved:
+    """What a finished run left in raw.json, shaped like the live objects."""
+
+    def __init__(self, raw):
+        self.values = {tuple(k.split("|")): v for k, v in raw["values"].items()}
+        self.skips = {tuple(k.split("|")): v for k, v in raw["skips"].items()}
+        self.targets = [_SavedTarget(t) for t in raw["targets"]]
+        self.meta = raw["meta"]
+
+
+class _SavedTarget:
+    def __init__(self, d):
+        self.__dict__.update(d)
+
+
+def save_raw(out_dir, bench, targets, meta):
+    raw = {
+        "values": {f"{r}|{t}": v for (r, t), v in bench.values.items()},
+        "skips": {f"{r}|{t}": v for (r, t), v in bench.skips.items()},
+        "targets": [{"key": t.key, "label": t.label, "is_proxy": t.is_proxy, "reads_from": t.reads_from,
+                     "notes": t.notes} for t in targets],
+        "meta": meta,
+    }
+    with open(os.path.join(out_dir, "raw.json"), "w") as f:
+        json.dump(raw, f, indent=1)
+
+
+def rewrite_from_raw(out_dir):
+    """Re-renders results.md, results.csv and ratios.png from raw.json (no measuring)."""
+    with open(os.path.join(out_dir, "raw.json")) as f:
+        saved = _Saved(json.load(f))
+    write_all(out_dir, saved, saved.targets, saved.meta, save=False)
+
+
+def write_all(out_dir, bench, targets, meta, save=True):
+    if save:
+        save_raw(out_dir, bench, targets, meta)
     table = Table(bench, targets, meta)
     md = table.markdown()
     with open(os.path.join(out_dir, "results.md"), "w") as f:
