@@ -605,9 +605,13 @@ private:
             rs_.block_slot = status == proto::TransactionStatus::Idle ? -1 : f.slot;
             const BackendView* view = view_of(f.slot);
             bool on_master = view != nullptr && view->health.role == BackendRole::Master;
-            bool wrote = f.cls.kind != StatementKind::Read || f.cls.pins != 0;
-            if (on_master && wrote && status == proto::TransactionStatus::Idle) {
-                note_commit(rs_.ryw, now_ns());
+            // Only writes count: BEGIN/COMMIT of a block that only read leave reads free.
+            bool wrote = on_master && (f.cls.kind == StatementKind::Write || f.cls.pins != 0);
+            if (status != proto::TransactionStatus::Idle) {
+                block_wrote_ = block_wrote_ || wrote;
+            } else {
+                if (wrote || block_wrote_) note_commit(rs_.ryw, now_ns());
+                block_wrote_ = false;
             }
             if (!f.error) note_session_state(f, view);
             client_.output().append(m.bytes());
@@ -673,6 +677,7 @@ private:
     RouteSession rs_;
     proto::TransactionStatus txn_status_ = proto::TransactionStatus::Idle;
     std::uint16_t pins_ = 0;
+    bool block_wrote_ = false;  // the open transaction block wrote on the master
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
     std::deque<InFlight> inflight_;

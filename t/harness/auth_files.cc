@@ -18,12 +18,13 @@ std::string authdb_text(const Cluster& cluster) {
 }
 
 const std::string& authdb_file(const Cluster& cluster) {
-    static std::map<const Cluster*, std::string> written;
-    auto it = written.find(&cluster);
+    // Keyed by directory: a cluster made later may live at a destroyed one's address.
+    static std::map<std::string, std::string> written;
+    auto it = written.find(cluster.dir());
     if (it != written.end()) return it->second;
     std::string path = cluster.dir() + "/authdb.txt";
     write_file(path, authdb_text(cluster));
-    return written.emplace(&cluster, path).first->second;
+    return written.emplace(cluster.dir(), path).first->second;
 }
 
 }  // namespace pgrouter::test
