@@ -52,6 +52,8 @@ struct Server {
     std::set<std::string> to_close;  // statements the client closed elsewhere
     std::size_t sets_applied = 0;    // entries of the session's SET log replayed here
     bool broken = false;
+    bool watched = false;   // an idle wait for readability is pending
+    bool readable = false;  // that wait fired
 };
 
 // A unit sent to a backend whose responses have not all come back yet.
@@ -64,6 +66,7 @@ struct InFlight {
     bool error = false;  // an ErrorResponse came back
     Classification cls;
     std::string unit;    // the unit's bytes, kept while it may be replayed
+    std::string tag;     // the last CommandComplete tag ("COMMIT", "ROLLBACK", ...)
     std::string set_sql;  // a SET to remember once it succeeded outside a transaction
 };
 
@@ -389,6 +392,19 @@ private:
                                     std::string sql, std::string_view reason, bool may_hold) {
         LoginFailure failure;
         Server* server = co_await server_for(slot, failure);
+        if (server == nullptr && may_hold && inflight_.empty() &&
+            txn_status_ == proto::TransactionStatus::Idle && cls.kind != StatementKind::Write &&
+            cls.pins == 0 && failure.backend_error.empty()) {
+            // A standby that cannot be reached for a read: the master serves it instead.
+            refresh_snapshot();
+            int master = find_master(snap_.backends);
+            int master_slot = master < 0 ? -1 : snap_.backends[static_cast<std::size_t>(master)].slot;
+            if (master_slot >= 0 && master_slot != slot) {
+                co_await send_unit(master_slot, unit, cls, uses, sync, std::move(sql),
+                                   "standby unreachable, master", false);
+                co_return;
+            }
+        }
         if (server == nullptr) {
             std::string message = failure.message.empty() ? "backend refused the login"
                                                           : failure.message;
@@ -449,9 +465,7 @@ private:
         f.hold = may_hold && standby && sync && inflight_.empty() &&
                  txn_status_ == proto::TransactionStatus::Idle;
         if (f.hold) f.unit = unit;
-        if (cls.set && !cls.set_local && txn_status_ == proto::TransactionStatus::Idle) {
-            f.set_sql = std::move(sql);
-        }
+        if (cls.set && !cls.set_local) f.set_sql = std::move(sql);
         out += unit;
         if (co_await server->conn->wire.flush()) {
             server->broken = true;
@@ -506,10 +520,14 @@ private:
         for (;;) {
             if (closed_) co_return;
             if (inflight_.empty()) {
+                forward_idle_messages();
                 if (!client_.output().empty() && co_await client_.flush()) {
                     co_return close("client connection lost");
                 }
-                if (inflight_.empty()) co_await wait_wakeup();
+                if (inflight_.empty()) {
+                    arm_idle_watches();
+                    co_await wait_wakeup();
+                }
                 continue;
             }
             int slot = inflight_.front().slot;
@@ -539,6 +557,63 @@ private:
                 if (closed_) co_return;
                 co_await backend_lost(server);
                 if (closed_) co_return;
+            }
+        }
+    }
+
+    // While no unit is in flight, a backend can still speak: NOTIFY for a LISTEN, a notice,
+    // a ParameterStatus, or its end (a FATAL before an administrator's shutdown). Each idle
+    // backend socket is watched; what arrives is read and passed on at once.
+    void arm_idle_watches() {
+        for (auto& [slot, server] : servers_) {
+            if (server->broken || server->watched) continue;
+            server->watched = true;
+            std::weak_ptr<Session> weak = weak_from_this();
+            Server* raw = server.get();
+            raw->conn->wire.socket().async_wait(
+                tcp::socket::wait_read, [weak, raw](const boost::system::error_code& ec) {
+                    // Aborted: the connection is being closed (raw may be gone already).
+                    if (ec == asio::error::operation_aborted) return;
+                    if (auto self = weak.lock()) {
+                        raw->readable = true;
+                        raw->watched = false;
+                        self->wake();
+                    }
+                });
+        }
+    }
+
+    void forward_idle_messages() {
+        for (auto& [slot, server] : servers_) {
+            if (server->broken || !server->readable) continue;
+            server->readable = false;
+            Wire& wire = server->conn->wire;
+            // The wait may have fired for a unit's answer that was read since: read only
+            // what is there, without blocking. End of file means the backend left.
+            boost::system::error_code ec, mode;
+            wire.socket().non_blocking(true, mode);
+            std::span<char> space = wire.input().prepare(4096);
+            std::size_t n = wire.socket().read_some(asio::buffer(space.data(), space.size()), ec);
+            wire.socket().non_blocking(false, mode);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+            if (ec) {
+                PGR_DEBUG("session %llu: idle backend %s closed its connection", ull(id_),
+                          server->conn->address.c_str());
+                server->broken = true;
+                continue;
+            }
+            wire.input().commit(n);
+            for (;;) {
+                proto::DecodeResult r = proto::decode_backend(wire.input().data());
+                auto* m = std::get_if<proto::Message>(&r);
+                if (m == nullptr) break;
+                if (m->is(BackendMsg::NotificationResponse) || m->is(BackendMsg::NoticeResponse) ||
+                    m->is(BackendMsg::ParameterStatus)) {
+                    client_.output().append(m->bytes());
+                } else if (m->is(BackendMsg::ErrorResponse)) {
+                    server->broken = true;  // a FATAL: the backend is going away
+                }
+                wire.consume(*m);
             }
         }
     }
@@ -574,6 +649,7 @@ private:
             }
         }
         if (m.is(BackendMsg::ReadyForQuery)) return finish_unit(m, f);
+        if (m.is(BackendMsg::CommandComplete)) f.tag.assign(m.payload.substr(0, m.payload.find('\0')));
         if (f.ghost) return false;
         if (f.hold) {
             held_.append(m.bytes());
@@ -601,6 +677,7 @@ private:
         bool ghost = f.ghost;
         if (!ghost) {
             if (f.hold) release_held(f);
+            bool was_in_block = txn_status_ != proto::TransactionStatus::Idle;
             txn_status_ = status;
             rs_.block_slot = status == proto::TransactionStatus::Idle ? -1 : f.slot;
             const BackendView* view = view_of(f.slot);
@@ -613,7 +690,11 @@ private:
                 if (wrote || block_wrote_) note_commit(rs_.ryw, now_ns());
                 block_wrote_ = false;
             }
-            if (!f.error) note_session_state(f, view);
+            if (!f.error) {
+                note_session_state(f, view, was_in_block);
+            } else if (status == proto::TransactionStatus::Idle) {
+                pending_sets_.clear();
+            }
             client_.output().append(m.bytes());
         }
         inflight_.pop_front();
@@ -621,13 +702,21 @@ private:
         return true;
     }
 
-    void note_session_state(const InFlight& f, const BackendView* view) {
-        if (!f.set_sql.empty()) {
-            set_log_.push_back(f.set_sql);
+    // A SET made outside a block holds at once; one made inside a block holds only if the
+    // block commits (a rolled-back SET must not reach the session's other backends).
+    void note_session_state(const InFlight& f, const BackendView* view, bool was_in_block) {
+        bool in_block = txn_status_ != proto::TransactionStatus::Idle;
+        if (!f.set_sql.empty()) pending_sets_.push_back(f.set_sql);
+        if (!in_block && !pending_sets_.empty()) {
+            bool keep = !was_in_block || f.tag == "COMMIT" || f.tag.empty();
             auto it = servers_.find(f.slot);
-            if (it != servers_.end() && it->second->sets_applied + 1 == set_log_.size()) {
-                it->second->sets_applied = set_log_.size();  // it ran there already
+            bool in_sync = it != servers_.end() && it->second->sets_applied == set_log_.size();
+            if (keep) {
+                for (std::string& set : pending_sets_) set_log_.push_back(std::move(set));
+                // They ran on this backend already.
+                if (in_sync) it->second->sets_applied = set_log_.size();
             }
+            pending_sets_.clear();
         }
         if (f.cls.read_only_default == ReadOnlyDefault::On) rs_.read_only_default = true;
         if (f.cls.read_only_default == ReadOnlyDefault::Off) rs_.read_only_default = false;
@@ -659,8 +748,30 @@ private:
         }
         std::string message = "lost the connection to backend " + server.conn->address;
         PGR_WARNING("session %llu: %s", ull(id_), message.c_str());
-        co_await send_fatal(client_, proto::kSqlstateConnectionFailure, message);
-        close(message);
+        if (pins_ != 0 && rs_.pinned_slot == f.slot) {
+            co_await send_fatal(client_, "57P01",
+                                "terminating connection because its session state was lost "
+                                "with the old master");
+            co_return close(message);
+        }
+        // Nothing of the session's own state lived only there: the units in flight fail,
+        // as a crashed server's statements do, and the session goes on elsewhere.
+        for (const InFlight& lost : inflight_) {
+            if (lost.ghost || !lost.sync) continue;
+            error_to_client("ERROR", proto::kSqlstateConnectionFailure, message,
+                            txn_status_ != proto::TransactionStatus::Idle
+                                ? "The transaction was lost with the backend."
+                                : "");
+            proto::encode_ready_for_query(client_.output(), proto::TransactionStatus::Idle);
+        }
+        held_.clear();
+        inflight_.clear();
+        txn_status_ = proto::TransactionStatus::Idle;
+        rs_.block_slot = -1;
+        block_wrote_ = false;
+        pending_sets_.clear();
+        sticky_slot_ = -1;
+        wake();
     }
 
     WorkerEnv& env_;
@@ -690,7 +801,8 @@ private:
     std::uint64_t statement_versions_ = 0;
     std::set<std::string> parsed_in_unit_;
     std::set<std::string> closed_in_unit_;
-    std::vector<std::string> set_log_;  // SETs made outside transactions, in order
+    std::vector<std::string> set_log_;  // SETs in force, in order, to replay elsewhere
+    std::vector<std::string> pending_sets_;  // SETs of the open block, kept if it commits
 };
 
 }  // namespace
