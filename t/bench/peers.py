@@ -103,6 +103,8 @@ backend 127.0.0.1:{c.standby2}
     if t.reads_from == "master":
         t.notes.append("read-only work lands on the master (no statement routing yet): "
                        "compare its read rows with direct master too")
+    else:
+        t.notes.append("statement routing: reads reach the standbys, writes the master")
     t.notes.append("workers 2, authdb + hba (SCRAM) with pg_authid's verifiers, health checks "
                    "with their defaults")
     return t
