@@ -6,6 +6,7 @@
 // Only the client pump writes to backends; only the response pump reads from them.
 #include "pgrouter/session.h"
 
+#include <cctype>
 #include <deque>
 #include <map>
 #include <set>
@@ -67,6 +68,7 @@ struct InFlight {
     Classification cls;
     std::string unit;    // the unit's bytes, kept while it may be replayed
     std::string tag;     // the last CommandComplete tag ("COMMIT", "ROLLBACK", ...)
+    std::string sql;     // a simple Query's text (savepoints are tracked by it)
     std::string set_sql;  // a SET to remember once it succeeded outside a transaction
 };
 
@@ -465,7 +467,8 @@ private:
         f.hold = may_hold && standby && sync && inflight_.empty() &&
                  txn_status_ == proto::TransactionStatus::Idle;
         if (f.hold) f.unit = unit;
-        if (cls.set && !cls.set_local) f.set_sql = std::move(sql);
+        if (cls.set && !cls.set_local) f.set_sql = sql;
+        if (txn_status_ != proto::TransactionStatus::Idle) f.sql = std::move(sql);
         out += unit;
         if (co_await server->conn->wire.flush()) {
             server->broken = true;
@@ -524,6 +527,7 @@ private:
                 if (!client_.output().empty() && co_await client_.flush()) {
                     co_return close("client connection lost");
                 }
+                if (close_after_flush_) co_return close("pinned session state lost");
                 if (inflight_.empty()) {
                     arm_idle_watches();
                     co_await wait_wakeup();
@@ -599,7 +603,7 @@ private:
             if (ec) {
                 PGR_DEBUG("session %llu: idle backend %s closed its connection", ull(id_),
                           server->conn->address.c_str());
-                server->broken = true;
+                idle_backend_gone(slot, *server);
                 continue;
             }
             wire.input().commit(n);
@@ -607,14 +611,35 @@ private:
                 proto::DecodeResult r = proto::decode_backend(wire.input().data());
                 auto* m = std::get_if<proto::Message>(&r);
                 if (m == nullptr) break;
-                if (m->is(BackendMsg::NotificationResponse) || m->is(BackendMsg::NoticeResponse) ||
-                    m->is(BackendMsg::ParameterStatus)) {
+                bool going = m->is(BackendMsg::ErrorResponse);
+                if (m->is(BackendMsg::NoticeResponse)) {
+                    // "terminating connection due to ... shutdown" (57P01..57P03): the backend
+                    // is going away; that is pgrouter's business, not the client's.
+                    auto fields = proto::parse_error_fields(m->payload);
+                    going = fields && fields->sqlstate.rfind("57P0", 0) == 0;
+                }
+                if (going) {
+                    idle_backend_gone(slot, *server);
+                } else if (m->is(BackendMsg::NotificationResponse) ||
+                           m->is(BackendMsg::NoticeResponse) ||
+                           m->is(BackendMsg::ParameterStatus)) {
                     client_.output().append(m->bytes());
-                } else if (m->is(BackendMsg::ErrorResponse)) {
-                    server->broken = true;  // a FATAL: the backend is going away
                 }
                 wire.consume(*m);
             }
+        }
+    }
+
+    // An idle backend left. The session carries on elsewhere, unless state that cannot be
+    // copied lived there: then the client is told, as PostgreSQL would tell it, and leaves.
+    void idle_backend_gone(int slot, Server& server) {
+        server.broken = true;
+        env_.seg.recheck.post();
+        if (pins_ != 0 && rs_.pinned_slot == slot && !close_after_flush_) {
+            proto::encode_error_response(client_.output(), "FATAL", "57P01",
+                                         "terminating connection because its session state "
+                                         "was lost with the old master");
+            close_after_flush_ = true;
         }
     }
 
@@ -702,22 +727,61 @@ private:
         return true;
     }
 
+    // SAVEPOINT / ROLLBACK TO / RELEASE in a block: a savepoint is a marker ("\1name") among
+    // the block's pending SETs; rolling back to it drops the SETs made after it.
+    void track_savepoint(std::string_view sql) {
+        auto words = lower_words(sql, 4);
+        if (words.empty()) return;
+        if (words[0] == "savepoint" && words.size() >= 2) {
+            pending_sets_.push_back("\1" + words[1]);
+        } else if (words[0] == "rollback" && words.size() >= 3 && words[1] == "to") {
+            std::string name = "\1" + (words[2] == "savepoint" && words.size() >= 4 ? words[3] : words[2]);
+            for (std::size_t i = pending_sets_.size(); i-- > 0;) {
+                if (pending_sets_[i] == name) {
+                    pending_sets_.resize(i + 1);
+                    break;
+                }
+            }
+        }
+    }
+
+    // The first `n` words of `sql`, lower-cased, without a trailing semicolon.
+    static std::vector<std::string> lower_words(std::string_view sql, std::size_t n) {
+        std::vector<std::string> words;
+        std::string word;
+        for (char ch : sql) {
+            if (std::isspace(static_cast<unsigned char>(ch)) || ch == ';') {
+                if (!word.empty()) words.push_back(std::move(word));
+                word.clear();
+                if (words.size() == n || ch == ';') break;
+                continue;
+            }
+            word += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        }
+        if (!word.empty() && words.size() < n) words.push_back(word);
+        return words;
+    }
+
     // A SET made outside a block holds at once; one made inside a block holds only if the
     // block commits (a rolled-back SET must not reach the session's other backends).
     void note_session_state(const InFlight& f, const BackendView* view, bool was_in_block) {
         bool in_block = txn_status_ != proto::TransactionStatus::Idle;
+        if (in_block) track_savepoint(f.sql);
         if (!f.set_sql.empty()) pending_sets_.push_back(f.set_sql);
         if (!in_block && !pending_sets_.empty()) {
             bool keep = !was_in_block || f.tag == "COMMIT" || f.tag.empty();
             auto it = servers_.find(f.slot);
             bool in_sync = it != servers_.end() && it->second->sets_applied == set_log_.size();
             if (keep) {
-                for (std::string& set : pending_sets_) set_log_.push_back(std::move(set));
+                for (std::string& set : pending_sets_) {
+                    if (!set.empty() && set[0] != '\1') set_log_.push_back(std::move(set));
+                }
                 // They ran on this backend already.
                 if (in_sync) it->second->sets_applied = set_log_.size();
             }
             pending_sets_.clear();
         }
+        if (!in_block) pending_sets_.clear();
         if (f.cls.read_only_default == ReadOnlyDefault::On) rs_.read_only_default = true;
         if (f.cls.read_only_default == ReadOnlyDefault::Off) rs_.read_only_default = false;
         std::uint16_t pins = static_cast<std::uint16_t>((pins_ & ~f.cls.unpins) | f.cls.pins);
@@ -789,6 +853,7 @@ private:
     proto::TransactionStatus txn_status_ = proto::TransactionStatus::Idle;
     std::uint16_t pins_ = 0;
     bool block_wrote_ = false;  // the open transaction block wrote on the master
+    bool close_after_flush_ = false;
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
     std::deque<InFlight> inflight_;

@@ -159,9 +159,13 @@ TEST_CASE("a lagging standby is avoided; without standbys reads use the master",
         [&] {
             std::smatch m;
             std::string dump = r.router->monitor(r.monitor);
+            std::smatch m2;
             return std::regex_search(dump, m,
                                      std::regex("127\\.0\\.0\\.1:" + s1 + " slave OK ([0-9]+)")) &&
-                   std::stoull(m[1]) > 65536;
+                   std::stoull(m[1]) > 65536 &&
+                   std::regex_search(dump, m2,
+                                     std::regex("127\\.0\\.0\\.1:" + s2 + " slave OK ([0-9]+)")) &&
+                   std::stoull(m2[1]) <= 65536;  // the other standby has caught up
         },
         10s));
     PgConn conn(r.conninfo());
