@@ -69,7 +69,7 @@ class Table:
                 return f"{m:.3f}"
             return f"{m:.3f} ({m - b:+.3f})"
         if kind == "time":
-            return f"{m:.2f} s"
+            return f"{0.0 if abs(m) < 0.005 else m:.2f} s"
         return f"{m}"
 
     def rows(self):
