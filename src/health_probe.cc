@@ -4,6 +4,8 @@
 // every backend's socket at once.
 #include "pgrouter/health_probe.h"
 
+#include "pgrouter/clock.h"
+
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -20,7 +22,7 @@ namespace {
 // promotion completes, which on a busy server takes as long as a spread checkpoint.
 // pg_is_in_recovery() is read once (the OFFSET 0 fence) so the columns agree mid-promotion.
 constexpr const char* kSampleQuery =
-    "SELECT s.r, CASE WHEN s.r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, "
+    "SELECT s.r, CASE WHEN s.r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END, "
     "pg_last_wal_receive_lsn(), "
     "CASE WHEN s.r THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), "
     "(SELECT timeline_id FROM pg_control_checkpoint())) "
@@ -28,7 +30,7 @@ constexpr const char* kSampleQuery =
     "FROM (SELECT pg_is_in_recovery() AS r OFFSET 0) s";
 
 constexpr const char* kCheckQuery =
-    "SELECT s.r, CASE WHEN s.r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, "
+    "SELECT s.r, CASE WHEN s.r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END, "
     "pg_last_wal_receive_lsn(), "
     "CASE WHEN s.r THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), "
     "(SELECT timeline_id FROM pg_control_checkpoint())) "
@@ -187,6 +189,7 @@ std::optional<ProbeResult> HealthProbe::connect() {
 }
 
 std::optional<ProbeResult> HealthProbe::send_query() {
+    sent_at_ns_ = now_ns();
     if (PQsendQuery(conn_, probe_query(full_)) == 0)
         return fail(short_error(PQerrorMessage(conn_)));
     phase_ = Phase::Querying;
@@ -275,6 +278,7 @@ std::optional<ProbeResult> HealthProbe::read_results() {
             last_notice_.clear();
             ProbeResult r;
             r.ok = true;
+            r.sent_at_ns = sent_at_ns_;
             r.full = full_;
             r.sample = *pending_;
             pending_.reset();

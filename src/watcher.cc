@@ -208,7 +208,10 @@ void Watcher::check_deadlines(std::int64_t now) {
 void Watcher::handle(Watched& w, std::optional<ProbeResult> result, std::int64_t now) {
     if (!result) return;
     if (result->ok) {
-        model_.record_sample(w.slot, result->sample, now, result->full);
+        // Stamped with when the query left, not when the answer came: a master position
+        // sampled "after T" must have been read after T (read-your-writes).
+        model_.record_sample(w.slot, result->sample,
+                             result->sent_at_ns != 0 ? result->sent_at_ns : now, result->full);
         return;
     }
     // A connection that worked and then broke (a server restart, pg_terminate_backend, an

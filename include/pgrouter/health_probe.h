@@ -50,6 +50,9 @@ struct ProbeResult {
     bool lost = false;  // the connection broke while idle: no check was running
     HealthSample sample;
     std::string error;
+    // CLOCK_MONOTONIC when the query left: the sample shows the server at or after this
+    // moment. Read-your-writes relies on it (a commit seen before it is covered).
+    std::int64_t sent_at_ns = 0;
 };
 
 class HealthProbe {
@@ -85,6 +88,7 @@ class HealthProbe {
 
     std::optional<ProbeResult> connect();
     std::optional<ProbeResult> send_query();
+    std::int64_t sent_at_ns_ = 0;
     std::optional<ProbeResult> read_results();
     ProbeResult fail(std::string_view why);
     static void on_notice(void* arg, const char* message);
