@@ -3,6 +3,8 @@
 // rehash). The map is sized up front so that it never rehashes within its bound.
 #include "pgrouter/classify_cache.h"
 
+#include "pgrouter/sql_key.h"
+
 #include <algorithm>
 
 namespace pgrouter {
@@ -61,9 +63,10 @@ void ClassifyCache::insert(std::string_view sql, const Classification& c) {
 }
 
 Classification ClassifyCache::classify(std::string_view sql, const Classifier& classifier) {
-    if (const Classification* hit = find(sql)) return *hit;
+    sql_cache_key(sql, key_);  // statements that differ only in constants share an entry
+    if (const Classification* hit = find(key_)) return *hit;
     Classification c = classifier.classify(sql);
-    insert(sql, c);
+    insert(key_, c);
     return c;
 }
 

@@ -28,12 +28,14 @@ class ClassifyCache {
     ClassifyCache(const ClassifyCache&) = delete;
     ClassifyCache& operator=(const ClassifyCache&) = delete;
 
-    // The cached classification of `sql`, marked as recently used; null on a miss. The
+    // The cached classification under `key` (a sql_cache_key()), marked as recently used;
+    // null on a miss. The
     // pointer is valid until the next insert() or clear().
-    [[nodiscard]] const Classification* find(std::string_view sql);
-    // Remembers `c` for `sql` (replacing an older entry), evicting as needed.
-    void insert(std::string_view sql, const Classification& c);
-    // find(), else classify with `classifier` and insert: the one call sessions make.
+    [[nodiscard]] const Classification* find(std::string_view key);
+    // Remembers `c` under `key` (replacing an older entry), evicting as needed.
+    void insert(std::string_view key, const Classification& c);
+    // find(), else classify with `classifier` and insert: the one call sessions make. The
+    // key is sql_cache_key(sql), so statements differing only in constants share an entry.
     [[nodiscard]] Classification classify(std::string_view sql, const Classifier& classifier);
     // Forgets everything (after a reload changed the write-function list).
     void clear();
@@ -45,6 +47,7 @@ class ClassifyCache {
     std::uint64_t misses() const { return misses_; }
 
   private:
+    std::string key_;  // sql_cache_key() of the statement being looked up, reused
     struct Hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const {
