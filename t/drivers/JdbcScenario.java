@@ -56,7 +56,6 @@ public class JdbcScenario {
             // A SET as a server-side prepared statement, then reads that may run anywhere.
             PreparedStatement set = conn.prepareStatement("SET TimeZone = 'Asia/Tokyo'");
             set.execute();
-            set.execute();
             PreparedStatement zone = conn.prepareStatement("SELECT current_setting('TimeZone')");
             StringBuilder zones = new StringBuilder();
             for (int i = 0; i < 12; i++) zones.append(rows(zone.executeQuery())).append(",");
