@@ -34,6 +34,7 @@ std::string format_monitor(const Snapshot& snap, const MonitorTotals& totals) {
         if (b.health.status == BackendStatus::Ok) out += " " + std::to_string(b.health.lag);
         out += "\n";
     }
+    out += "pinned " + std::to_string(totals.pinned) + "\n";
     return out;
 }
 
@@ -46,6 +47,7 @@ MonitorTotals sum_workers(const Segment& seg) {
         t.workers += 1;
         t.clients += std::max<std::int64_t>(0, w.clients.load(std::memory_order_relaxed));
         t.connections += std::max<std::int64_t>(0, w.connections.load(std::memory_order_relaxed));
+        t.pinned += std::max<std::int64_t>(0, w.pinned.load(std::memory_order_relaxed));
     }
     return t;
 }

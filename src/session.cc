@@ -39,6 +39,7 @@ unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>
 // A named (or the unnamed) prepared statement as the client defined it.
 struct Statement {
     std::string parse;  // the client's whole Parse message, to repeat on other backends
+    std::string_view sql;  // its query text, inside `parse`
     Classification cls;
     std::uint64_t version = 0;  // a new Parse of the same name is a new version
 };
@@ -49,8 +50,8 @@ struct Server {
         : conn(std::move(c)), counted(slot.connections) {}
     std::unique_ptr<BackendConnection> conn;
     Counted counted;
-    std::map<std::string, std::uint64_t> statements;  // name → version of the Parse it has
-    std::set<std::string> to_close;  // statements the client closed elsewhere
+    std::map<std::string, std::uint64_t, std::less<>> statements;  // name → Parse version
+    std::set<std::string, std::less<>> to_close;  // statements the client closed elsewhere
     std::size_t sets_applied = 0;    // entries of the session's SET log replayed here
     bool broken = false;
     bool watched = false;   // an idle wait for readability is pending
@@ -66,7 +67,6 @@ struct InFlight {
     bool sync = true;    // ends with ReadyForQuery (false after a Flush: the batch goes on)
     bool error = false;  // an ErrorResponse came back
     Classification cls;
-    std::string unit;    // the unit's bytes, kept while it may be replayed
     std::string tag;     // the last CommandComplete tag ("COMMIT", "ROLLBACK", ...)
     std::string sql;     // a simple Query's text (savepoints are tracked by it)
     std::string set_sql;  // a SET to remember once it succeeded outside a transaction
@@ -155,7 +155,8 @@ private:
             co_return nullptr;
         }
         LoginParams params{login_.params.user, login_.params.database, login_.params.params};
-        LoginResult r = co_await backend_login(view->spec, slot, params, login_.credentials,
+        BackendSpec spec = view->spec;  // the shared snapshot may change while we wait
+        LoginResult r = co_await backend_login(spec, slot, params, login_.credentials,
                                                login_timeout());
         if (!r.connection) {
             if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
@@ -227,6 +228,7 @@ private:
             proto::encode_parameter_status(out, name, value);
         }
         proto::encode_backend_key_data(out, cancel_.pid, cancel_.key);
+        std::vector<std::pair<std::string, std::string>>().swap(server->conn->parameters);
         proto::encode_ready_for_query(out, proto::TransactionStatus::Idle);
         co_return !co_await client_.flush();
     }
@@ -268,11 +270,13 @@ private:
             }
             unit.append(bytes);
             if (m.is(FrontendMsg::Query)) {
-                std::string_view sql = m.payload.substr(0, m.payload.find('\0'));
+                // The text, inside the unit's own copy of the message.
+                std::string_view sql = std::string_view(unit).substr(
+                    unit.size() - m.payload.size(), m.payload.find('\0'));
                 cls = env_.cache.classify(sql, env_.classifier);
                 have_cls = true;
                 client_.consume(m);
-                co_await dispatch(unit, cls, uses, true, std::string(sql));
+                co_await dispatch(unit, cls, uses, true, sql);
             } else if (m.is(FrontendMsg::FunctionCall)) {
                 cls = Classification{};  // Write: the master
                 client_.consume(m);
@@ -314,7 +318,7 @@ private:
         proto::PayloadReader in(m.payload);
         std::string_view name;
         auto use = [&](std::string_view statement) {
-            auto it = statements_.find(std::string(statement));
+            auto it = statements_.find(statement);
             if (it == statements_.end()) return;
             uses.emplace_back(statement);
             cls = have_cls ? combine(cls, it->second.cls) : it->second.cls;
@@ -324,14 +328,25 @@ private:
             std::string_view sql;
             if (!in.read_cstr(name) || !in.read_cstr(sql)) return;
             Classification parsed = env_.cache.classify(sql, env_.classifier);
-            statements_[std::string(name)] =
-                Statement{std::string(m.bytes()), parsed, ++statement_versions_};
+            Statement& st = statements_[std::string(name)];
+            st = Statement{std::string(m.bytes()), {}, parsed, ++statement_versions_};
+            // The text inside the stored message: type, length, name and its NUL come first.
+            st.sql = std::string_view(st.parse).substr(5 + name.size() + 1, sql.size());
             cls = have_cls ? combine(cls, parsed) : parsed;
             have_cls = true;
             parsed_in_unit_.insert(std::string(name));
         } else if (m.is(FrontendMsg::Bind)) {
             std::string_view portal;
-            if (in.read_cstr(portal) && in.read_cstr(name)) use(name);
+            if (in.read_cstr(portal) && in.read_cstr(name)) {
+                use(name);
+                // A SET through the extended protocol (a prepared SET, pgJDBC, psycopg):
+                // remembered by its text, like a simple one.
+                auto it = statements_.find(name);
+                if (it != statements_.end() && it->second.cls.set && !it->second.cls.set_local) {
+                    if (!unit_sets_.empty()) unit_sets_ += "; ";
+                    unit_sets_.append(it->second.sql);
+                }
+            }
         } else if (m.is(FrontendMsg::Describe) || m.is(FrontendMsg::Close)) {
             std::uint8_t what = 0;
             if (!in.read_u8(what) || !in.read_cstr(name) || what != 'S') return;
@@ -358,7 +373,7 @@ private:
     // its outcome (replaying it on the master after a 25006).
     asio::awaitable<void> dispatch(std::string& unit, const Classification& cls,
                                    const std::vector<std::string>& uses, bool sync,
-                                   std::string sql) {
+                                   std::string_view sql) {
         refresh_snapshot();
         int slot = -1;
         std::string_view reason;
@@ -370,7 +385,12 @@ private:
             reason = "follows the units in flight";
         } else {
             if (rs_.ryw.commit_at_ns != 0) rs_.ryw = settle_read_your_writes(rs_.ryw, snap_.backends);
-            RouteDecision d = route(cls, rs_, snap_.backends, rng_());
+            Classification routed = cls;
+            if (serializable_default_ && routed.kind == StatementKind::TransactionBegin) {
+                routed.read_only = false;  // SERIALIZABLE: a standby cannot run it
+                routed.read_write = true;
+            }
+            RouteDecision d = route(routed, rs_, snap_.backends, rng_());
             if (!d.ok()) {
                 PGR_DEBUG("session %llu: cannot route (%.*s): %.*s", ull(id_),
                           static_cast<int>(kind_name(cls.kind).size()), kind_name(cls.kind).data(),
@@ -386,30 +406,34 @@ private:
             slot = d.slot;
             reason = d.reason;
         }
-        co_await send_unit(slot, unit, cls, uses, sync, std::move(sql), reason, true);
+        co_await send_unit(slot, unit, cls, uses, sync, sql, reason, true);
     }
 
     asio::awaitable<void> send_unit(int slot, std::string& unit, const Classification& cls,
                                     const std::vector<std::string>& uses, bool sync,
-                                    std::string sql, std::string_view reason, bool may_hold) {
+                                    std::string_view sql, std::string_view reason,
+                                    bool may_hold) {
         LoginFailure failure;
         Server* server = co_await server_for(slot, failure);
         if (server == nullptr && may_hold && inflight_.empty() &&
             txn_status_ == proto::TransactionStatus::Idle && cls.kind != StatementKind::Write &&
-            cls.pins == 0 && failure.backend_error.empty()) {
+            cls.pins == 0) {
             // A standby that cannot be reached for a read: the master serves it instead.
             refresh_snapshot();
             int master = find_master(snap_.backends);
             int master_slot = master < 0 ? -1 : snap_.backends[static_cast<std::size_t>(master)].slot;
             if (master_slot >= 0 && master_slot != slot) {
-                co_await send_unit(master_slot, unit, cls, uses, sync, std::move(sql),
+                co_await send_unit(master_slot, unit, cls, uses, sync, sql,
                                    "standby unreachable, master", false);
                 co_return;
             }
         }
         if (server == nullptr) {
-            std::string message = failure.message.empty() ? "backend refused the login"
-                                                          : failure.message;
+            std::string message = failure.message;
+            if (message.empty()) {
+                auto fields = proto::parse_error_fields(failure.backend_error);
+                message = fields ? fields->message : "backend refused the login";
+            }
             error_to_client("ERROR", proto::kSqlstateConnectionFailure, message);
             if (sync) proto::encode_ready_for_query(client_.output(), txn_status_);
             co_return;
@@ -420,6 +444,7 @@ private:
                       static_cast<int>(reason.size()), reason.data());
         }
         std::string& out = server->conn->wire.output();
+        bool nothing_in_flight = inflight_.empty();  // before the ghosts below
         // SETs the session made elsewhere, as ghost units.
         while (server->sets_applied < set_log_.size()) {
             proto::encode_query(out, set_log_[server->sets_applied++]);
@@ -464,11 +489,12 @@ private:
 
         const BackendView* view = view_of(slot);
         bool standby = view != nullptr && view->health.role == BackendRole::Slave;
-        f.hold = may_hold && standby && sync && inflight_.empty() &&
+        f.hold = may_hold && standby && sync && nothing_in_flight &&
                  txn_status_ == proto::TransactionStatus::Idle;
-        if (f.hold) f.unit = unit;
-        if (cls.set && !cls.set_local) f.set_sql = sql;
-        if (txn_status_ != proto::TransactionStatus::Idle) f.sql = std::move(sql);
+
+        if (cls.set && !cls.set_local) f.set_sql = sql.empty() ? unit_sets_ : std::string(sql);
+        unit_sets_.clear();
+        if (txn_status_ != proto::TransactionStatus::Idle) f.sql = sql;
         out += unit;
         if (co_await server->conn->wire.flush()) {
             server->broken = true;
@@ -495,9 +521,8 @@ private:
         // A read on a standby: wait for its outcome; replay it on the master after a 25006
         // (or a standby that died) when nothing of it reached the client.
         while (!inflight_.empty() && !closed_) co_await wait_wakeup();
-        if (replay_.empty() || closed_) co_return;
-        std::string again = std::move(replay_);
-        replay_.clear();
+        if (!replay_ || closed_) co_return;
+        replay_ = false;
         refresh_snapshot();
         int master = find_master(snap_.backends);
         if (master < 0) {
@@ -507,9 +532,9 @@ private:
             co_return;
         }
         Classification write = cls;
-        write.kind = StatementKind::Write;
+        if (replay_wrote_) write.kind = StatementKind::Write;
         std::vector<std::string> none;
-        co_await send_unit(snap_.backends[static_cast<std::size_t>(master)].slot, again, write,
+        co_await send_unit(snap_.backends[static_cast<std::size_t>(master)].slot, unit, write,
                            none, true, {}, "replay on the master", false);
     }
 
@@ -656,13 +681,16 @@ private:
             if (f.ghost || f.hold) {
                 auto fields = proto::parse_error_fields(m.payload);
                 std::string code = fields ? fields->sqlstate : "";
-                if (f.hold && code == kReadOnlySqlTransaction) {
-                    replay_ = std::move(f.unit);
+                // 25006: a write a standby refuses; 0A000: what a hot standby cannot do at
+                // all (SERIALIZABLE). Either way the master can, and nothing was sent yet.
+                if (f.hold && (code == kReadOnlySqlTransaction || code == "0A000")) {
+                    replay_ = true;
+                    replay_wrote_ = code == kReadOnlySqlTransaction;  // it writes: ryw applies
                     held_.clear();
                     f.ghost = true;  // drop the rest of the standby's answer
-                    PGR_DEBUG("session %llu: standby %s refused a write (25006); replaying on "
+                    PGR_DEBUG("session %llu: standby %s refused a write (%s); replaying on "
                               "the master",
-                              ull(id_), server.conn->address.c_str());
+                              ull(id_), server.conn->address.c_str(), code.c_str());
                     return false;
                 }
                 if (f.ghost) {
@@ -694,7 +722,7 @@ private:
         client_.output() += held_;
         held_.clear();
         f.hold = false;
-        f.unit.clear();
+
     }
 
     bool finish_unit(const proto::Message& m, InFlight& f) {
@@ -745,6 +773,20 @@ private:
         }
     }
 
+    // A hot standby refuses SERIALIZABLE transactions, and a session whose default is
+    // SERIALIZABLE (SET default_transaction_isolation, SET SESSION CHARACTERISTICS) makes
+    // every transaction one: its transaction blocks then start on the master.
+    void note_isolation_default(std::string_view set) {
+        std::string lower;
+        for (char ch : set) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (lower.find("isolation") != std::string::npos) {
+            serializable_default_ = lower.find("serializable") != std::string::npos;
+        } else if (lower.find("reset all") != std::string::npos ||
+                   lower.find("discard all") != std::string::npos) {
+            serializable_default_ = false;
+        }
+    }
+
     // The first `n` words of `sql`, lower-cased, without a trailing semicolon.
     static std::vector<std::string> lower_words(std::string_view sql, std::size_t n) {
         std::vector<std::string> words;
@@ -774,7 +816,9 @@ private:
             bool in_sync = it != servers_.end() && it->second->sets_applied == set_log_.size();
             if (keep) {
                 for (std::string& set : pending_sets_) {
-                    if (!set.empty() && set[0] != '\1') set_log_.push_back(std::move(set));
+                    if (set.empty() || set[0] == '\1') continue;
+                    note_isolation_default(set);
+                    set_log_.push_back(std::move(set));
                 }
                 // They ran on this backend already.
                 if (in_sync) it->second->sets_applied = set_log_.size();
@@ -786,6 +830,8 @@ private:
         if (f.cls.read_only_default == ReadOnlyDefault::Off) rs_.read_only_default = false;
         std::uint16_t pins = static_cast<std::uint16_t>((pins_ & ~f.cls.unpins) | f.cls.pins);
         if (pins != pins_) {
+            if (pins_ == 0) pinned_counted_.emplace(env_.slot.pinned);
+            if (pins == 0) pinned_counted_.reset();
             pins_ = pins;
             rs_.pinned_slot = pins_ != 0 ? f.slot : -1;
             rs_.pinned_epoch = pins_ != 0 && view != nullptr ? view->spec.epoch : 0;
@@ -800,10 +846,11 @@ private:
         server.broken = true;
         env_.seg.recheck.post();
         InFlight& f = inflight_.front();
-        if (f.hold && !f.unit.empty()) {
+        if (f.hold) {
             PGR_INFO("session %llu: backend %s closed during a read; replaying it elsewhere",
                      ull(id_), server.conn->address.c_str());
-            replay_ = std::move(f.unit);
+            replay_ = true;
+            replay_wrote_ = false;
             held_.clear();
             // Everything still in flight went to that backend: all of it is lost.
             inflight_.clear();
@@ -847,25 +894,29 @@ private:
     bool closed_ = false;
 
     asio::steady_timer wakeup_;  // "something changed" between the two pumps
-    Snapshot snap_;
+    Snapshot& snap_ = env_.snapshot;  // the worker's; refreshed before each decision
     std::mt19937_64& rng_ = env_.rng;
     RouteSession rs_;
     proto::TransactionStatus txn_status_ = proto::TransactionStatus::Idle;
     std::uint16_t pins_ = 0;
     bool block_wrote_ = false;  // the open transaction block wrote on the master
+    std::optional<Counted> pinned_counted_;  // in the monitor's "pinned" while pinned
     bool close_after_flush_ = false;
+    bool serializable_default_ = false;
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
     std::deque<InFlight> inflight_;
     std::string held_;    // responses of a held read
-    std::string replay_;  // a unit to replay on the master
+    bool replay_ = false;  // the held read must run again, on the master
+    bool replay_wrote_ = false;  // ... because it writes (25006), not for lack of a feature
     int sticky_slot_ = -1;  // after a Flush: where the rest of the batch goes
     int last_slot_ = -1;
 
-    std::map<std::string, Statement> statements_;  // the client's prepared statements
+    std::map<std::string, Statement, std::less<>> statements_;  // the client's statements
     std::uint64_t statement_versions_ = 0;
-    std::set<std::string> parsed_in_unit_;
-    std::set<std::string> closed_in_unit_;
+    std::string unit_sets_;  // SET statements executed by the extended unit being cut
+    std::set<std::string, std::less<>> parsed_in_unit_;
+    std::set<std::string, std::less<>> closed_in_unit_;
     std::vector<std::string> set_log_;  // SETs in force, in order, to replay elsewhere
     std::vector<std::string> pending_sets_;  // SETs of the open block, kept if it commits
 };

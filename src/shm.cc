@@ -169,6 +169,7 @@ void reset_worker_slot(Segment& seg, int worker) {
     w.clients.store(0);
     w.connections.store(0);
     w.accepted.store(0);
+    w.pinned.store(0);
     auto owner = static_cast<std::uint32_t>(worker + 1);
     for (CancelSlot& c : seg.cancel) {
         if (c.owner.load(std::memory_order_relaxed) == owner) {

@@ -10,6 +10,15 @@ constexpr std::size_t kIdleBuffer = 2048;
 
 asio::awaitable<boost::system::error_code> Wire::fill(std::size_t min_free) {
     boost::system::error_code ec;
+    if (in_.empty()) {
+        std::size_t ready = socket_.available(ec);
+        if (!ec && ready == 0) {
+            in_.shrink(0);
+            co_await socket_.async_wait(tcp::socket::wait_read,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) co_return ec;
+        }
+    }
     std::span<char> space = in_.prepare(min_free);
     std::size_t n = co_await socket_.async_read_some(
         asio::buffer(space.data(), space.size()), asio::redirect_error(asio::use_awaitable, ec));
@@ -48,6 +57,7 @@ asio::awaitable<boost::system::error_code> Wire::flush() {
         co_await asio::async_write(socket_, asio::buffer(sending_),
                                    asio::redirect_error(asio::use_awaitable, ec));
         sending_.clear();
+        if (sending_.capacity() > kIdleBuffer * 8) std::string().swap(sending_);
     }
     if (ec) out_.clear();
     writing_ = false;
@@ -69,7 +79,7 @@ void Wire::close() {
 }
 
 void Wire::release_idle_memory() {
-    if (in_.empty()) in_.shrink(kIdleBuffer);
+    if (in_.empty()) in_.shrink(0);
     if (out_.capacity() > kIdleBuffer) std::string().swap(out_);
     if (!writing_ && sending_.capacity() > kIdleBuffer) std::string().swap(sending_);
 }

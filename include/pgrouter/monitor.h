@@ -13,10 +13,12 @@ struct MonitorTotals {
     std::int64_t workers = 0;      // live worker processes
     std::int64_t clients = 0;      // client sessions open
     std::int64_t connections = 0;  // backend connections open
+    std::int64_t pinned = 0;       // sessions pinned to the master
 };
 
 // backends OK/TOTAL, workers, clients, connections, then one line per backend:
-// "host:port master|slave STATUS [lag]" (lag only on OK lines).
+// "host:port master|slave STATUS [lag]" (lag only on OK lines). Then one line of our own,
+// after the spec's: "pinned N", sessions whose state pins them to the master.
 std::string format_monitor(const Snapshot& snap, const MonitorTotals& totals);
 
 // Sums the live workers' counters.

@@ -10,6 +10,7 @@
 #include "pgrouter/asio.h"
 #include "pgrouter/classify.h"
 #include "pgrouter/classify_cache.h"
+#include "pgrouter/shm.h"
 #include "pgrouter/shm_layout.h"
 
 namespace pgrouter {
@@ -25,6 +26,7 @@ struct WorkerEnv {
     Classifier classifier;
     ClassifyCache cache;  // query text → classification, shared by the worker's sessions
     std::mt19937_64 rng{std::random_device{}()};
+    Snapshot snapshot;  // the backend table as last read by one of the sessions
 };
 
 asio::awaitable<void> run_session(tcp::socket client, WorkerEnv& env);

@@ -96,6 +96,7 @@ struct WorkerSlot {
     alignas(64) std::atomic<std::int64_t> clients{0};      // client sessions open now
     alignas(64) std::atomic<std::int64_t> connections{0};  // backend connections open now
     alignas(64) std::atomic<std::uint64_t> accepted{0};    // client sessions ever accepted
+    alignas(64) std::atomic<std::int64_t> pinned{0};  // sessions pinned to the master now
 };
 
 // A session's cancel key and where its current statement runs. Written by the owning

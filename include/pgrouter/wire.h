@@ -34,7 +34,9 @@ public:
     asio::awaitable<WireRead> read_backend();
     // Drops the message last returned (and any bytes before it).
     void consume(const proto::Message& m) { in_.consume(m.size); }
-    // Reads more bytes into the input buffer: at least one, at most what fits.
+    // Reads more bytes into the input buffer: at least one, at most what fits. With nothing
+    // buffered, the buffer's memory is given back while waiting for the peer (an idle
+    // session costs no buffer).
     asio::awaitable<boost::system::error_code> fill(std::size_t min_free = 4096);
     // Sends output() and clears it. When another flush of this wire is in progress, returns
     // at once: that flush sends what was added meanwhile.
@@ -50,7 +52,7 @@ private:
     asio::awaitable<WireRead> read_with(Decode decode);
 
     tcp::socket socket_;
-    proto::ReadBuffer in_{2048};
+    proto::ReadBuffer in_{0};  // no memory until something arrives
     std::string out_;
     std::string sending_;   // what the flush in progress writes; out_ takes new output meanwhile
     bool writing_ = false;  // a flush is in progress (two coroutines may flush one wire)

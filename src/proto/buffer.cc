@@ -33,7 +33,7 @@ void ReadBuffer::commit(std::size_t n) { end_ += std::min(n, buf_.size() - end_)
 void ReadBuffer::shrink(std::size_t keep) {
     if (buf_.size() <= keep || size() > keep) return;
     std::vector<char> smaller(keep);
-    std::memcpy(smaller.data(), buf_.data() + begin_, size());
+    if (size() > 0) std::memcpy(smaller.data(), buf_.data() + begin_, size());
     end_ = size();
     begin_ = 0;
     buf_.swap(smaller);
