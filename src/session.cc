@@ -7,7 +7,6 @@
 #include "pgrouter/session.h"
 
 #include <cctype>
-#include <deque>
 #include <map>
 #include <set>
 
@@ -164,6 +163,10 @@ private:
             co_return nullptr;
         }
         PGR_DEBUG("session %llu: logged in to backend %s", ull(id_), r.connection->address.c_str());
+        // Its ParameterStatus matter only for the first login (sent to the client then).
+        if (cancel_.index >= 0) {
+            std::vector<std::pair<std::string, std::string>>().swap(r.connection->parameters);
+        }
         auto server = std::make_unique<Server>(std::move(r.connection), env_.slot);
         Server* raw = server.get();
         servers_[slot] = std::move(server);
@@ -562,7 +565,7 @@ private:
             int slot = inflight_.front().slot;
             auto it = servers_.find(slot);
             if (it == servers_.end()) {
-                inflight_.pop_front();
+                inflight_.erase(inflight_.begin());
                 continue;
             }
             Server& server = *it->second;
@@ -750,7 +753,7 @@ private:
             }
             client_.output().append(m.bytes());
         }
-        inflight_.pop_front();
+        inflight_.erase(inflight_.begin());
         wake();
         return true;
     }
@@ -905,7 +908,9 @@ private:
     bool serializable_default_ = false;
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
-    std::deque<InFlight> inflight_;
+    // Units in flight, oldest first: rarely more than two, so a vector (which, unlike a
+    // deque, costs nothing while empty) serves as the queue.
+    std::vector<InFlight> inflight_;
     std::string held_;    // responses of a held read
     bool replay_ = false;  // the held read must run again, on the master
     bool replay_wrote_ = false;  // ... because it writes (25006), not for lack of a feature
