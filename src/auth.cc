@@ -118,7 +118,7 @@ asio::awaitable<AuthOutcome> auth_md5(Wire& client, const std::string& user,
 }
 
 asio::awaitable<AuthOutcome> auth_scram(Wire& client, const std::string& user,
-                                        const Secret* secret) {
+                                        const Secret* secret, std::string_view end_point) {
     ScramServerOptions options;
     std::optional<ScramVerifier> verifier;
     std::string why_doomed;
@@ -135,18 +135,24 @@ asio::awaitable<AuthOutcome> auth_scram(Wire& client, const std::string& user,
         options.doomed = true;
         verifier = scram_mock_verifier(user, "pgrouter");
     }
-    ScramServer server(*verifier, options);
-    std::string_view mechanisms[] = {kScramSha256};
+    options.plus_offered = !end_point.empty();
+    std::vector<std::string_view> mechanisms;
+    if (options.plus_offered) mechanisms.push_back(kScramSha256Plus);  // PostgreSQL's order
+    mechanisms.push_back(kScramSha256);
     proto::encode_auth_sasl(client.output(), mechanisms);
 
     auto first = co_await read_auth_message(client);
     if (auto* o = std::get_if<AuthOutcome>(&first)) co_return *o;
     auto initial = proto::parse_sasl_initial_response(std::get<std::string>(first));
     if (!initial || !initial->data) co_return protocol_error("malformed SASL message");
-    if (initial->mechanism != kScramSha256) {
+    if (initial->mechanism == kScramSha256Plus && options.plus_offered) {
+        options.plus_selected = true;
+        options.tls_server_end_point = std::string(end_point);
+    } else if (initial->mechanism != kScramSha256) {
         co_return protocol_error(
             "client selected an invalid SASL authentication mechanism");
     }
+    ScramServer server(*verifier, options);
     ScramResult r = server.handle_client_first(*initial->data);
     if (r.status != ScramResult::Status::Continue) {
         AuthOutcome o = r.status == ScramResult::Status::Failure ? failed(user, r.detail)
@@ -182,7 +188,8 @@ asio::awaitable<AuthOutcome> auth_scram(Wire& client, const std::string& user,
 }  // namespace
 
 asio::awaitable<AuthOutcome> authenticate_client(Wire& client, HbaMethod method,
-                                                 const std::string& user, const AuthDb& authdb) {
+                                                 const std::string& user, const AuthDb& authdb,
+                                                 std::string_view tls_end_point) {
     const Secret* secret = authdb.find(user);
     AuthOutcome outcome;
     switch (method) {
@@ -194,12 +201,12 @@ asio::awaitable<AuthOutcome> authenticate_client(Wire& client, HbaMethod method,
         case HbaMethod::Password: outcome = co_await auth_password(client, user, secret); break;
         case HbaMethod::Md5:
             if (secret != nullptr && secret->kind == SecretKind::ScramSha256) {
-                outcome = co_await auth_scram(client, user, secret);  // as PostgreSQL does
+                outcome = co_await auth_scram(client, user, secret, tls_end_point);  // as PostgreSQL does
             } else {
                 outcome = co_await auth_md5(client, user, secret);
             }
             break;
-        case HbaMethod::ScramSha256: outcome = co_await auth_scram(client, user, secret); break;
+        case HbaMethod::ScramSha256: outcome = co_await auth_scram(client, user, secret, tls_end_point); break;
     }
     if (outcome.ok) proto::encode_auth_ok(client.output());
     co_return outcome;

@@ -7,6 +7,7 @@
 #include "pgrouter/md5auth.h"
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/proto/payload.h"
+#include "pgrouter/tls.h"
 
 namespace pgrouter {
 
@@ -185,6 +186,41 @@ asio::awaitable<std::optional<LoginFailure>> login_exchange(BackendConnection& c
     }
 }
 
+// With tls verify/skipverify: SSLRequest, then the handshake. nullopt when TLS is up.
+asio::awaitable<std::optional<LoginFailure>> start_backend_tls(BackendConnection& conn,
+                                                               const BackendSpec& spec) {
+    std::string error;
+    ssl::context* ctx = backend_tls_context(spec.tls, spec.ca, error);
+    if (ctx == nullptr) {
+        co_return local_failure(proto::kSqlstateConnectionFailure,
+                                "cannot use TLS with backend " + conn.address + ": " + error);
+    }
+    std::string request;
+    proto::encode_ssl_request(request);
+    boost::system::error_code ec = co_await conn.wire.send(request);
+    char answer = 0;
+    if (!ec) {
+        co_await asio::async_read(conn.wire.socket(), asio::buffer(&answer, 1),
+                                  asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (ec) {
+        co_return local_failure(proto::kSqlstateConnectionFailure,
+                                "lost backend " + conn.address + ": " + ec.message());
+    }
+    if (answer != 'S') {
+        co_return local_failure(proto::kSqlstateConnectionFailure,
+                                "backend " + conn.address + " refused TLS (tls " +
+                                    std::string(tls_mode_name(spec.tls)) + ")");
+    }
+    ec = co_await conn.wire.handshake_client(*ctx, spec.tls == TlsMode::Verify, spec.host);
+    if (ec) {
+        co_return local_failure(proto::kSqlstateConnectionFailure,
+                                "TLS handshake with backend " + conn.address +
+                                    " failed: " + ec.message());
+    }
+    co_return std::nullopt;
+}
+
 }  // namespace
 
 asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, int slot,
@@ -205,7 +241,9 @@ asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, int slot,
                 (deadline.expired() ? std::string("timed out") : ec.message()));
         co_return result;
     }
-    std::optional<LoginFailure> failure = co_await login_exchange(*conn, params, credentials);
+    std::optional<LoginFailure> failure;
+    if (spec.tls != TlsMode::Off) failure = co_await start_backend_tls(*conn, spec);
+    if (!failure) failure = co_await login_exchange(*conn, params, credentials);
     if (failure && deadline.expired()) {
         failure = local_failure(proto::kSqlstateConnectionFailure,
                                 "login to backend " + conn->address + " timed out");
@@ -220,6 +258,9 @@ asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, int slot,
     co_return result;
 }
 
+// Plain TCP whatever the backend's tls mode: PostgreSQL reads a CancelRequest before any TLS
+// negotiation, also with ssl=on (only a hostssl-only pg_hba refuses it, and pg_hba is not
+// consulted for cancel requests).
 asio::awaitable<void> backend_cancel(std::string host, std::uint16_t port, std::int32_t pid,
                                      std::int32_t key, std::chrono::milliseconds timeout) {
     auto executor = co_await asio::this_coro::executor;

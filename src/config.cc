@@ -23,6 +23,7 @@
 
 #include "pgrouter/config_lexer.h"
 #include "pgrouter/directives.h"
+#include "pgrouter/tls.h"
 
 namespace pgrouter {
 namespace {
@@ -696,6 +697,34 @@ bool read_file(const std::string& path, std::string& out, int& err) {
     return true;
 }
 
+// Readable is not enough: the certificate and key must parse and match, the cipher list
+// must name a cipher and CA files must hold certificates, or the workers could not use them.
+void check_tls_files(const Config& config, const PathLines& lines, const std::string& file,
+                     std::vector<ConfigError>& errors) {
+    if (config.tls.enabled) {
+        ServerTlsResult r = make_server_tls(
+            {config.tls.cert, config.tls.key, config.tls.ca, config.tls.ciphers});
+        if (auto* p = std::get_if<TlsProblem>(&r)) {
+            int line = config.tls.line;
+            switch (p->field) {
+                case TlsProblem::Field::Cert: line = lines.cert; break;
+                case TlsProblem::Field::Key: line = lines.key; break;
+                case TlsProblem::Field::Ca: line = lines.tls_ca; break;
+                case TlsProblem::Field::Ciphers: break;
+            }
+            errors.push_back({file, line, p->message});
+        }
+    }
+    for (const BackendConfig& b : config.backends) {
+        if (b.ca.empty()) continue;
+        std::string why = check_ca_file(b.ca);
+        if (!why.empty()) {
+            errors.push_back({file, b.line, "ca file " + quote(b.ca) + " of backend " +
+                                                       b.address() + " is unusable: " + why});
+        }
+    }
+}
+
 }  // namespace
 
 std::string Endpoint::to_string() const {
@@ -792,6 +821,7 @@ ConfigResult load_config(const std::string& file) {
         for (const BackendConfig& b : config.backends) {
             check(b.ca, b.line, "ca file of backend " + b.address());
         }
+        if (result.errors.empty()) check_tls_files(config, lines, file, result.errors);
         if (!result.errors.empty()) result.config.reset();
     } catch (const std::exception& e) {
         result.config.reset();

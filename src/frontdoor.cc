@@ -7,6 +7,7 @@
 #include "pgrouter/log.h"
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/shm.h"
+#include "pgrouter/tls.h"
 
 namespace pgrouter {
 
@@ -31,11 +32,47 @@ asio::awaitable<void> forward_cancel(Segment& seg, std::int32_t pid, std::int32_
     }
 }
 
+std::string peer_of(Wire& client) {
+    boost::system::error_code ec;
+    auto peer = client.socket().remote_endpoint(ec);
+    return ec ? std::string("a client") : peer.address().to_string();
+}
+
+// Runs the TLS handshake as the server; false when the connection is to be closed.
+// `already_read`: the start of a ClientHello sent without an SSLRequest (direct TLS), which
+// must then agree on ALPN "postgresql", as PostgreSQL 17 requires.
+asio::awaitable<bool> start_tls(Wire& client, std::shared_ptr<ssl::context> ctx,
+                                std::string already_read, std::uint64_t id) {
+    bool direct = !already_read.empty();
+    boost::system::error_code ec = co_await client.handshake_server(*ctx, already_read);
+    if (ec) {
+        log_tls_failure(id, peer_of(client), ec.message());
+        co_return false;
+    }
+    if (direct && tls_alpn_selected(client.ssl()) != kAlpnPostgresql) {
+        log_tls_failure(id, peer_of(client),
+                        "direct TLS connection without ALPN \"postgresql\"");
+        co_return false;
+    }
+    PGR_DEBUG("session %llu: TLS %s (%s)%s", ull(id), SSL_get_version(client.ssl()),
+              SSL_get_cipher_name(client.ssl()), direct ? ", direct negotiation" : "");
+    co_return true;
+}
+
 // The first packets up to StartupMessage; nullopt when the session ends there.
 asio::awaitable<std::optional<StartupParams>> read_startup(Wire& client, WorkerEnv& env,
                                                            std::uint64_t id) {
+    std::shared_ptr<ssl::context> tls = env.tls;
+    bool first_packet = true;
     for (;;) {
         std::string_view data = client.input().data();
+        if (first_packet && tls && !data.empty() && data[0] == kTlsHandshakeRecord) {
+            std::string hello(data);
+            client.input().consume(hello.size());
+            if (!co_await start_tls(client, tls, std::move(hello), id)) co_return std::nullopt;
+            first_packet = false;
+            continue;
+        }
         StartupFrameResult frame = frame_startup(data);
         if (auto* err = std::get_if<StartupError>(&frame)) {
             PGR_DEBUG("session %llu: %s", ull(id), err->message.c_str());
@@ -56,8 +93,23 @@ asio::awaitable<std::optional<StartupParams>> read_startup(Wire& client, WorkerE
             co_return std::nullopt;
         }
         StartupPacket& packet = std::get<StartupPacket>(parsed);
+        first_packet = false;
         switch (packet.kind) {
             case StartupKind::SslRequest:
+                if (tls && !client.tls()) {
+                    if (co_await client.send("S")) co_return std::nullopt;
+                    if (!client.input().empty()) {
+                        // Bytes sent before the handshake would pass as if encrypted
+                        // (CVE-2021-23214); PostgreSQL refuses them the same way.
+                        co_await send_fatal(client, proto::kSqlstateProtocolViolation,
+                                            "received unencrypted data after SSL request");
+                        co_return std::nullopt;
+                    }
+                    if (!co_await start_tls(client, tls, {}, id)) co_return std::nullopt;
+                    continue;
+                }
+                if (co_await client.send("N")) co_return std::nullopt;
+                continue;
             case StartupKind::GssEncRequest:
                 if (co_await client.send("N")) co_return std::nullopt;
                 continue;
@@ -98,20 +150,30 @@ asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& 
     ClientLogin login;
     login.host = peer.address().to_string();
     auto address = IpAddress::parse(login.host);
+    bool ssl = client.tls();
     const HbaRule* rule =
-        address ? match_hba(access->hba, *address, false, params->database, params->user)
+        address ? match_hba(access->hba, *address, ssl, params->database, params->user)
                 : nullptr;
     if (rule == nullptr || rule->method == HbaMethod::Reject) {
         std::string why =
             rule == nullptr
-                ? hba_no_entry_message(login.host, params->user, params->database, false)
-                : hba_reject_message(login.host, params->user, params->database, false);
+                ? hba_no_entry_message(login.host, params->user, params->database, ssl)
+                : hba_reject_message(login.host, params->user, params->database, ssl);
         PGR_NOTICE("session %llu: %s", ull(id), why.c_str());
         co_await send_fatal(client, proto::kSqlstateInvalidAuthorization, why);
         co_return std::nullopt;
     }
-    AuthOutcome auth =
-        co_await authenticate_client(client, rule->method, params->user, access->authdb);
+    if (auto mode = rule->option("clientcert")) {
+        std::string why = client_cert_problem(client.ssl(), *mode, params->user);
+        if (!why.empty()) {
+            PGR_NOTICE("session %llu: %s", ull(id), why.c_str());
+            co_await send_fatal(client, proto::kSqlstateInvalidAuthorization, why);
+            co_return std::nullopt;
+        }
+    }
+    std::string end_point = ssl ? tls_server_end_point(SSL_get_certificate(client.ssl())) : "";
+    AuthOutcome auth = co_await authenticate_client(client, rule->method, params->user,
+                                                    access->authdb, end_point);
     if (!auth.ok) {
         if (auth.client_gone) co_return std::nullopt;
         PGR_NOTICE("session %llu: authentication failed for user \"%s\" from %s: %s", ull(id),

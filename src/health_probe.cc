@@ -7,9 +7,11 @@
 #include "pgrouter/clock.h"
 
 #include <libpq-fe.h>
+#include <openssl/x509.h>
 #include <poll.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <charconv>
 
 namespace pgrouter {
@@ -52,6 +54,14 @@ std::string millis(std::int64_t ns) { return std::to_string(ns / 1'000'000) + " 
 
 }  // namespace
 
+namespace {
+// OpenSSL's default CA bundle, or the one SSL_CERT_FILE names.
+std::string default_ca_file() {
+    const char* env = std::getenv(X509_get_default_cert_file_env());
+    return env != nullptr && *env != '\0' ? env : X509_get_default_cert_file();
+}
+}  // namespace
+
 std::vector<std::pair<std::string, std::string>> probe_conninfo(const ProbeTarget& t) {
     std::vector<std::pair<std::string, std::string>> kv = {
         {"host", t.host},     {"port", std::to_string(t.port)},         {"dbname", t.database},
@@ -67,7 +77,9 @@ std::vector<std::pair<std::string, std::string>> probe_conninfo(const ProbeTarge
             break;
         case TlsMode::Verify:
             kv.emplace_back("sslmode", "verify-full");
-            if (!t.ca.empty()) kv.emplace_back("sslrootcert", t.ca);
+            // libpq (before 16's sslrootcert=system) would look in ~/.postgresql/root.crt;
+            // pgrouter's default is the system store, as for the sessions' connections.
+            kv.emplace_back("sslrootcert", t.ca.empty() ? default_ca_file() : t.ca);
             break;
     }
     return kv;

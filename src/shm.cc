@@ -102,6 +102,11 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
     copy_string(st.health_password, config.health.password);
     copy_string(st.hba_path, config.hba);
     copy_string(st.authdb_path, config.authdb);
+    st.tls_enabled = config.tls.enabled;
+    copy_string(st.tls_cert, config.tls.cert);
+    copy_string(st.tls_key, config.tls.key);
+    copy_string(st.tls_ca, config.tls.ca);
+    copy_string(st.tls_ciphers, config.tls.ciphers);
     for (int s = 0; s < kMaxBackends; ++s) {
         if (!taken[s]) seg.backends[s].spec.active = false;
     }

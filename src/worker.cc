@@ -10,6 +10,7 @@
 #include "pgrouter/session.h"
 #include "pgrouter/seqlock.h"
 #include "pgrouter/shm.h"
+#include "pgrouter/tls.h"
 
 namespace pgrouter {
 
@@ -85,12 +86,35 @@ private:
         });
     }
 
-    // Picks up a reloaded configuration: log level, hba and authdb.
+    // The client-facing TLS context from the published files, read again on every
+    // generation so that a rotated certificate needs only SIGHUP. When it cannot be built
+    // the previous one stays (at start: no previous one, the worker exits).
+    void load_tls(const SharedSettings& settings) {
+        if (!settings.tls_enabled) {
+            env_.tls.reset();
+            return;
+        }
+        ServerTlsResult r = make_server_tls(
+            {settings.tls_cert, settings.tls_key, settings.tls_ca, settings.tls_ciphers});
+        if (auto* ctx = std::get_if<std::shared_ptr<ssl::context>>(&r)) {
+            env_.tls = std::move(*ctx);
+            return;
+        }
+        PGR_ERROR("%s", std::get<TlsProblem>(r).message.c_str());
+        if (env_.tls == nullptr && generation_ == 0) {
+            PGR_ERROR("cannot set up TLS; exiting");
+            _exit(kExitFatal);
+        }
+        PGR_ERROR("keeping the previous TLS certificate and key");
+    }
+
+    // Picks up a reloaded configuration: log level, hba, authdb and TLS files.
     void poll_settings() {
         SharedSettings settings;
         if (seq_read(seg_.settings_seq, seg_.settings, settings) &&
             settings.generation != generation_) {
             log_set_level(settings.log_level);
+            load_tls(settings);
             AccessResult access = load_access(settings.hba_path, settings.authdb_path);
             if (access.rules) {
                 env_.access = std::move(access.rules);

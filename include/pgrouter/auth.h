@@ -22,7 +22,10 @@ struct AuthOutcome {
     bool client_gone = false;  // the client hung up mid-exchange (psql asking for a password)
 };
 
+// `tls_end_point`: the tls-server-end-point of the certificate the client's TLS session
+// uses; when set, SCRAM-SHA-256-PLUS is offered beside SCRAM-SHA-256.
 asio::awaitable<AuthOutcome> authenticate_client(Wire& client, HbaMethod method,
-                                                 const std::string& user, const AuthDb& authdb);
+                                                 const std::string& user, const AuthDb& authdb,
+                                                 std::string_view tls_end_point = {});
 
 }  // namespace pgrouter

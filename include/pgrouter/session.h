@@ -13,6 +13,10 @@
 #include "pgrouter/shm.h"
 #include "pgrouter/shm_layout.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace pgrouter {
 
 // What every session of one worker shares.
@@ -22,6 +26,9 @@ struct WorkerEnv {
     WorkerSlot& slot;
     int worker = 0;
     std::shared_ptr<const AccessRules> access;  // replaced on reload; sessions keep theirs
+    // The client-facing TLS context; null without a `tls` block. Replaced on reload (new
+    // certificates for new connections); a handshake in progress keeps the one it started with.
+    std::shared_ptr<boost::asio::ssl::context> tls;
     std::uint64_t next_session_id = 1;
     Classifier classifier;
     ClassifyCache cache;  // query text → classification, shared by the worker's sessions

@@ -86,6 +86,11 @@ struct SharedSettings {
     char health_password[kSecretLen] = {};
     char hba_path[kPathLen] = {};     // "" : the built-in rule (scram-sha-256 for all)
     char authdb_path[kPathLen] = {};
+    bool tls_enabled = false;  // a `tls` block: workers build their context from these files
+    char tls_cert[kPathLen] = {};
+    char tls_key[kPathLen] = {};
+    char tls_ca[kPathLen] = {};
+    char tls_ciphers[kPathLen] = {};
     std::int32_t backend_count = 0;           // entries of `order` in use
     std::int16_t order[kMaxBackends] = {};    // slot indexes, in configuration order
 };

@@ -3,6 +3,9 @@
 // parser, and load_config's file checks (in a temporary directory).
 #include "pgrouter/config.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -713,12 +716,35 @@ struct TempDir {
     }
 };
 
+// A self-signed P-256 certificate and its key, as PEM files.
+void write_self_signed(const std::string& cert, const std::string& key) {
+    EVP_PKEY* pkey = EVP_EC_gen("P-256");
+    REQUIRE(pkey != nullptr);
+    X509* x = X509_new();
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, pkey);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("test"), -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    REQUIRE(X509_sign(x, pkey, EVP_sha256()) > 0);
+    FILE* f = fopen(cert.c_str(), "w");
+    PEM_write_X509(f, x);
+    fclose(f);
+    f = fopen(key.c_str(), "w");
+    PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(pkey);
+}
+
 TEST_CASE("config: load_config reads the file and resolves relative paths") {
     TempDir dir;
     dir.write("hba.conf", "host all all 127.0.0.1/32 trust\n");
     dir.write("users.txt", "");
     dir.write("tls/c.pem", "");
-    dir.write("tls/k.pem", "");
+    write_self_signed((dir.path / "tls/c.pem").string(), (dir.path / "tls/k.pem").string());
     std::string file = dir.write("etc/pgrouter.conf",
                                  "hba ../hba.conf\n"
                                  "authdb " +
@@ -761,6 +787,36 @@ TEST_CASE("config: load_config reports files it cannot read, at the naming line"
               file + ":8: cannot read ca file of backend h:1 '" + d +
                   "/ca.pem': No such file or directory",
           });
+}
+
+TEST_CASE("config: TLS files must parse and the key must match the certificate") {
+    TempDir dir;
+    dir.write("a.crt", "");
+    write_self_signed((dir.path / "a.crt").string(), (dir.path / "a.key").string());
+    write_self_signed((dir.path / "b.crt").string(), (dir.path / "b.key").string());
+    dir.write("junk.pem", "not a certificate\n");
+    std::string d = dir.path.string();
+    auto load = [&](const std::string& tls, const std::string& backend = "") {
+        return messages(load_config(dir.write("p.conf", "tls {\n" + tls + "}\nbackend h:1" +
+                                                            backend + "\n")));
+    };
+    CHECK(load("  cert a.crt\n  key a.key\n").empty());
+    CHECK(load("  cert a.crt\n  key a.key\n  ca b.crt\n  ciphers HIGH:!aNULL\n").empty());
+    std::string file = d + "/p.conf";
+    CHECK(load("  cert a.crt\n  key b.key\n") ==
+          std::vector<std::string>{file + ":3: private key \"" + d +
+                                   "/b.key\" does not match certificate \"" + d + "/a.crt\""});
+    auto one = [](const std::vector<std::string>& m) { return m.size() == 1 ? m[0] : ""; };
+    CHECK(one(load("  cert junk.pem\n  key a.key\n"))
+              .rfind(file + ":2: cannot load certificate chain", 0) == 0);
+    CHECK(one(load("  cert a.crt\n  key junk.pem\n")).rfind(file + ":3: cannot load private key", 0) ==
+          0);
+    CHECK(one(load("  cert a.crt\n  key a.key\n  ca junk.pem\n"))
+              .rfind(file + ":4: cannot load CA file", 0) == 0);
+    CHECK(one(load("  cert a.crt\n  key a.key\n  ciphers NOSUCHCIPHER\n"))
+              .rfind(file + ":1: no usable cipher", 0) == 0);
+    CHECK(one(load("  cert a.crt\n  key a.key\n", " { tls verify; ca junk.pem }"))
+              .rfind(file + ":5: ca file '" + d + "/junk.pem' of backend h:1 is unusable", 0) == 0);
 }
 
 TEST_CASE("config: load_config of a missing file, and of a file with syntax errors") {

@@ -398,6 +398,7 @@ TEST_CASE("probe: conninfo keywords carry credentials and the TLS mode") {
     t.tls = TlsMode::SkipVerify;
     CHECK(get(probe_conninfo(t), "sslmode") == "require");
     t.tls = TlsMode::Verify;
+    CHECK_FALSE(get(probe_conninfo(t), "sslrootcert").value_or("").empty());  // system store
     t.ca = "/etc/ssl/ca.pem";
     kv = probe_conninfo(t);
     CHECK(get(kv, "sslmode") == "verify-full");
