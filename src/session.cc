@@ -602,8 +602,8 @@ private:
             server->watched = true;
             std::weak_ptr<Session> weak = weak_from_this();
             Server* raw = server.get();
-            raw->conn->wire.socket().async_wait(
-                tcp::socket::wait_read, [weak, raw](const boost::system::error_code& ec) {
+            raw->conn->wire.async_wait_readable(
+                [weak, raw](boost::system::error_code ec) {
                     // Aborted: the connection is being closed (raw may be gone already).
                     if (ec == asio::error::operation_aborted) return;
                     if (auto self = weak.lock()) {
@@ -622,11 +622,7 @@ private:
             Wire& wire = server->conn->wire;
             // The wait may have fired for a unit's answer that was read since: read only
             // what is there, without blocking. End of file means the backend left.
-            boost::system::error_code ec, mode;
-            wire.socket().non_blocking(true, mode);
-            std::span<char> space = wire.input().prepare(4096);
-            std::size_t n = wire.socket().read_some(asio::buffer(space.data(), space.size()), ec);
-            wire.socket().non_blocking(false, mode);
+            boost::system::error_code ec = wire.read_now();  // through TLS when present
             if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
             if (ec) {
                 PGR_DEBUG("session %llu: idle backend %s closed its connection", ull(id_),
@@ -634,7 +630,6 @@ private:
                 idle_backend_gone(slot, *server);
                 continue;
             }
-            wire.input().commit(n);
             for (;;) {
                 proto::DecodeResult r = proto::decode_backend(wire.input().data());
                 auto* m = std::get_if<proto::Message>(&r);

@@ -17,6 +17,7 @@
 #include "../harness/log_check.h"
 #include "../harness/net.h"
 #include "../harness/pq.h"
+#include "../harness/routed.h"
 #include "../harness/router_process.h"
 #include "../harness/run.h"
 
@@ -25,36 +26,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A router in front of every node of `cluster`.
-struct Routed {
-    explicit Routed(Cluster& c) : cluster(c) {
-        std::string conf = "listen 127.0.0.1:" + std::to_string(port) +
-                           "\nmonitor 127.0.0.1:" + std::to_string(monitor) +
-                           "\nworkers 2\nauthdb " + authdb_file(c) +
-                           "\nhealth { username postgres; password \"" + kSuperPassword +
-                           "\"; check 1s; lag-interval 100ms }\n";
-        for (int i = 0; i < c.node_count(); ++i) {
-            conf += "backend 127.0.0.1:" + std::to_string(c.port(i)) + "\n";
-        }
-        router = std::make_unique<RouterProcess>(conf);
-        REQUIRE(wait_until([&] { return can_connect(conninfo()); }, 15s));
-        REQUIRE(wait_until(
-            [&] { return router->monitor(monitor).find("STARTING") == std::string::npos; }, 15s));
-    }
-    std::string conninfo() const {
-        return "host=127.0.0.1 port=" + std::to_string(port) + " user=" + kTestUser +
-               " password=" + kTestPassword + " dbname=" + kTestDb + " sslmode=disable";
-    }
-    void finish() {
-        CHECK(router->stop() == 0);
-        check_log_clean(*router);
-    }
-
-    Cluster& cluster;
-    int port = free_port();
-    int monitor = free_port();
-    std::unique_ptr<RouterProcess> router;
-};
 
 // The direct connection's conninfo, in the same form as the router's.
 std::string direct_conninfo(const Cluster& c) {

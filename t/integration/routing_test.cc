@@ -15,6 +15,7 @@
 #include "../harness/log_check.h"
 #include "../harness/net.h"
 #include "../harness/pq.h"
+#include "../harness/routed.h"
 #include "../harness/router_process.h"
 #include "../harness/run.h"
 
@@ -23,41 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A router in front of `cluster` with one backend line per entry of `backends` (node index
-// → extra block text, e.g. "{ weight 300 }").
-struct Routed {
-    Routed(Cluster& c, const std::vector<std::pair<int, std::string>>& backends,
-           const std::string& extra = "")
-        : cluster(c) {
-        std::string conf = "listen 127.0.0.1:" + std::to_string(port) +
-                           "\nmonitor 127.0.0.1:" + std::to_string(monitor) +
-                           "\nworkers 2\nauthdb " + authdb_file(c) +
-                           "\nhealth { username postgres; password \"" + kSuperPassword +
-                           "\"; check 1s; lag-interval 100ms }\n" + extra;
-        for (const auto& [node, block] : backends) {
-            conf += "backend 127.0.0.1:" + std::to_string(c.port(node)) + " " + block + "\n";
-        }
-        router = std::make_unique<RouterProcess>(conf);
-        REQUIRE(wait_until([&] { return can_connect(conninfo()); }, 15s));
-        // Every configured backend has a verdict before the test starts.
-        REQUIRE(wait_until(
-            [&] {
-                std::string dump = router->monitor(monitor);
-                return dump.find("STARTING") == std::string::npos;
-            },
-            15s));
-    }
-    std::string conninfo() const {
-        return "host=127.0.0.1 port=" + std::to_string(port) +
-               " user=postgres password=postgres dbname=postgres sslmode=disable";
-    }
-    int port_of(int node) const { return cluster.port(node); }
-
-    Cluster& cluster;
-    int port = free_port();
-    int monitor = free_port();
-    std::unique_ptr<RouterProcess> router;
-};
 
 std::map<std::string, int> count_ports(PgConn& conn, int n, const std::string& sql) {
     std::map<std::string, int> seen;
@@ -82,7 +48,7 @@ TEST_CASE("reads spread over standbys by weight; writes and DDL on the master, o
     std::string s1 = std::to_string(c.port(1)), s2 = std::to_string(c.port(2));
     std::string master = std::to_string(c.port(0));
 
-    PgConn conn(r.conninfo());
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
     auto seen = count_ports(conn, 400, "SELECT inet_server_port()");
     INFO("standby1 " << seen[s1] << ", standby2 " << seen[s2] << ", master " << seen[master]);
     CHECK(seen[master] == 0);
@@ -93,7 +59,7 @@ TEST_CASE("reads spread over standbys by weight; writes and DDL on the master, o
     // Across fresh sessions too.
     std::map<std::string, int> fresh;
     for (int i = 0; i < 60; ++i) {
-        PgConn one(r.conninfo());
+        PgConn one(r.conninfo(kSuperUser, "postgres"));
         fresh[one.value("SELECT inet_server_port()")] += 1;
     }
     CHECK(fresh[master] == 0);
@@ -124,7 +90,7 @@ TEST_CASE("transactions stay on one backend; READ ONLY blocks may use a standby"
     Cluster& c = Cluster::shared();
     Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
     std::string master = std::to_string(c.port(0));
-    PgConn conn(r.conninfo());
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
     conn.exec("BEGIN");
     for (int i = 0; i < 5; ++i) CHECK(conn.value("SELECT inet_server_port()") == master);
     conn.exec("COMMIT");
@@ -168,7 +134,7 @@ TEST_CASE("a lagging standby is avoided; without standbys reads use the master",
                    std::stoull(m2[1]) <= 65536;  // the other standby has caught up
         },
         10s));
-    PgConn conn(r.conninfo());
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
     auto seen = count_ports(conn, 100, "SELECT inet_server_port()");
     CHECK(seen[s1] == 0);
     CHECK(seen[s2] > 0);
@@ -176,14 +142,14 @@ TEST_CASE("a lagging standby is avoided; without standbys reads use the master",
 
     // Only the master configured: reads go there.
     Routed alone(c, {{0, ""}});
-    PgConn one(alone.conninfo());
+    PgConn one(alone.conninfo(kSuperUser, "postgres"));
     CHECK(one.value("SELECT inet_server_port()") == std::to_string(c.port(0)));
 }
 
 TEST_CASE("no master: writes get a clear error, reads keep working", "[routing][nomaster]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {{1, ""}, {2, ""}});
-    PgConn conn(r.conninfo());
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
     CHECK(conn.value("SELECT pg_is_in_recovery()") == "t");
     PGresult* res = PQexec(conn.get(), "CREATE TABLE should_fail (x int)");
     std::string state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -203,7 +169,7 @@ TEST_CASE("a write hidden in a function is replayed on the master exactly once",
               "$$BEGIN INSERT INTO replay_t VALUES (1); RETURN inet_server_port(); END$$");
     c.wait_replayed(1);
     c.wait_replayed(2);
-    PgConn conn(r.conninfo());  // no write of its own: its reads may use the standbys
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));  // no write of its own: its reads may use the standbys
     for (int i = 0; i < 10; ++i) {
         CHECK(conn.value("SELECT replay_write()") == std::to_string(c.port(0)));
     }
@@ -220,7 +186,7 @@ TEST_CASE("read-your-writes: 200 insert-then-read with delayed standbys, zero mi
     }
     c.exec(0, "CREATE TABLE ryw (id int)");
     Routed r(c, {{0, ""}, {1, "{ lag 1G }"}, {2, "{ lag 1G }"}});
-    PgConn conn(r.conninfo());
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
     int misses = 0;
     for (int i = 0; i < 200; ++i) {
         conn.exec("INSERT INTO ryw VALUES (" + std::to_string(i) + ")");
@@ -240,14 +206,14 @@ TEST_CASE("pgbench simple, extended and prepared: reads and TPC-B with zero fail
           "[routing][pgbench]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
-    RunResult init = run({"pgbench", "-i", "-q", "-s", "1", r.conninfo()});
+    RunResult init = run({"pgbench", "-i", "-q", "-s", "1", r.conninfo(kSuperUser, "postgres")});
     REQUIRE(init.status == 0);
     for (const char* mode : {"simple", "extended", "prepared"}) {
         for (bool select_only : {true, false}) {
             std::vector<std::string> args{"pgbench", "-n", "-c", "4", "-j", "2", "-t", "200",
                                           "-M", mode};
             if (select_only) args.push_back("-S");
-            args.push_back(r.conninfo());
+            args.push_back(r.conninfo(kSuperUser, "postgres"));
             RunResult b = run(args);
             INFO(mode << (select_only ? " -S" : " tpcb") << ": " << b.err);
             CHECK(b.status == 0);
@@ -264,7 +230,7 @@ TEST_CASE("a standby killed during a read loop costs the client nothing",
           "[routing][failover]") {
     Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
     Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
-    PgConn conn(r.conninfo());
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
     int errors = 0, done = 0;
     std::thread killer([&] {
         std::this_thread::sleep_for(300ms);

@@ -28,6 +28,7 @@
 #include "../harness/net.h"
 #include "../harness/pq.h"
 #include "../harness/raw_client.h"
+#include "../harness/routed.h"
 #include "../harness/router_process.h"
 #include "../harness/run.h"
 #include "pgrouter/proto/payload.h"
@@ -37,44 +38,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A router in front of the given nodes of `cluster`.
-struct Routed {
-    Routed(Cluster& c, const std::vector<int>& nodes) : cluster(c) {
-        std::string conf = "listen 127.0.0.1:" + std::to_string(port) +
-                           "\nmonitor 127.0.0.1:" + std::to_string(monitor) +
-                           "\nworkers 2\nauthdb " + authdb_file(c) +
-                           "\nhealth { username postgres; password \"" + kSuperPassword +
-                           "\"; check 1s; lag-interval 100ms }\n";
-        for (int node : nodes) conf += "backend 127.0.0.1:" + std::to_string(c.port(node)) + "\n";
-        router = std::make_unique<RouterProcess>(conf);
-        REQUIRE(wait_until([&] { return can_connect(conninfo()); }, 15s));
-        REQUIRE(wait_until(
-            [&] { return router->monitor(monitor).find("STARTING") == std::string::npos; }, 15s));
-    }
-    std::string conninfo(const std::string& user = kTestUser,
-                         const std::string& db = kTestDb) const {
-        return "host=127.0.0.1 port=" + std::to_string(port) + " user=" + user +
-               " password=" + password_for(user) + " dbname=" + db + " sslmode=disable";
-    }
-    // Is node `i` the master, OK, in the monitor's view?
-    bool sees_master(int i) const {
-        std::string line = "127.0.0.1:" + std::to_string(cluster.port(i)) + " master OK";
-        try {
-            return router->monitor(monitor).find(line) != std::string::npos;
-        } catch (const std::exception&) {
-            return false;
-        }
-    }
-    void finish() {
-        CHECK(router->stop() == 0);
-        check_log_clean(*router);
-    }
-
-    Cluster& cluster;
-    int port = free_port();
-    int monitor = free_port();
-    std::unique_ptr<RouterProcess> router;
-};
 
 // A simple-protocol Query message.
 std::string query_message(const std::string& sql) {
