@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -345,4 +346,47 @@ TEST_CASE("10,000 connections opened and closed: nothing leaks", "[frontdoor][ch
     }
     fd.router->stop();
     check_log_clean(*fd.router);
+}
+
+TEST_CASE("authdb and hba are re-read on SIGHUP", "[frontdoor][reload]") {
+    Cluster& c = Cluster::shared();
+    std::string files = make_temp_dir("pgrouter-authreload");
+    std::string verifier =
+        c.exec(0, "SELECT rolpassword FROM pg_authid WHERE rolname = 'pgrtest'");
+    write_file(files + "/authdb.txt", "\"postgres\" \"" +
+                                          c.exec(0, "SELECT rolpassword FROM pg_authid WHERE "
+                                                    "rolname = 'postgres'") +
+                                          "\"\n");
+    write_file(files + "/hba.conf", "host all all 127.0.0.1/32 scram-sha-256\n");
+    int port = free_port();
+    std::string conf = "listen 127.0.0.1:" + std::to_string(port) + "\nmonitor 127.0.0.1:" +
+                       std::to_string(free_port()) + "\nworkers 2\nhba " + files +
+                       "/hba.conf\nauthdb " + files +
+                       "/authdb.txt\nhealth { password postgres }\nbackend 127.0.0.1:" +
+                       std::to_string(c.port(0)) + "\n";
+    RouterProcess r(conf);
+    std::string as_test = "host=127.0.0.1 port=" + std::to_string(port) +
+                          " user=pgrtest password=pgrtest-secret dbname=pgrtest sslmode=disable";
+    std::string as_super = "host=127.0.0.1 port=" + std::to_string(port) +
+                           " user=postgres password=postgres dbname=postgres sslmode=disable";
+    REQUIRE(wait_until([&] { return can_connect(as_super); }, 15s));
+    CHECK_FALSE(can_connect(as_test));  // not in the authdb yet
+
+    write_file(files + "/authdb.txt", "\"pgrtest\" \"" + verifier + "\"\n", true);
+    r.signal(SIGHUP);
+    CHECK(wait_until([&] { return can_connect(as_test); }, 10s));
+
+    // An hba that rejects everybody, then a broken one: the broken one is refused, the
+    // rejecting one stays in force.
+    write_file(files + "/hba.conf", "host all all 127.0.0.1/32 reject\n");
+    r.signal(SIGHUP);
+    CHECK(wait_until([&] { return !can_connect(as_super); }, 10s));
+    std::size_t mark = r.log_size();
+    write_file(files + "/hba.conf", "host all all 127.0.0.1/32 telepathy\n");
+    r.signal(SIGHUP);
+    CHECK(r.wait_for_log("hba.conf:1", 10s, mark));
+    CHECK_FALSE(can_connect(as_super));
+    CHECK(r.stop() == 0);
+    check_log_clean(r);
+    remove_tree(files);
 }
