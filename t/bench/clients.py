@@ -1,6 +1,8 @@
 """The PostgreSQL clients `make bench` drives: psql for setup queries and pgbench for the
 workloads, always over TCP to 127.0.0.1 with the password in the environment (never on a
-command line) and no PG* variables of the caller leaking in."""
+command line) and no PG* variables of the caller leaking in. An endpoint's sslmode, when set,
+goes into the conninfo: "require" for (h), "disable" for plain work against a proxy that
+offers TLS."""
 
 import os
 import re
@@ -13,12 +15,14 @@ def pg_env(password):
     return env
 
 
-def conninfo(port, db, user):
-    return f"host=127.0.0.1 port={port} dbname={db} user={user}"
+def conninfo(port, db, user, sslmode=None):
+    """sslmode None leaves libpq's default (prefer): TLS if the server offers it."""
+    return f"host=127.0.0.1 port={port} dbname={db} user={user}" + (f" sslmode={sslmode}" if sslmode else "")
 
 
-def psql(port, db, user, password, sql, check=True, timeout=60):
-    r = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql, conninfo(port, db, user)],
+def psql(port, db, user, password, sql, check=True, timeout=60, sslmode=None):
+    r = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql,
+                        conninfo(port, db, user, sslmode)],
                        capture_output=True, text=True, env=pg_env(password), timeout=timeout)
     if r.returncode != 0:
         if check:
@@ -28,7 +32,8 @@ def psql(port, db, user, password, sql, check=True, timeout=60):
 
 
 def pgbench(c, ep, args, seconds, user=None, password=None):
-    argv = ["pgbench", "-n", *args, "-T", str(max(1, round(seconds))), conninfo(ep.port, ep.db, user or c.user)]
+    argv = ["pgbench", "-n", *args, "-T", str(max(1, round(seconds))),
+            conninfo(ep.port, ep.db, user or c.user, ep.sslmode)]
     r = subprocess.run(argv, capture_output=True, text=True, env=pg_env(password or c.password),
                        timeout=seconds * 4 + 120)
     out = r.stdout + r.stderr

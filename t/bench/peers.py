@@ -20,6 +20,14 @@ from clients import psql
 class Endpoint:
     port: int
     db: str
+    sslmode: Optional[str] = None  # None: libpq's default (prefer)
+
+
+@dataclass
+class Certs:
+    """A self-signed server certificate and key for the proxies' client TLS."""
+    cert: str
+    key: str
 
 
 @dataclass
@@ -33,6 +41,8 @@ class Target:
     idle_holds_backend: bool = True  # does an idle client hold a server connection?
     failover: str = ""  # "" = can follow a promotion; else why it cannot
     idle_exclude: Optional[Callable[[int], bool]] = None  # pre-forked idle slots (pgpool)
+    tls: Optional[Endpoint] = None  # where (h) connects with sslmode=require (None: not measured)
+    no_tls: str = "not set up for client TLS in this bench"  # why tls is None
     notes: list = field(default_factory=list)
 
     @property
@@ -62,17 +72,40 @@ def write(path, text, mode=0o644):
     procs.chown_service(path)
 
 
+DIRECT_NO_TLS = ("the cluster's servers have no TLS (built by build/testcluster); (h)'s ratios "
+                 "are to direct standby's plain (a)")
+
+
 def direct_targets(c):
     return [
         Target("direct_standby", "direct standby", Endpoint(c.standby1, c.db), None,
-               failover="", notes=["standby1; in (i) the promoted node itself"]),
+               failover="", no_tls=DIRECT_NO_TLS, notes=["standby1; in (i) the promoted node itself"]),
         Target("direct_master", "direct master", Endpoint(c.primary, c.db),
                Endpoint(c.primary, c.db), reads_from="master",
-               failover="the old master is down"),
+               failover="the old master is down", no_tls=DIRECT_NO_TLS),
     ]
 
 
-def start_pgrouter(reg, c, base, binary, ready):
+def make_certs(base):
+    """A self-signed certificate for 127.0.0.1 and its key (mode 600), owned by the user the
+    daemons run as; clients use sslmode=require, which does not verify it."""
+    d = workdir(base, "tls")
+    cert, key = os.path.join(d, "server.crt"), os.path.join(d, "server.key")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                        "-days", "2", "-keyout", key, "-out", cert], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"openssl req failed: {r.stderr.strip()[-300:]}")
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o644)
+    procs.chown_service(key)
+    procs.chown_service(cert)
+    return Certs(cert, key)
+
+
+def start_pgrouter(reg, c, base, binary, ready, certs=None):
+    """With certs, pgrouter also offers TLS (a tls block): (h) connects with sslmode=require,
+    every other workload with sslmode=disable (SSLRequest is optional, plain clients stay
+    plain)."""
     d = workdir(base, "pgrouter")
     port, mon = procs.free_port(), procs.free_port()
     conf = f"""# written by make bench: pgrouter's defaults but for these lines
@@ -89,6 +122,12 @@ backend 127.0.0.1:{c.primary}
 backend 127.0.0.1:{c.standby1}
 backend 127.0.0.1:{c.standby2}
 """
+    if certs:
+        conf += f"""tls {{
+    cert {certs.cert}
+    key {certs.key}
+}}
+"""
     # pgrouter authenticates clients itself: verifiers exported from pg_authid, as for PgBouncer.
     write(os.path.join(d, "authdb.txt"),
           "".join(f'"{u}" "{secret}"\n' for u, secret in c.verifiers.items()), 0o600)
@@ -96,8 +135,11 @@ backend 127.0.0.1:{c.standby2}
     write(os.path.join(d, "pgrouter.conf"), conf)
     p = reg.start("pgrouter", [os.path.abspath(binary), "-F", "-c", os.path.join(d, "pgrouter.conf")],
                   os.path.join(d, "pgrouter.log"))
-    t = Target("pgrouter", "pgrouter", Endpoint(port, c.db), Endpoint(port, c.db), p,
-               reads_from="any", idle_holds_backend=True)
+    plain = "disable" if certs else None
+    t = Target("pgrouter", "pgrouter", Endpoint(port, c.db, plain), Endpoint(port, c.db, plain), p,
+               reads_from="any", idle_holds_backend=True,
+               tls=Endpoint(port, c.db, "require") if certs else None,
+               no_tls="" if certs else "started without TLS")
     ready(t, 30)
     t.reads_from = reads_land_on(c, t.ro)
     if t.reads_from == "master":
@@ -106,7 +148,9 @@ backend 127.0.0.1:{c.standby2}
     else:
         t.notes.append("statement routing: reads reach the standbys, writes the master")
     t.notes.append("workers 2, authdb + hba (SCRAM) with pg_authid's verifiers, health checks "
-                   "with their defaults")
+                   "with their defaults" + ("; a tls block (self-signed RSA 2048 certificate): (h) "
+                                            "connects with sslmode=require, the other workloads with "
+                                            "sslmode=disable" if certs else ""))
     return t
 
 
@@ -116,7 +160,7 @@ def reads_land_on(c, ep, tries=8):
     standbys = {str(c.standby1), str(c.standby2)}
     for _ in range(tries):
         port = psql(ep.port, ep.db, c.user, c.password,
-                    "SELECT setting FROM pg_settings WHERE name = 'port'", check=False)
+                    "SELECT setting FROM pg_settings WHERE name = 'port'", check=False, sslmode=ep.sslmode)
         if port in standbys:
             return "standby"
     return "master"
@@ -171,14 +215,17 @@ backend pg_standby
     write(os.path.join(d, "haproxy.cfg"), conf)
     p = reg.start("haproxy", [which("haproxy"), "-db", "-f", os.path.join(d, "haproxy.cfg")],
                   os.path.join(d, "haproxy.log"))
-    t = Target("haproxy", "HAProxy+bgw_replstatus", Endpoint(ps, c.db), Endpoint(pm, c.db), p)
+    t = Target("haproxy", "HAProxy+bgw_replstatus", Endpoint(ps, c.db), Endpoint(pm, c.db), p,
+               no_tls="TCP mode passes the SSLRequest through to the servers, which have no TLS here")
     t.notes.append("TCP mode; reads via the STANDBY frontend (2 standbys, round robin), "
                    "writes via the MASTER frontend; checks every 1 s, rise 1 fall 1")
     ready(t, 30)
     return t
 
 
-def start_pgbouncer(reg, c, base, ready, max_clients):
+def start_pgbouncer(reg, c, base, ready, max_clients, certs=None):
+    """With certs, client TLS as for pgrouter: client_tls_sslmode=allow (TLS for clients that
+    ask, plain for the others), (h) with sslmode=require, the rest with sslmode=disable."""
     d = workdir(base, "pgbouncer")
     port = procs.free_port()
     users = "".join(f'"{u}" "{secret}"\n' for u, secret in c.verifiers.items())
@@ -201,14 +248,24 @@ logfile =
 pidfile =
 ignore_startup_parameters = extra_float_digits
 """
+    if certs:
+        conf += f"""client_tls_sslmode = allow
+client_tls_cert_file = {certs.cert}
+client_tls_key_file = {certs.key}
+"""
     write(os.path.join(d, "pgbouncer.ini"), conf)
     p = reg.start("pgbouncer", [which("pgbouncer"), os.path.join(d, "pgbouncer.ini")],
                   os.path.join(d, "pgbouncer.log"))
-    t = Target("pgbouncer", "PgBouncer (session)", Endpoint(port, "bench_ro"),
-               Endpoint(port, "bench_rw"), p, idle_holds_backend=False,
-               failover="PgBouncer has a static host per database: it cannot follow a promotion")
+    plain = "disable" if certs else None
+    t = Target("pgbouncer", "PgBouncer (session)", Endpoint(port, "bench_ro", plain),
+               Endpoint(port, "bench_rw", plain), p, idle_holds_backend=False,
+               failover="PgBouncer has a static host per database: it cannot follow a promotion",
+               tls=Endpoint(port, "bench_ro", "require") if certs else None,
+               no_tls="" if certs else "started without TLS")
     t.notes.append("session pooling, SCRAM verifiers from pg_authid in auth_file; "
-                   "bench_ro -> standby1, bench_rw -> primary")
+                   "bench_ro -> standby1, bench_rw -> primary"
+                   + ("; client_tls_sslmode=allow with the same certificate as pgrouter's: (h) with "
+                      "sslmode=require, the rest with sslmode=disable" if certs else ""))
     ready(t, 30)
     return t
 
