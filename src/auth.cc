@@ -70,8 +70,10 @@ BackendCredentials credentials_from(const Secret* secret) {
 // Does a cleartext password match the stored secret?
 bool password_matches(std::string_view password, const std::string& user, const Secret& s) {
     switch (s.kind) {
-        case SecretKind::Plaintext: return equal_secret(password, s.value);
-        case SecretKind::Md5: return equal_secret(md5_secret(password, user), s.value);
+        case SecretKind::Plaintext:
+            return equal_secret(password, s.value);
+        case SecretKind::Md5:
+            return equal_secret(md5_secret(password, user), s.value);
         case SecretKind::ScramSha256: {
             if (!s.scram) return false;
             auto v = make_scram_verifier(password, s.scram->iterations, s.scram->salt);
@@ -98,8 +100,7 @@ asio::awaitable<AuthOutcome> auth_password(Wire& client, const std::string& user
     co_return ok;
 }
 
-asio::awaitable<AuthOutcome> auth_md5(Wire& client, const std::string& user,
-                                      const Secret* secret) {
+asio::awaitable<AuthOutcome> auth_md5(Wire& client, const std::string& user, const Secret* secret) {
     auto salt = md5_random_salt();
     if (!salt) co_return failed(user, "no random salt");
     proto::encode_auth_md5_password(client.output(), *salt);
@@ -117,8 +118,8 @@ asio::awaitable<AuthOutcome> auth_md5(Wire& client, const std::string& user,
     co_return ok;
 }
 
-asio::awaitable<AuthOutcome> auth_scram(Wire& client, const std::string& user,
-                                        const Secret* secret, std::string_view end_point) {
+asio::awaitable<AuthOutcome> auth_scram(Wire& client, const std::string& user, const Secret* secret,
+                                        std::string_view end_point) {
     ScramServerOptions options;
     std::optional<ScramVerifier> verifier;
     std::string why_doomed;
@@ -149,14 +150,13 @@ asio::awaitable<AuthOutcome> auth_scram(Wire& client, const std::string& user,
         options.plus_selected = true;
         options.tls_server_end_point = std::string(end_point);
     } else if (initial->mechanism != kScramSha256) {
-        co_return protocol_error(
-            "client selected an invalid SASL authentication mechanism");
+        co_return protocol_error("client selected an invalid SASL authentication mechanism");
     }
     ScramServer server(*verifier, options);
     ScramResult r = server.handle_client_first(*initial->data);
     if (r.status != ScramResult::Status::Continue) {
         AuthOutcome o = r.status == ScramResult::Status::Failure ? failed(user, r.detail)
-                                                                  : protocol_error(r.error);
+                                                                 : protocol_error(r.error);
         if (!r.sqlstate.empty()) o.sqlstate = std::string(r.sqlstate);
         co_return o;
     }
@@ -197,16 +197,23 @@ asio::awaitable<AuthOutcome> authenticate_client(Wire& client, HbaMethod method,
             outcome.ok = true;
             outcome.credentials = credentials_from(secret);
             break;
-        case HbaMethod::Reject: outcome = failed(user, "rejected by hba"); break;
-        case HbaMethod::Password: outcome = co_await auth_password(client, user, secret); break;
+        case HbaMethod::Reject:
+            outcome = failed(user, "rejected by hba");
+            break;
+        case HbaMethod::Password:
+            outcome = co_await auth_password(client, user, secret);
+            break;
         case HbaMethod::Md5:
             if (secret != nullptr && secret->kind == SecretKind::ScramSha256) {
-                outcome = co_await auth_scram(client, user, secret, tls_end_point);  // as PostgreSQL does
+                outcome =
+                    co_await auth_scram(client, user, secret, tls_end_point);  // as PostgreSQL does
             } else {
                 outcome = co_await auth_md5(client, user, secret);
             }
             break;
-        case HbaMethod::ScramSha256: outcome = co_await auth_scram(client, user, secret, tls_end_point); break;
+        case HbaMethod::ScramSha256:
+            outcome = co_await auth_scram(client, user, secret, tls_end_point);
+            break;
     }
     if (outcome.ok) proto::encode_auth_ok(client.output());
     co_return outcome;

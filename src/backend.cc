@@ -20,8 +20,8 @@ asio::awaitable<boost::system::error_code> connect_to(tcp::socket& sock, const s
                                                       std::uint16_t port) {
     boost::system::error_code ec;
     tcp::resolver resolver(sock.get_executor());
-    auto endpoints = co_await resolver.async_resolve(
-        host, std::to_string(port), asio::redirect_error(asio::use_awaitable, ec));
+    auto endpoints = co_await resolver.async_resolve(host, std::to_string(port),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return ec;
     co_await asio::async_connect(sock, endpoints, asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) sock.set_option(tcp::no_delay(true), ec);
@@ -34,7 +34,7 @@ LoginFailure local_failure(std::string_view sqlstate, std::string message) {
 
 // Answers the backend's authentication requests; returns a failure or nullopt when done.
 class Authenticator {
-public:
+  public:
     Authenticator(const LoginParams& params, const BackendCredentials& creds,
                   const std::string& address)
         : params_(params), creds_(creds), address_(address) {}
@@ -42,13 +42,16 @@ public:
     // Appends the answer to `out`; a failure ends the login.
     std::optional<LoginFailure> answer(const proto::AuthRequest& req, std::string& out) {
         switch (req.code) {
-            case AuthCode::Ok: return std::nullopt;
+            case AuthCode::Ok:
+                return std::nullopt;
             case AuthCode::CleartextPassword:
                 if (!creds_.password) return no_secret("password");
                 proto::encode_password_message(out, *creds_.password);
                 return std::nullopt;
-            case AuthCode::MD5Password: return answer_md5(req.data, out);
-            case AuthCode::SASL: return start_scram(req.data, out);
+            case AuthCode::MD5Password:
+                return answer_md5(req.data, out);
+            case AuthCode::SASL:
+                return start_scram(req.data, out);
             case AuthCode::SASLContinue: {
                 if (!scram_) return protocol("unexpected SASL continuation");
                 ScramResult r = scram_->handle_server_first(req.data);
@@ -71,7 +74,7 @@ public:
         }
     }
 
-private:
+  private:
     std::optional<LoginFailure> answer_md5(std::string_view salt_bytes, std::string& out) {
         if (salt_bytes.size() != 4) return protocol("bad MD5 salt");
         Md5Salt salt;
@@ -90,16 +93,16 @@ private:
     std::optional<LoginFailure> start_scram(std::string_view data, std::string& out) {
         auto mechanisms = proto::parse_sasl_mechanisms(data);
         if (!mechanisms) return protocol("bad SASL mechanism list");
-        bool offered = std::find(mechanisms->begin(), mechanisms->end(), kScramSha256) !=
-                       mechanisms->end();
+        bool offered =
+            std::find(mechanisms->begin(), mechanisms->end(), kScramSha256) != mechanisms->end();
         if (!offered) {
             return local_failure(proto::kSqlstateFeatureNotSupported,
                                  "backend " + address_ + " offers no SCRAM-SHA-256");
         }
         ScramClientOptions options;
         if (creds_.client_key && creds_.verifier) {
-            scram_.emplace(ScramClient::with_client_key(*creds_.client_key, *creds_.verifier,
-                                                        options));
+            scram_.emplace(
+                ScramClient::with_client_key(*creds_.client_key, *creds_.verifier, options));
         } else if (creds_.password) {
             scram_.emplace(ScramClient::with_password(*creds_.password, options));
         } else {
@@ -150,9 +153,9 @@ asio::awaitable<std::optional<LoginFailure>> login_exchange(BackendConnection& c
         }
         WireRead r = co_await conn.wire.read_backend();
         if (auto* closed = std::get_if<WireClosed>(&r)) {
-            co_return local_failure(proto::kSqlstateConnectionFailure,
-                                    "backend " + conn.address + " closed the connection: " +
-                                        closed->error.message());
+            co_return local_failure(
+                proto::kSqlstateConnectionFailure,
+                "backend " + conn.address + " closed the connection: " + closed->error.message());
         }
         if (auto* bad = std::get_if<proto::ProtoError>(&r)) {
             co_return local_failure(proto::kSqlstateProtocolViolation,
@@ -214,9 +217,9 @@ asio::awaitable<std::optional<LoginFailure>> start_backend_tls(BackendConnection
     }
     ec = co_await conn.wire.handshake_client(*ctx, spec.tls == TlsMode::Verify, spec.host);
     if (ec) {
-        co_return local_failure(proto::kSqlstateConnectionFailure,
-                                "TLS handshake with backend " + conn.address +
-                                    " failed: " + ec.message());
+        co_return local_failure(
+            proto::kSqlstateConnectionFailure,
+            "TLS handshake with backend " + conn.address + " failed: " + ec.message());
     }
     co_return std::nullopt;
 }
@@ -235,10 +238,10 @@ asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, int slot,
     LoginResult result;
     boost::system::error_code ec = co_await connect_to(conn->wire.socket(), spec.host, spec.port);
     if (ec) {
-        result.failure = local_failure(
-            proto::kSqlstateConnectionFailure,
-            "could not connect to backend " + conn->address + ": " +
-                (deadline.expired() ? std::string("timed out") : ec.message()));
+        result.failure =
+            local_failure(proto::kSqlstateConnectionFailure,
+                          "could not connect to backend " + conn->address + ": " +
+                              (deadline.expired() ? std::string("timed out") : ec.message()));
         co_return result;
     }
     std::optional<LoginFailure> failure;
@@ -270,7 +273,8 @@ asio::awaitable<void> backend_cancel(std::string host, std::uint16_t port, std::
     std::string msg;
     proto::encode_cancel_request(msg, pid, key);
     boost::system::error_code ec;
-    co_await asio::async_write(sock, asio::buffer(msg), asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(sock, asio::buffer(msg),
+                               asio::redirect_error(asio::use_awaitable, ec));
     // PostgreSQL closes the connection once it has read the request.
     char byte;
     co_await sock.async_read_some(asio::buffer(&byte, 1),

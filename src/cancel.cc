@@ -47,8 +47,7 @@ void cancel_release(Segment& seg, const CancelHandle& h) {
     slot.owner.store(0, std::memory_order_release);
 }
 
-std::optional<CancelTarget> cancel_lookup(const Segment& seg, std::int32_t pid,
-                                          std::int32_t key) {
+std::optional<CancelTarget> cancel_lookup(const Segment& seg, std::int32_t pid, std::int32_t key) {
     std::int64_t index = static_cast<std::int64_t>(pid) - kCancelPidBase;
     if (index < 0 || index >= kCancelSlots) return std::nullopt;
     const CancelSlot& slot = seg.cancel[index];

@@ -7,9 +7,12 @@ namespace pgrouter {
 
 std::string Child::name() const {
     switch (kind) {
-        case ChildKind::Watcher: return "watcher";
-        case ChildKind::Monitor: return "monitor";
-        case ChildKind::Worker: return "worker " + std::to_string(index);
+        case ChildKind::Watcher:
+            return "watcher";
+        case ChildKind::Monitor:
+            return "monitor";
+        case ChildKind::Worker:
+            return "worker " + std::to_string(index);
     }
     return "child";
 }

@@ -3,9 +3,9 @@
 // rehash). The map is sized up front so that it never rehashes within its bound.
 #include "pgrouter/classify_cache.h"
 
-#include "pgrouter/sql_key.h"
-
 #include <algorithm>
+
+#include "pgrouter/sql_key.h"
 
 namespace pgrouter {
 

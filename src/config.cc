@@ -702,15 +702,22 @@ bool read_file(const std::string& path, std::string& out, int& err) {
 void check_tls_files(const Config& config, const PathLines& lines, const std::string& file,
                      std::vector<ConfigError>& errors) {
     if (config.tls.enabled) {
-        ServerTlsResult r = make_server_tls(
-            {config.tls.cert, config.tls.key, config.tls.ca, config.tls.ciphers});
+        ServerTlsResult r =
+            make_server_tls({config.tls.cert, config.tls.key, config.tls.ca, config.tls.ciphers});
         if (auto* p = std::get_if<TlsProblem>(&r)) {
             int line = config.tls.line;
             switch (p->field) {
-                case TlsProblem::Field::Cert: line = lines.cert; break;
-                case TlsProblem::Field::Key: line = lines.key; break;
-                case TlsProblem::Field::Ca: line = lines.tls_ca; break;
-                case TlsProblem::Field::Ciphers: break;
+                case TlsProblem::Field::Cert:
+                    line = lines.cert;
+                    break;
+                case TlsProblem::Field::Key:
+                    line = lines.key;
+                    break;
+                case TlsProblem::Field::Ca:
+                    line = lines.tls_ca;
+                    break;
+                case TlsProblem::Field::Ciphers:
+                    break;
             }
             errors.push_back({file, line, p->message});
         }
@@ -719,8 +726,9 @@ void check_tls_files(const Config& config, const PathLines& lines, const std::st
         if (b.ca.empty()) continue;
         std::string why = check_ca_file(b.ca);
         if (!why.empty()) {
-            errors.push_back({file, b.line, "ca file " + quote(b.ca) + " of backend " +
-                                                       b.address() + " is unusable: " + why});
+            errors.push_back(
+                {file, b.line,
+                 "ca file " + quote(b.ca) + " of backend " + b.address() + " is unusable: " + why});
         }
     }
 }

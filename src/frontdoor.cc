@@ -27,8 +27,7 @@ asio::awaitable<void> forward_cancel(Segment& seg, std::int32_t pid, std::int32_
         if (b.slot != target->backend_slot) continue;
         PGR_DEBUG("forwarding a cancel request to backend %s",
                   Endpoint{b.spec.host, b.spec.port}.to_string().c_str());
-        co_await backend_cancel(b.spec.host, b.spec.port, target->pid, target->key,
-                                kCancelTimeout);
+        co_await backend_cancel(b.spec.host, b.spec.port, target->pid, target->key, kCancelTimeout);
     }
 }
 
@@ -50,8 +49,7 @@ asio::awaitable<bool> start_tls(Wire& client, std::shared_ptr<ssl::context> ctx,
         co_return false;
     }
     if (direct && tls_alpn_selected(client.ssl()) != kAlpnPostgresql) {
-        log_tls_failure(id, peer_of(client),
-                        "direct TLS connection without ALPN \"postgresql\"");
+        log_tls_failure(id, peer_of(client), "direct TLS connection without ALPN \"postgresql\"");
         co_return false;
     }
     PGR_DEBUG("session %llu: TLS %s (%s)%s", ull(id), SSL_get_version(client.ssl()),
@@ -116,15 +114,16 @@ asio::awaitable<std::optional<StartupParams>> read_startup(Wire& client, WorkerE
             case StartupKind::CancelRequest:
                 co_await forward_cancel(env.seg, packet.cancel_pid, packet.cancel_key);
                 co_return std::nullopt;
-            case StartupKind::Startup: co_return std::move(packet.startup);
+            case StartupKind::Startup:
+                co_return std::move(packet.startup);
         }
     }
 }
 
 }  // namespace
 
-asio::awaitable<void> send_fatal(Wire& client, std::string_view sqlstate,
-                                 std::string_view message, std::string_view hint) {
+asio::awaitable<void> send_fatal(Wire& client, std::string_view sqlstate, std::string_view message,
+                                 std::string_view hint) {
     proto::encode_error_response(client.output(), "FATAL", sqlstate, message, {}, hint);
     co_await client.flush();
 }
@@ -152,13 +151,11 @@ asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& 
     auto address = IpAddress::parse(login.host);
     bool ssl = client.tls();
     const HbaRule* rule =
-        address ? match_hba(access->hba, *address, ssl, params->database, params->user)
-                : nullptr;
+        address ? match_hba(access->hba, *address, ssl, params->database, params->user) : nullptr;
     if (rule == nullptr || rule->method == HbaMethod::Reject) {
         std::string why =
-            rule == nullptr
-                ? hba_no_entry_message(login.host, params->user, params->database, ssl)
-                : hba_reject_message(login.host, params->user, params->database, ssl);
+            rule == nullptr ? hba_no_entry_message(login.host, params->user, params->database, ssl)
+                            : hba_reject_message(login.host, params->user, params->database, ssl);
         PGR_NOTICE("session %llu: %s", ull(id), why.c_str());
         co_await send_fatal(client, proto::kSqlstateInvalidAuthorization, why);
         co_return std::nullopt;
@@ -172,8 +169,8 @@ asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& 
         }
     }
     std::string end_point = ssl ? tls_server_end_point(SSL_get_certificate(client.ssl())) : "";
-    AuthOutcome auth = co_await authenticate_client(client, rule->method, params->user,
-                                                    access->authdb, end_point);
+    AuthOutcome auth =
+        co_await authenticate_client(client, rule->method, params->user, access->authdb, end_point);
     if (!auth.ok) {
         if (auth.client_gone) co_return std::nullopt;
         PGR_NOTICE("session %llu: authentication failed for user \"%s\" from %s: %s", ull(id),

@@ -4,15 +4,15 @@
 // every backend's socket at once.
 #include "pgrouter/health_probe.h"
 
-#include "pgrouter/clock.h"
-
 #include <libpq-fe.h>
 #include <openssl/x509.h>
 #include <poll.h>
 
 #include <cctype>
-#include <cstdlib>
 #include <charconv>
+#include <cstdlib>
+
+#include "pgrouter/clock.h"
 
 namespace pgrouter {
 

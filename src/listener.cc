@@ -18,8 +18,7 @@ namespace {
 constexpr int kBacklog = 4096;
 
 int try_bind(const addrinfo* ai, std::string& error) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
         error = std::string("socket: ") + strerror(errno);
         return -1;

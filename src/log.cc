@@ -21,14 +21,22 @@ char g_role[32] = "main";
 
 int syslog_priority(LogLevel level) {
     switch (level) {
-        case LogLevel::Emergency: return LOG_EMERG;
-        case LogLevel::Alert: return LOG_ALERT;
-        case LogLevel::Critical: return LOG_CRIT;
-        case LogLevel::Error: return LOG_ERR;
-        case LogLevel::Warning: return LOG_WARNING;
-        case LogLevel::Notice: return LOG_NOTICE;
-        case LogLevel::Info: return LOG_INFO;
-        case LogLevel::Debug: return LOG_DEBUG;
+        case LogLevel::Emergency:
+            return LOG_EMERG;
+        case LogLevel::Alert:
+            return LOG_ALERT;
+        case LogLevel::Critical:
+            return LOG_CRIT;
+        case LogLevel::Error:
+            return LOG_ERR;
+        case LogLevel::Warning:
+            return LOG_WARNING;
+        case LogLevel::Notice:
+            return LOG_NOTICE;
+        case LogLevel::Info:
+            return LOG_INFO;
+        case LogLevel::Debug:
+            return LOG_DEBUG;
     }
     return LOG_INFO;
 }
@@ -45,8 +53,8 @@ void emit(LogLevel level, const char* fmt, va_list ap, int err) {
         len = std::min(len, sizeof text - 1);
     }
     if (g_sink == LogSink::Syslog) {
-        syslog(syslog_priority(level), "[%s] %s: %.*s", g_role,
-               log_level_name(level).data(), static_cast<int>(len), text);
+        syslog(syslog_priority(level), "[%s] %s: %.*s", g_role, log_level_name(level).data(),
+               static_cast<int>(len), text);
         return;
     }
     timespec ts{};

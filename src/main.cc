@@ -36,14 +36,24 @@ int main(int argc, char** argv) {
     int opt;
     while ((opt = getopt(argc, argv, "Fvc:tVh")) != -1) {
         switch (opt) {
-            case 'F': options.foreground = true; break;
-            case 'v': options.verbosity += 1; break;
-            case 'c': options.config_file = optarg; break;
-            case 't': test_only = true; break;
-            case 'V': std::printf("pgrouter %.*s\n", static_cast<int>(kVersion.size()),
-                                  kVersion.data());
+            case 'F':
+                options.foreground = true;
+                break;
+            case 'v':
+                options.verbosity += 1;
+                break;
+            case 'c':
+                options.config_file = optarg;
+                break;
+            case 't':
+                test_only = true;
+                break;
+            case 'V':
+                std::printf("pgrouter %.*s\n", static_cast<int>(kVersion.size()), kVersion.data());
                 return 0;
-            case 'h': std::fputs(kUsage, stdout); return 0;
+            case 'h':
+                std::fputs(kUsage, stdout);
+                return 0;
             default:
                 if (optopt == 'c') {
                     std::fprintf(stderr, "pgrouter: option -c needs a file name\n");

@@ -1,5 +1,7 @@
 // The monitor process: accept on the monitor socket, write one dump, close. Single-threaded
 // and non-blocking; a client that does not read gets at most kWriteDeadline of attention.
+#include "pgrouter/monitor.h"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,7 +11,6 @@
 #include "pgrouter/child.h"
 #include "pgrouter/clock.h"
 #include "pgrouter/log.h"
-#include "pgrouter/monitor.h"
 #include "pgrouter/signals.h"
 
 namespace pgrouter {

@@ -10,9 +10,12 @@ namespace {
 
 const char* status_name(BackendStatus status) {
     switch (status) {
-        case BackendStatus::Ok: return "OK";
-        case BackendStatus::Failed: return "FAILED";
-        case BackendStatus::Starting: return "STARTING";
+        case BackendStatus::Ok:
+            return "OK";
+        case BackendStatus::Failed:
+            return "FAILED";
+        case BackendStatus::Starting:
+            return "STARTING";
     }
     return "STARTING";
 }

@@ -37,7 +37,7 @@ unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>
 
 // A named (or the unnamed) prepared statement as the client defined it.
 struct Statement {
-    std::string parse;  // the client's whole Parse message, to repeat on other backends
+    std::string parse;     // the client's whole Parse message, to repeat on other backends
     std::string_view sql;  // its query text, inside `parse`
     Classification cls;
     std::uint64_t version = 0;  // a new Parse of the same name is a new version
@@ -51,7 +51,7 @@ struct Server {
     Counted counted;
     std::map<std::string, std::uint64_t, std::less<>> statements;  // name → Parse version
     std::set<std::string, std::less<>> to_close;  // statements the client closed elsewhere
-    std::size_t sets_applied = 0;    // entries of the session's SET log replayed here
+    std::size_t sets_applied = 0;                 // entries of the session's SET log replayed here
     bool broken = false;
     bool watched = false;   // an idle wait for readability is pending
     bool readable = false;  // that wait fired
@@ -66,16 +66,19 @@ struct InFlight {
     bool sync = true;    // ends with ReadyForQuery (false after a Flush: the batch goes on)
     bool error = false;  // an ErrorResponse came back
     Classification cls;
-    std::string tag;     // the last CommandComplete tag ("COMMIT", "ROLLBACK", ...)
-    std::string sql;     // a simple Query's text (savepoints are tracked by it)
+    std::string tag;      // the last CommandComplete tag ("COMMIT", "ROLLBACK", ...)
+    std::string sql;      // a simple Query's text (savepoints are tracked by it)
     std::string set_sql;  // a SET to remember once it succeeded outside a transaction
 };
 
 class Session : public std::enable_shared_from_this<Session> {
-public:
+  public:
     Session(tcp::socket socket, WorkerEnv& env)
-        : env_(env), id_(env.next_session_id++), client_(std::move(socket)),
-          counted_(env.slot.clients), wakeup_(client_.socket().get_executor()) {
+        : env_(env),
+          id_(env.next_session_id++),
+          client_(std::move(socket)),
+          counted_(env.slot.clients),
+          wakeup_(client_.socket().get_executor()) {
         wakeup_.expires_at(asio::steady_timer::time_point::max());
     }
 
@@ -100,7 +103,7 @@ public:
         co_await client_pump();
     }
 
-private:
+  private:
     // ---- lifecycle -----------------------------------------------------------------------
 
     void close(std::string_view reason) {
@@ -139,7 +142,8 @@ private:
     }
 
     std::chrono::milliseconds login_timeout() const {
-        return std::chrono::milliseconds(std::max<std::int64_t>(snap_.settings.health_timeout_ms, 1));
+        return std::chrono::milliseconds(
+            std::max<std::int64_t>(snap_.settings.health_timeout_ms, 1));
     }
 
     // The connection to `slot`, logging in when there is none. Null with the reason in
@@ -155,8 +159,8 @@ private:
         }
         LoginParams params{login_.params.user, login_.params.database, login_.params.params};
         BackendSpec spec = view->spec;  // the shared snapshot may change while we wait
-        LoginResult r = co_await backend_login(spec, slot, params, login_.credentials,
-                                               login_timeout());
+        LoginResult r =
+            co_await backend_login(spec, slot, params, login_.credentials, login_timeout());
         if (!r.connection) {
             if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
             failure = std::move(r.failure);
@@ -274,8 +278,8 @@ private:
             unit.append(bytes);
             if (m.is(FrontendMsg::Query)) {
                 // The text, inside the unit's own copy of the message.
-                std::string_view sql = std::string_view(unit).substr(
-                    unit.size() - m.payload.size(), m.payload.find('\0'));
+                std::string_view sql = std::string_view(unit).substr(unit.size() - m.payload.size(),
+                                                                     m.payload.find('\0'));
                 cls = env_.cache.classify(sql, env_.classifier);
                 have_cls = true;
                 client_.consume(m);
@@ -290,7 +294,8 @@ private:
                 if (type == static_cast<char>(FrontendMsg::Sync) ||
                     type == static_cast<char>(FrontendMsg::Flush)) {
                     if (!have_cls) cls.kind = StatementKind::Read;  // Describe/Close only
-                    co_await dispatch(unit, cls, uses, type == static_cast<char>(FrontendMsg::Sync), {});
+                    co_await dispatch(unit, cls, uses, type == static_cast<char>(FrontendMsg::Sync),
+                                      {});
                 } else {
                     continue;
                 }
@@ -387,7 +392,8 @@ private:
             slot = inflight_.back().slot;
             reason = "follows the units in flight";
         } else {
-            if (rs_.ryw.commit_at_ns != 0) rs_.ryw = settle_read_your_writes(rs_.ryw, snap_.backends);
+            if (rs_.ryw.commit_at_ns != 0)
+                rs_.ryw = settle_read_your_writes(rs_.ryw, snap_.backends);
             Classification routed = cls;
             if (serializable_default_ && routed.kind == StatementKind::TransactionBegin) {
                 routed.read_only = false;  // SERIALIZABLE: a standby cannot run it
@@ -414,8 +420,7 @@ private:
 
     asio::awaitable<void> send_unit(int slot, std::string& unit, const Classification& cls,
                                     const std::vector<std::string>& uses, bool sync,
-                                    std::string_view sql, std::string_view reason,
-                                    bool may_hold) {
+                                    std::string_view sql, std::string_view reason, bool may_hold) {
         LoginFailure failure;
         Server* server = co_await server_for(slot, failure);
         if (server == nullptr && may_hold && inflight_.empty() &&
@@ -424,7 +429,8 @@ private:
             // A standby that cannot be reached for a read: the master serves it instead.
             refresh_snapshot();
             int master = find_master(snap_.backends);
-            int master_slot = master < 0 ? -1 : snap_.backends[static_cast<std::size_t>(master)].slot;
+            int master_slot =
+                master < 0 ? -1 : snap_.backends[static_cast<std::size_t>(master)].slot;
             if (master_slot >= 0 && master_slot != slot) {
                 co_await send_unit(master_slot, unit, cls, uses, sync, sql,
                                    "standby unreachable, master", false);
@@ -442,9 +448,9 @@ private:
             co_return;
         }
         if (log_enabled(LogLevel::Debug)) {
-            PGR_DEBUG("session %llu: %s unit → %s (%.*s)", ull(id_),
-                      kind_name(cls.kind).data(), server->conn->address.c_str(),
-                      static_cast<int>(reason.size()), reason.data());
+            PGR_DEBUG("session %llu: %s unit → %s (%.*s)", ull(id_), kind_name(cls.kind).data(),
+                      server->conn->address.c_str(), static_cast<int>(reason.size()),
+                      reason.data());
         }
         std::string& out = server->conn->wire.output();
         bool nothing_in_flight = inflight_.empty();  // before the ghosts below
@@ -537,8 +543,8 @@ private:
         Classification write = cls;
         if (replay_wrote_) write.kind = StatementKind::Write;
         std::vector<std::string> none;
-        co_await send_unit(snap_.backends[static_cast<std::size_t>(master)].slot, unit, write,
-                           none, true, {}, "replay on the master", false);
+        co_await send_unit(snap_.backends[static_cast<std::size_t>(master)].slot, unit, write, none,
+                           true, {}, "replay on the master", false);
     }
 
     // ---- backends → client -----------------------------------------------------------------
@@ -602,16 +608,15 @@ private:
             server->watched = true;
             std::weak_ptr<Session> weak = weak_from_this();
             Server* raw = server.get();
-            raw->conn->wire.async_wait_readable(
-                [weak, raw](boost::system::error_code ec) {
-                    // Aborted: the connection is being closed (raw may be gone already).
-                    if (ec == asio::error::operation_aborted) return;
-                    if (auto self = weak.lock()) {
-                        raw->readable = true;
-                        raw->watched = false;
-                        self->wake();
-                    }
-                });
+            raw->conn->wire.async_wait_readable([weak, raw](boost::system::error_code ec) {
+                // Aborted: the connection is being closed (raw may be gone already).
+                if (ec == asio::error::operation_aborted) return;
+                if (auto self = weak.lock()) {
+                    raw->readable = true;
+                    raw->watched = false;
+                    self->wake();
+                }
+            });
         }
     }
 
@@ -669,8 +674,7 @@ private:
     // Handles one message of the head unit. True when the head unit is finished.
     bool on_backend_message(const proto::Message& m, Server& server) {
         InFlight& f = inflight_.front();
-        if (f.swallow > 0 &&
-            (m.is(BackendMsg::ParseComplete) || m.is(BackendMsg::CloseComplete))) {
+        if (f.swallow > 0 && (m.is(BackendMsg::ParseComplete) || m.is(BackendMsg::CloseComplete))) {
             f.swallow -= 1;
             return false;
         }
@@ -686,21 +690,23 @@ private:
                     replay_wrote_ = code == kReadOnlySqlTransaction;  // it writes: ryw applies
                     held_.clear();
                     f.ghost = true;  // drop the rest of the standby's answer
-                    PGR_DEBUG("session %llu: standby %s refused a write (%s); replaying on "
-                              "the master",
-                              ull(id_), server.conn->address.c_str(), code.c_str());
+                    PGR_DEBUG(
+                        "session %llu: standby %s refused a write (%s); replaying on "
+                        "the master",
+                        ull(id_), server.conn->address.c_str(), code.c_str());
                     return false;
                 }
                 if (f.ghost) {
-                    PGR_WARNING("session %llu: replaying session state on %s failed: %s",
-                                ull(id_), server.conn->address.c_str(),
+                    PGR_WARNING("session %llu: replaying session state on %s failed: %s", ull(id_),
+                                server.conn->address.c_str(),
                                 fields ? fields->message.c_str() : "?");
                     return false;
                 }
             }
         }
         if (m.is(BackendMsg::ReadyForQuery)) return finish_unit(m, f);
-        if (m.is(BackendMsg::CommandComplete)) f.tag.assign(m.payload.substr(0, m.payload.find('\0')));
+        if (m.is(BackendMsg::CommandComplete))
+            f.tag.assign(m.payload.substr(0, m.payload.find('\0')));
         if (f.ghost) return false;
         if (f.hold) {
             held_.append(m.bytes());
@@ -720,11 +726,11 @@ private:
         client_.output() += held_;
         held_.clear();
         f.hold = false;
-
     }
 
     bool finish_unit(const proto::Message& m, InFlight& f) {
-        auto status = proto::parse_ready_for_query(m.payload).value_or(proto::TransactionStatus::Idle);
+        auto status =
+            proto::parse_ready_for_query(m.payload).value_or(proto::TransactionStatus::Idle);
         bool ghost = f.ghost;
         if (!ghost) {
             if (f.hold) release_held(f);
@@ -761,7 +767,8 @@ private:
         if (words[0] == "savepoint" && words.size() >= 2) {
             pending_sets_.push_back("\1" + words[1]);
         } else if (words[0] == "rollback" && words.size() >= 3 && words[1] == "to") {
-            std::string name = "\1" + (words[2] == "savepoint" && words.size() >= 4 ? words[3] : words[2]);
+            std::string name =
+                "\1" + (words[2] == "savepoint" && words.size() >= 4 ? words[3] : words[2]);
             for (std::size_t i = pending_sets_.size(); i-- > 0;) {
                 if (pending_sets_[i] == name) {
                     pending_sets_.resize(i + 1);
@@ -776,7 +783,8 @@ private:
     // every transaction one: its transaction blocks then start on the master.
     void note_isolation_default(std::string_view set) {
         std::string lower;
-        for (char ch : set) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        for (char ch : set)
+            lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         if (lower.find("isolation") != std::string::npos) {
             serializable_default_ = lower.find("serializable") != std::string::npos;
         } else if (lower.find("reset all") != std::string::npos ||
@@ -891,13 +899,13 @@ private:
     CancelHandle cancel_;
     bool closed_ = false;
 
-    asio::steady_timer wakeup_;  // "something changed" between the two pumps
+    asio::steady_timer wakeup_;       // "something changed" between the two pumps
     Snapshot& snap_ = env_.snapshot;  // the worker's; refreshed before each decision
     std::mt19937_64& rng_ = env_.rng;
     RouteSession rs_;
     proto::TransactionStatus txn_status_ = proto::TransactionStatus::Idle;
     std::uint16_t pins_ = 0;
-    bool block_wrote_ = false;  // the open transaction block wrote on the master
+    bool block_wrote_ = false;               // the open transaction block wrote on the master
     std::optional<Counted> pinned_counted_;  // in the monitor's "pinned" while pinned
     bool close_after_flush_ = false;
     bool serializable_default_ = false;
@@ -906,10 +914,10 @@ private:
     // Units in flight, oldest first: rarely more than two, so a vector (which, unlike a
     // deque, costs nothing while empty) serves as the queue.
     std::vector<InFlight> inflight_;
-    std::string held_;    // responses of a held read
-    bool replay_ = false;  // the held read must run again, on the master
+    std::string held_;           // responses of a held read
+    bool replay_ = false;        // the held read must run again, on the master
     bool replay_wrote_ = false;  // ... because it writes (25006), not for lack of a feature
-    int sticky_slot_ = -1;  // after a Flush: where the rest of the batch goes
+    int sticky_slot_ = -1;       // after a Flush: where the rest of the batch goes
     int last_slot_ = -1;
 
     std::map<std::string, Statement, std::less<>> statements_;  // the client's statements
@@ -917,7 +925,7 @@ private:
     std::string unit_sets_;  // SET statements executed by the extended unit being cut
     std::set<std::string, std::less<>> parsed_in_unit_;
     std::set<std::string, std::less<>> closed_in_unit_;
-    std::vector<std::string> set_log_;  // SETs in force, in order, to replay elsewhere
+    std::vector<std::string> set_log_;       // SETs in force, in order, to replay elsewhere
     std::vector<std::string> pending_sets_;  // SETs of the open block, kept if it commits
 };
 

@@ -52,7 +52,10 @@ void sql_cache_key(std::string_view sql, std::string& key) {
     }
     std::size_t i = 0;
     const std::size_t n = sql.size();
-    auto verbatim_rest = [&] { key.append(sql.substr(i)); i = n; };
+    auto verbatim_rest = [&] {
+        key.append(sql.substr(i));
+        i = n;
+    };
     while (i < n) {
         char c = sql[i];
         char next = i + 1 < n ? sql[i + 1] : '\0';

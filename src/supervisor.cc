@@ -38,12 +38,12 @@ int worker_count(const Config& config) {
 }
 
 class Supervisor {
-public:
+  public:
     Supervisor(Config config, const SupervisorOptions& options)
         : config_(std::move(config)), options_(options) {}
     int run();
 
-private:
+  private:
     [[nodiscard]] bool setup();
     [[nodiscard]] bool drop_privileges();
     void publish();
@@ -196,9 +196,12 @@ void Supervisor::start_child(Child& child) {
         proc_title_set("pgrouter: " + child.name());
         ChildContext ctx{&seg, &config_, listen_fd_, monitor_fd_, child.index};
         switch (child.kind) {
-            case ChildKind::Watcher: run_watcher(ctx);
-            case ChildKind::Monitor: run_monitor(ctx);
-            case ChildKind::Worker: run_worker(ctx);
+            case ChildKind::Watcher:
+                run_watcher(ctx);
+            case ChildKind::Monitor:
+                run_monitor(ctx);
+            case ChildKind::Worker:
+                run_worker(ctx);
         }
         _exit(0);
     }
@@ -220,10 +223,17 @@ void Supervisor::read_signals() {
     signalfd_siginfo info{};
     while (read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
         switch (info.ssi_signo) {
-            case SIGHUP: reload_requested_ = true; break;
-            case SIGTERM: begin_shutdown(false); break;
-            case SIGINT: begin_shutdown(true); break;
-            default: break;  // SIGCHLD: reap_children() runs every loop anyway
+            case SIGHUP:
+                reload_requested_ = true;
+                break;
+            case SIGTERM:
+                begin_shutdown(false);
+                break;
+            case SIGINT:
+                begin_shutdown(true);
+                break;
+            default:
+                break;  // SIGCHLD: reap_children() runs every loop anyway
         }
     }
 }

@@ -179,7 +179,8 @@ std::string_view tls_alpn_selected(SSL* ssl) {
     const unsigned char* data = nullptr;
     unsigned int len = 0;
     SSL_get0_alpn_selected(ssl, &data, &len);
-    return data == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(data), len);
+    return data == nullptr ? std::string_view()
+                           : std::string_view(reinterpret_cast<const char*>(data), len);
 }
 
 void log_tls_failure(std::uint64_t session_id, const std::string& peer, const std::string& why) {

@@ -13,7 +13,8 @@ constexpr std::size_t kIdleBuffer = 2048;
 
 bool is_ip_address(const std::string& host) {
     unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 }  // namespace
 

@@ -7,8 +7,8 @@
 #include "pgrouter/asio.h"
 #include "pgrouter/child.h"
 #include "pgrouter/log.h"
-#include "pgrouter/session.h"
 #include "pgrouter/seqlock.h"
+#include "pgrouter/session.h"
 #include "pgrouter/shm.h"
 #include "pgrouter/tls.h"
 
@@ -27,11 +27,15 @@ tcp acceptor_protocol(int fd) {
 }
 
 class Worker {
-public:
+  public:
     explicit Worker(const ChildContext& ctx)
-        : seg_(*ctx.segment), slot_(seg_.workers[ctx.index]),
-          env_(seg_, slot_, ctx.index), acceptor_(io_), signals_(io_, SIGTERM, SIGINT),
-          settings_timer_(io_), drain_timer_(io_) {
+        : seg_(*ctx.segment),
+          slot_(seg_.workers[ctx.index]),
+          env_(seg_, slot_, ctx.index),
+          acceptor_(io_),
+          signals_(io_, SIGTERM, SIGINT),
+          settings_timer_(io_),
+          drain_timer_(io_) {
         acceptor_.assign(acceptor_protocol(ctx.listen_fd), ctx.listen_fd);
     }
 
@@ -42,12 +46,12 @@ public:
         io_.run();
     }
 
-private:
+  private:
     asio::awaitable<void> accept_loop() {
         for (;;) {
             boost::system::error_code ec;
-            tcp::socket client = co_await acceptor_.async_accept(
-                asio::redirect_error(asio::use_awaitable, ec));
+            tcp::socket client =
+                co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
             if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
             if (ec) {
                 // EMFILE and friends: back off a little instead of spinning.

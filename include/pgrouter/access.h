@@ -24,7 +24,6 @@ struct AccessResult {
 
 // Without an hba file every client must pass scram-sha-256 (the built-in rule); without an
 // authdb no user has a secret.
-[[nodiscard]] AccessResult load_access(const std::string& hba_path,
-                                       const std::string& authdb_path);
+[[nodiscard]] AccessResult load_access(const std::string& hba_path, const std::string& authdb_path);
 
 }  // namespace pgrouter

@@ -8,8 +8,10 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 
+// clang-format off
 #include <utility>
 #include <coroutine>
+// clang-format on
 
 #include <boost/asio.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -17,10 +17,10 @@ enum class ChildKind { Watcher, Monitor, Worker };
 
 struct Child {
     ChildKind kind = ChildKind::Worker;
-    int index = 0;         // worker slot; 0 for the others
-    pid_t pid = 0;         // 0: not running
-    bool wanted = true;    // respawn when it dies
-    int crashes = 0;       // consecutive quick deaths
+    int index = 0;       // worker slot; 0 for the others
+    pid_t pid = 0;       // 0: not running
+    bool wanted = true;  // respawn when it dies
+    int crashes = 0;     // consecutive quick deaths
     std::int64_t started_ns = 0;
     std::int64_t restart_at_ns = 0;  // earliest respawn time
     std::string name() const;        // "worker 3", "watcher", "monitor"

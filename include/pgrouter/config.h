@@ -18,7 +18,16 @@ using Millis = std::chrono::milliseconds;
 enum class TlsMode : std::uint8_t { Off, Verify, SkipVerify };
 
 // syslog's order; a larger value logs more.
-enum class LogLevel : std::uint8_t { Emergency, Alert, Critical, Error, Warning, Notice, Info, Debug };
+enum class LogLevel : std::uint8_t {
+    Emergency,
+    Alert,
+    Critical,
+    Error,
+    Warning,
+    Notice,
+    Info,
+    Debug
+};
 
 // "*" as host means every address.
 struct Endpoint {

@@ -7,7 +7,7 @@
 namespace pgrouter {
 
 class Counted {
-public:
+  public:
     explicit Counted(std::atomic<std::int64_t>& counter) : counter_(counter) {
         counter_.fetch_add(1, std::memory_order_relaxed);
     }
@@ -15,7 +15,7 @@ public:
     Counted(const Counted&) = delete;
     Counted& operator=(const Counted&) = delete;
 
-private:
+  private:
     std::atomic<std::int64_t>& counter_;
 };
 

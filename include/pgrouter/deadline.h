@@ -10,7 +10,7 @@
 namespace pgrouter {
 
 class Deadline {
-public:
+  public:
     Deadline(tcp::socket& socket, std::chrono::milliseconds timeout)
         : timer_(socket.get_executor(), timeout) {
         timer_.async_wait([&socket, expired = expired_](const boost::system::error_code& e) {
@@ -25,7 +25,7 @@ public:
     Deadline& operator=(const Deadline&) = delete;
     bool expired() const { return *expired_; }
 
-private:
+  private:
     std::shared_ptr<bool> expired_ = std::make_shared<bool>(false);
     asio::steady_timer timer_;
 };

@@ -15,7 +15,7 @@ struct Directive {
     DirectiveScope scope;
     std::string_view type;  // "address", "duration", "size", "integer", "string", "path", ...
     std::string_view default_value;
-    bool reloadable;        // takes effect on SIGHUP without a restart
+    bool reloadable;  // takes effect on SIGHUP without a restart
     std::string_view doc;
 };
 

@@ -25,7 +25,7 @@ asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& 
                                                        std::uint64_t session_id);
 
 // Sends a FATAL ErrorResponse to the client and flushes it.
-asio::awaitable<void> send_fatal(Wire& client, std::string_view sqlstate,
-                                 std::string_view message, std::string_view hint = {});
+asio::awaitable<void> send_fatal(Wire& client, std::string_view sqlstate, std::string_view message,
+                                 std::string_view hint = {});
 
 }  // namespace pgrouter

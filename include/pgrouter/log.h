@@ -26,8 +26,8 @@ LogLevel log_level_raised(LogLevel level, int steps);
 
 }  // namespace pgrouter
 
-#define PGR_LOG(level, ...)                                                     \
-    do {                                                                        \
+#define PGR_LOG(level, ...)                                                          \
+    do {                                                                             \
         if (::pgrouter::log_enabled(level)) ::pgrouter::log_msg(level, __VA_ARGS__); \
     } while (0)
 #define PGR_DEBUG(...) PGR_LOG(::pgrouter::LogLevel::Debug, __VA_ARGS__)

@@ -17,7 +17,7 @@ class mapped_region;
 namespace pgrouter {
 
 class SharedMemory {
-public:
+  public:
     // Creates and maps a fresh segment. Null with errno-style message logged on failure.
     static std::unique_ptr<SharedMemory> create();
     ~SharedMemory();
@@ -26,7 +26,7 @@ public:
 
     Segment& segment() { return *segment_; }
 
-private:
+  private:
     SharedMemory(std::unique_ptr<boost::interprocess::mapped_region> region, Segment* segment);
     std::unique_ptr<boost::interprocess::mapped_region> region_;
     Segment* segment_;

@@ -57,14 +57,14 @@ struct BackendHealth {
     std::uint32_t epoch = 0;
     BackendStatus status = BackendStatus::Starting;
     BackendRole role = BackendRole::Unknown;
-    bool fenced = false;               // split brain loser or foreign cluster: never routed to
-    std::uint64_t lag = 0;             // bytes behind the master; 0 on the master
-    std::uint64_t lsn = 0;             // master: current WAL position; standby: replay position
-    std::uint64_t receive_lsn = 0;     // standby only
+    bool fenced = false;            // split brain loser or foreign cluster: never routed to
+    std::uint64_t lag = 0;          // bytes behind the master; 0 on the master
+    std::uint64_t lsn = 0;          // master: current WAL position; standby: replay position
+    std::uint64_t receive_lsn = 0;  // standby only
     std::uint32_t timeline = 0;
     std::uint64_t system_identifier = 0;
-    std::int64_t sampled_at_ns = 0;    // CLOCK_MONOTONIC of the sample
-    std::int64_t checked_at_ns = 0;    // CLOCK_MONOTONIC of the last full check
+    std::int64_t sampled_at_ns = 0;  // CLOCK_MONOTONIC of the sample
+    std::int64_t checked_at_ns = 0;  // CLOCK_MONOTONIC of the last full check
 };
 
 struct BackendSlot {
@@ -84,15 +84,15 @@ struct SharedSettings {
     char health_database[kNameLen] = {};
     char health_username[kNameLen] = {};
     char health_password[kSecretLen] = {};
-    char hba_path[kPathLen] = {};     // "" : the built-in rule (scram-sha-256 for all)
+    char hba_path[kPathLen] = {};  // "" : the built-in rule (scram-sha-256 for all)
     char authdb_path[kPathLen] = {};
     bool tls_enabled = false;  // a `tls` block: workers build their context from these files
     char tls_cert[kPathLen] = {};
     char tls_key[kPathLen] = {};
     char tls_ca[kPathLen] = {};
     char tls_ciphers[kPathLen] = {};
-    std::int32_t backend_count = 0;           // entries of `order` in use
-    std::int16_t order[kMaxBackends] = {};    // slot indexes, in configuration order
+    std::int32_t backend_count = 0;         // entries of `order` in use
+    std::int16_t order[kMaxBackends] = {};  // slot indexes, in configuration order
 };
 
 // One per worker; each counter in its own cache line, written by its worker only.
@@ -101,16 +101,16 @@ struct WorkerSlot {
     alignas(64) std::atomic<std::int64_t> clients{0};      // client sessions open now
     alignas(64) std::atomic<std::int64_t> connections{0};  // backend connections open now
     alignas(64) std::atomic<std::uint64_t> accepted{0};    // client sessions ever accepted
-    alignas(64) std::atomic<std::int64_t> pinned{0};  // sessions pinned to the master now
+    alignas(64) std::atomic<std::int64_t> pinned{0};       // sessions pinned to the master now
 };
 
 // A session's cancel key and where its current statement runs. Written by the owning
 // worker only (key before owner, release), read by any worker that receives a
 // CancelRequest. A torn read can at worst send the backend a key it ignores.
 struct CancelSlot {
-    std::atomic<std::uint32_t> owner{0};  // worker index + 1; 0: free
-    std::atomic<std::int32_t> key{0};     // pgrouter's BackendKeyData secret
-    std::atomic<std::int32_t> backend{-1};  // backend slot running the current statement
+    std::atomic<std::uint32_t> owner{0};       // worker index + 1; 0: free
+    std::atomic<std::int32_t> key{0};          // pgrouter's BackendKeyData secret
+    std::atomic<std::int32_t> backend{-1};     // backend slot running the current statement
     std::atomic<std::int32_t> backend_pid{0};  // that backend's own BackendKeyData
     std::atomic<std::int32_t> backend_key{0};
 };

@@ -6,13 +6,13 @@
 
 #include <openssl/ssl.h>
 
+#include <boost/asio/ssl.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <variant>
 
 #include "pgrouter/asio.h"  // before any other Asio header
-#include <boost/asio/ssl.hpp>
 #include "pgrouter/config.h"
 
 namespace pgrouter {

@@ -4,13 +4,13 @@
 // With TLS (after handshake_server/handshake_client) every read and write goes through it.
 #pragma once
 
+#include <boost/asio/ssl/stream.hpp>
 #include <functional>
 #include <memory>
 #include <string>
 #include <variant>
 
 #include "pgrouter/asio.h"  // before any other Asio header
-#include <boost/asio/ssl/stream.hpp>
 #include "pgrouter/proto/buffer.h"
 #include "pgrouter/proto/decoder.h"
 #include "pgrouter/proto/message.h"
@@ -25,7 +25,7 @@ struct WireClosed {
 using WireRead = std::variant<proto::Message, proto::ProtoError, WireClosed>;
 
 class Wire {
-public:
+  public:
     explicit Wire(tcp::socket socket) : socket_(std::move(socket)) {}
     ~Wire();
     Wire(const Wire&) = delete;  // the TLS layer holds a reference to socket_
@@ -78,7 +78,7 @@ public:
     // Gives back buffer memory while the connection is idle.
     void release_idle_memory();
 
-private:
+  private:
     template <class Decode>
     asio::awaitable<WireRead> read_with(Decode decode);
 

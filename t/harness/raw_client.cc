@@ -120,7 +120,8 @@ std::vector<RawMessage> RawClient::login(
             case proto::AuthCode::SASLContinue:
                 proto::encode_sasl_response(out, scram->handle_server_first(req->data).message);
                 break;
-            default: break;
+            default:
+                break;
         }
         if (!out.empty()) send(out);
     }

@@ -17,7 +17,7 @@ struct RawMessage {
 };
 
 class RawClient {
-public:
+  public:
     explicit RawClient(int port);
     ~RawClient();
     RawClient(const RawClient&) = delete;
@@ -35,13 +35,12 @@ public:
 
     // StartupMessage + SCRAM/md5/cleartext login with `password`; returns every message up
     // to ReadyForQuery or the ErrorResponse that ended it.
-    std::vector<RawMessage> login(const std::string& user, const std::string& database,
-                                  const std::string& password,
-                                  const std::vector<std::pair<std::string, std::string>>& extra =
-                                      {},
-                                  std::uint32_t version = 3u << 16);
+    std::vector<RawMessage> login(
+        const std::string& user, const std::string& database, const std::string& password,
+        const std::vector<std::pair<std::string, std::string>>& extra = {},
+        std::uint32_t version = 3u << 16);
 
-private:
+  private:
     int fd_ = -1;
     bool closed_ = false;
     std::string buf_;

@@ -25,19 +25,19 @@ Routed::Routed(Cluster& c) : Routed(c, all_nodes(c)) {}
 
 Routed::Routed(Cluster& c, const std::vector<RoutedBackend>& backends, const std::string& extra)
     : cluster(c), port(free_port()), monitor(free_port()) {
-    std::string conf = "listen 127.0.0.1:" + std::to_string(port) + "\nmonitor 127.0.0.1:" +
-                       std::to_string(monitor) + "\nworkers 2\nauthdb " + authdb_file(c) +
-                       "\nhealth { username postgres; password \"" + kSuperPassword +
-                       "\"; check 1s; lag-interval 100ms }\n" + extra;
+    std::string conf = "listen 127.0.0.1:" + std::to_string(port) +
+                       "\nmonitor 127.0.0.1:" + std::to_string(monitor) + "\nworkers 2\nauthdb " +
+                       authdb_file(c) + "\nhealth { username postgres; password \"" +
+                       kSuperPassword + "\"; check 1s; lag-interval 100ms }\n" + extra;
     for (const RoutedBackend& b : backends) {
         conf += "backend 127.0.0.1:" + std::to_string(c.port(b.node)) + " " + b.block + "\n";
     }
     router = std::make_unique<RouterProcess>(conf);
     REQUIRE(wait_until([&] { return can_connect(conninfo()); }, std::chrono::seconds(15)));
     // Every configured backend has a verdict before the test starts.
-    REQUIRE(wait_until(
-        [&] { return router->monitor(monitor).find("STARTING") == std::string::npos; },
-        std::chrono::seconds(15)));
+    REQUIRE(
+        wait_until([&] { return router->monitor(monitor).find("STARTING") == std::string::npos; },
+                   std::chrono::seconds(15)));
 }
 
 std::string Routed::conninfo(const std::string& user, const std::string& db) const {

@@ -19,17 +19,18 @@ void openssl(const std::vector<std::string>& args, const std::string& cwd) {
 }
 
 void make_ca(const std::string& dir, const std::string& name, const std::string& cn) {
-    openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj",
-             "/CN=" + cn, "-keyout", name + ".key", "-out", name + ".crt", "-addext",
-             "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"},
-            dir);
+    openssl(
+        {"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=" + cn,
+         "-keyout", name + ".key", "-out", name + ".crt", "-addext",
+         "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"},
+        dir);
 }
 
 void make_leaf(const std::string& dir, const std::string& name, const std::string& ca,
                const std::string& cn, const std::string& ext) {
     write_file(dir + "/" + name + ".ext", ext);
-    openssl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn, "-keyout",
-             name + ".key", "-out", name + ".csr"},
+    openssl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn, "-keyout", name + ".key",
+             "-out", name + ".csr"},
             dir);
     openssl({"x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
              "-CAcreateserial", "-days", "30", "-sha256", "-extfile", name + ".ext", "-out",
@@ -68,8 +69,8 @@ void TlsCerts::install_server(const std::string& datadir) const {
 }
 
 std::string TlsCerts::fingerprint(const std::string& pem_file) {
-    RunResult r = run_checked({"openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in",
-                               pem_file});
+    RunResult r =
+        run_checked({"openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", pem_file});
     auto eq = r.out.find('=');
     if (eq == std::string::npos) return "";
     std::string fp = r.out.substr(eq + 1);

@@ -26,7 +26,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-
 // The direct connection's conninfo, in the same form as the router's.
 std::string direct_conninfo(const Cluster& c) {
     return "host=127.0.0.1 port=" + std::to_string(c.port(0)) + " user=" + kTestUser +

@@ -50,20 +50,23 @@ struct FrontDoor {
                      "CREATE ROLE nosecret LOGIN PASSWORD 'nosecret-pw'; "
                      "CREATE ROLE rejected LOGIN PASSWORD 'rejected-pw'; END IF; END$$");
         std::string authdb;
-        for (const auto& row : cluster.query(0, "SELECT rolname, rolpassword FROM pg_authid "
-                                                "WHERE rolname IN ('postgres', 'pgrtest', "
-                                                "'demo', 'md5user')")) {
+        for (const auto& row : cluster.query(0,
+                                             "SELECT rolname, rolpassword FROM pg_authid "
+                                             "WHERE rolname IN ('postgres', 'pgrtest', "
+                                             "'demo', 'md5user')")) {
             authdb += "\"" + row[0] + "\" \"" + row[1] + "\"\n";
         }
         authdb += "\"plainuser\" \"plain-secret\"\n\"trustuser\" \"trust-secret\"\n";
         write_file(files + "/hba.conf", kHba);
         write_file(files + "/authdb.txt", authdb);
-        std::string conf = "listen 127.0.0.1:" + std::to_string(port) + "\nmonitor 127.0.0.1:" +
-                           std::to_string(monitor) + "\nworkers " + std::to_string(workers) +
-                           "\nhba " + files + "/hba.conf\nauthdb " + files + "/authdb.txt\n"
+        std::string conf = "listen 127.0.0.1:" + std::to_string(port) +
+                           "\nmonitor 127.0.0.1:" + std::to_string(monitor) + "\nworkers " +
+                           std::to_string(workers) + "\nhba " + files + "/hba.conf\nauthdb " +
+                           files +
+                           "/authdb.txt\n"
                            "health { username postgres; password \"" +
-                           std::string(kSuperPassword) + "\" }\nbackend 127.0.0.1:" +
-                           std::to_string(cluster.port(0)) + "\n";
+                           std::string(kSuperPassword) +
+                           "\" }\nbackend 127.0.0.1:" + std::to_string(cluster.port(0)) + "\n";
         router = std::make_unique<RouterProcess>(conf);
         REQUIRE(wait_until([&] { return can_connect(conninfo("pgrtest", "pgrtest")); }, 15s));
     }
@@ -100,9 +103,8 @@ struct FrontDoor {
 
 long monitor_value(const std::string& dump, const std::string& name) {
     std::smatch m;
-    return std::regex_search(dump, m, std::regex("(^|\n)" + name + " ([0-9]+)\n"))
-               ? std::stol(m[2])
-               : -1;
+    return std::regex_search(dump, m, std::regex("(^|\n)" + name + " ([0-9]+)\n")) ? std::stol(m[2])
+                                                                                   : -1;
 }
 
 int open_fds(pid_t pid) {
@@ -131,16 +133,17 @@ TEST_CASE("every HBA method logs in with psql and reaches the backend as the cli
           "[frontdoor][auth]") {
     FrontDoor fd;
     auto who = [&](const std::string& user, const std::string& db) {
-        return query_value(fd.conninfo(user, db), "SELECT current_user || '@' || current_database()");
+        return query_value(fd.conninfo(user, db),
+                           "SELECT current_user || '@' || current_database()");
     };
-    CHECK(who("pgrtest", "pgrtest") == "pgrtest@pgrtest");        // SCRAM verifier → ClientKey
+    CHECK(who("pgrtest", "pgrtest") == "pgrtest@pgrtest");  // SCRAM verifier → ClientKey
     CHECK(who("postgres", "postgres") == "postgres@postgres");
     CHECK(who("md5user", "postgres") == "md5user@postgres");      // md5 secret both ways
     CHECK(who("plainuser", "postgres") == "plainuser@postgres");  // plaintext secret
     CHECK(who("demo", "demo") == "demo@demo");                    // cleartext password method
     // trust: no password from the client; the backend login uses the authdb secret.
-    RunResult trust = run({"psql", fd.conninfo("trustuser", "postgres", "x"),
-                           "-Atc", "SELECT current_user"});
+    RunResult trust =
+        run({"psql", fd.conninfo("trustuser", "postgres", "x"), "-Atc", "SELECT current_user"});
     CHECK(trust.out == "trustuser\n");
 
     // Startup parameters reach the backend.
@@ -155,16 +158,19 @@ TEST_CASE("every HBA method logs in with psql and reaches the backend as the cli
 
 TEST_CASE("authentication failures look exactly like PostgreSQL's", "[frontdoor][auth]") {
     FrontDoor fd;
-    CHECK(fd.connect_error("pgrtest", "pgrtest", "wrong").find(
-              "FATAL:  password authentication failed for user \"pgrtest\"") != std::string::npos);
+    CHECK(fd.connect_error("pgrtest", "pgrtest", "wrong")
+              .find("FATAL:  password authentication failed for user \"pgrtest\"") !=
+          std::string::npos);
     CHECK(fd.connect_error("nobody", "postgres", "whatever")
               .find("password authentication failed for user \"nobody\"") != std::string::npos);
     CHECK(fd.connect_error("rejected", "postgres")
               .find("pg_hba.conf rejects connection for host \"127.0.0.1\", user \"rejected\"") !=
           std::string::npos);
-    CHECK(fd.connect_error("pgrtest", "demo").find(
-              "no pg_hba.conf entry for host \"127.0.0.1\", user \"pgrtest\", database \"demo\", "
-              "no encryption") != std::string::npos);
+    CHECK(
+        fd.connect_error("pgrtest", "demo")
+            .find(
+                "no pg_hba.conf entry for host \"127.0.0.1\", user \"pgrtest\", database \"demo\", "
+                "no encryption") != std::string::npos);
     CHECK(fd.connect_error("postgres", "nosuchdb").find("database \"nosuchdb\" does not exist") !=
           std::string::npos);
     CHECK(fd.connect_error("nosecret", "postgres").find("add it to the authdb file") !=
@@ -203,7 +209,8 @@ TEST_CASE("pgbench and a libpq program work through the front door", "[frontdoor
     std::string ci = fd.conninfo("pgrtest", "pgrtest");
     RunResult init = run({"pgbench", "-i", "-q", "-s", "1", ci});
     REQUIRE(init.status == 0);
-    RunResult bench = run({"pgbench", "-n", "-c", "4", "-j", "2", "-t", "100", "-M", "prepared", ci});
+    RunResult bench =
+        run({"pgbench", "-n", "-c", "4", "-j", "2", "-t", "100", "-M", "prepared", ci});
     INFO(bench.err);
     CHECK(bench.out.find("number of failed transactions: 0") != std::string::npos);
     PgConn conn(ci);
@@ -225,7 +232,8 @@ TEST_CASE("a cancel request stops pg_sleep(30) within 2 s", "[frontdoor][cancel]
     PQfreeCancel(cancel);
     PGresult* res = PQgetResult(conn.get());
     auto took = std::chrono::steady_clock::now() - start;
-    std::string state = PQresultErrorField(res, PG_DIAG_SQLSTATE) ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "";
+    std::string state =
+        PQresultErrorField(res, PG_DIAG_SQLSTATE) ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "";
     PQclear(res);
     while ((res = PQgetResult(conn.get())) != nullptr) PQclear(res);
     WARN("cancel took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
@@ -248,8 +256,8 @@ TEST_CASE("a cancel request stops pg_sleep(30) within 2 s", "[frontdoor][cancel]
 TEST_CASE("protocol 3.2 and _pq_ options get NegotiateProtocolVersion", "[frontdoor][proto]") {
     FrontDoor fd;
     RawClient c(fd.port);
-    auto msgs = c.login("pgrtest", "pgrtest", kTestPassword, {{"_pq_.test_option", "1"}},
-                        (3u << 16) | 2);
+    auto msgs =
+        c.login("pgrtest", "pgrtest", kTestPassword, {{"_pq_.test_option", "1"}}, (3u << 16) | 2);
     const RawMessage* v = find_message(msgs, 'v');
     REQUIRE(v != nullptr);
     CHECK(v->payload.substr(0, 4) == std::string("\0\3\0\0", 4));
@@ -265,7 +273,7 @@ TEST_CASE("garbage, oversized and truncated input is refused without harm",
     // Protocol 2 and HTTP: an error or a close, never a crash.
     {
         RawClient v2(fd.port);
-        std::string pkt = std::string("\0\0\0\x10\0\2\0\0", 8) + "user\0x\0\0\0" ;
+        std::string pkt = std::string("\0\0\0\x10\0\2\0\0", 8) + "user\0x\0\0\0";
         pkt[3] = static_cast<char>(pkt.size());
         v2.send(pkt);
         auto e = v2.read();
@@ -284,8 +292,8 @@ TEST_CASE("garbage, oversized and truncated input is refused without harm",
         CHECK(big.wait_closed(12s));
     }
     // After login: oversized, negative-length and unknown messages → 08P01 and close.
-    for (std::string bad : {std::string("Q\x7f\xff\xff\xff", 5), std::string("Q\xff\xff\xff\xf0", 5),
-                            std::string("z\0\0\0\4", 5)}) {
+    for (std::string bad : {std::string("Q\x7f\xff\xff\xff", 5),
+                            std::string("Q\xff\xff\xff\xf0", 5), std::string("z\0\0\0\4", 5)}) {
         RawClient c(fd.port);
         auto msgs = c.login("pgrtest", "pgrtest", kTestPassword);
         REQUIRE(find_message(msgs, 'Z') != nullptr);
@@ -306,7 +314,8 @@ TEST_CASE("garbage, oversized and truncated input is refused without harm",
     pgrouter::proto::encode_query(q, "SELECT repeat('x', 100000) FROM generate_series(1, 2000)");
     hog.send(q);  // ~200 MB of results it never reads
     auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < 50; ++i) CHECK(healthy.value("SELECT " + std::to_string(i)) == std::to_string(i));
+    for (int i = 0; i < 50; ++i)
+        CHECK(healthy.value("SELECT " + std::to_string(i)) == std::to_string(i));
     CHECK(std::chrono::steady_clock::now() - start < 5s);
     CHECK(staller.wait_closed(12s));  // the startup deadline (10 s) closes it
     { PgConn done = std::move(healthy); }
@@ -351,17 +360,17 @@ TEST_CASE("10,000 connections opened and closed: nothing leaks", "[frontdoor][ch
 TEST_CASE("authdb and hba are re-read on SIGHUP", "[frontdoor][reload]") {
     Cluster& c = Cluster::shared();
     std::string files = make_temp_dir("pgrouter-authreload");
-    std::string verifier =
-        c.exec(0, "SELECT rolpassword FROM pg_authid WHERE rolname = 'pgrtest'");
+    std::string verifier = c.exec(0, "SELECT rolpassword FROM pg_authid WHERE rolname = 'pgrtest'");
     write_file(files + "/authdb.txt", "\"postgres\" \"" +
-                                          c.exec(0, "SELECT rolpassword FROM pg_authid WHERE "
-                                                    "rolname = 'postgres'") +
+                                          c.exec(0,
+                                                 "SELECT rolpassword FROM pg_authid WHERE "
+                                                 "rolname = 'postgres'") +
                                           "\"\n");
     write_file(files + "/hba.conf", "host all all 127.0.0.1/32 scram-sha-256\n");
     int port = free_port();
-    std::string conf = "listen 127.0.0.1:" + std::to_string(port) + "\nmonitor 127.0.0.1:" +
-                       std::to_string(free_port()) + "\nworkers 2\nhba " + files +
-                       "/hba.conf\nauthdb " + files +
+    std::string conf = "listen 127.0.0.1:" + std::to_string(port) +
+                       "\nmonitor 127.0.0.1:" + std::to_string(free_port()) + "\nworkers 2\nhba " +
+                       files + "/hba.conf\nauthdb " + files +
                        "/authdb.txt\nhealth { password postgres }\nbackend 127.0.0.1:" +
                        std::to_string(c.port(0)) + "\n";
     RouterProcess r(conf);

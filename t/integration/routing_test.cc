@@ -24,7 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-
 std::map<std::string, int> count_ports(PgConn& conn, int n, const std::string& sql) {
     std::map<std::string, int> seen;
     for (int i = 0; i < n; ++i) seen[conn.value(sql)] += 1;
@@ -41,8 +40,7 @@ std::string sqlstate_of(PgConn& conn, const std::string& sql) {
 
 }  // namespace
 
-TEST_CASE("reads spread over standbys by weight; writes and DDL on the master, once",
-          "[routing]") {
+TEST_CASE("reads spread over standbys by weight; writes and DDL on the master, once", "[routing]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {{0, ""}, {1, "{ weight 100 }"}, {2, "{ weight 300 }"}});
     std::string s1 = std::to_string(c.port(1)), s2 = std::to_string(c.port(2));
@@ -85,8 +83,7 @@ TEST_CASE("reads spread over standbys by weight; writes and DDL on the master, o
     check_log_clean(*r.router);
 }
 
-TEST_CASE("transactions stay on one backend; READ ONLY blocks may use a standby",
-          "[routing]") {
+TEST_CASE("transactions stay on one backend; READ ONLY blocks may use a standby", "[routing]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
     std::string master = std::to_string(c.port(0));
@@ -95,8 +92,9 @@ TEST_CASE("transactions stay on one backend; READ ONLY blocks may use a standby"
     for (int i = 0; i < 5; ++i) CHECK(conn.value("SELECT inet_server_port()") == master);
     conn.exec("COMMIT");
 
-    for (const char* begin : {"BEGIN READ ONLY", "START TRANSACTION ISOLATION LEVEL "
-                                                  "REPEATABLE READ, READ ONLY"}) {
+    for (const char* begin : {"BEGIN READ ONLY",
+                              "START TRANSACTION ISOLATION LEVEL "
+                              "REPEATABLE READ, READ ONLY"}) {
         conn.exec(begin);
         std::string first = conn.value("SELECT inet_server_port()");
         CHECK(first != master);
@@ -113,14 +111,14 @@ TEST_CASE("transactions stay on one backend; READ ONLY blocks may use a standby"
     check_log_clean(*r.router);
 }
 
-TEST_CASE("a lagging standby is avoided; without standbys reads use the master",
-          "[routing][lag]") {
+TEST_CASE("a lagging standby is avoided; without standbys reads use the master", "[routing][lag]") {
     Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
     Routed r(c, {{0, ""}, {1, "{ lag 64k }"}, {2, "{ lag 64k }"}});
     std::string s1 = std::to_string(c.port(1)), s2 = std::to_string(c.port(2));
     c.pause_replay(1);
-    c.exec(0, "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad "
-              "FROM generate_series(1, 20000) g");
+    c.exec(0,
+           "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad "
+           "FROM generate_series(1, 20000) g");
     REQUIRE(wait_until(
         [&] {
             std::smatch m;
@@ -164,12 +162,14 @@ TEST_CASE("a write hidden in a function is replayed on the master exactly once",
           "[routing][replay]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
-    c.exec(0, "DROP TABLE IF EXISTS replay_t; CREATE TABLE replay_t (x int);"
-              "CREATE OR REPLACE FUNCTION replay_write() RETURNS int LANGUAGE plpgsql AS "
-              "$$BEGIN INSERT INTO replay_t VALUES (1); RETURN inet_server_port(); END$$");
+    c.exec(0,
+           "DROP TABLE IF EXISTS replay_t; CREATE TABLE replay_t (x int);"
+           "CREATE OR REPLACE FUNCTION replay_write() RETURNS int LANGUAGE plpgsql AS "
+           "$$BEGIN INSERT INTO replay_t VALUES (1); RETURN inet_server_port(); END$$");
     c.wait_replayed(1);
     c.wait_replayed(2);
-    PgConn conn(r.conninfo(kSuperUser, "postgres"));  // no write of its own: its reads may use the standbys
+    PgConn conn(
+        r.conninfo(kSuperUser, "postgres"));  // no write of its own: its reads may use the standbys
     for (int i = 0; i < 10; ++i) {
         CHECK(conn.value("SELECT replay_write()") == std::to_string(c.port(0)));
     }
@@ -210,8 +210,8 @@ TEST_CASE("pgbench simple, extended and prepared: reads and TPC-B with zero fail
     REQUIRE(init.status == 0);
     for (const char* mode : {"simple", "extended", "prepared"}) {
         for (bool select_only : {true, false}) {
-            std::vector<std::string> args{"pgbench", "-n", "-c", "4", "-j", "2", "-t", "200",
-                                          "-M", mode};
+            std::vector<std::string> args{"pgbench", "-n", "-c",  "4",  "-j",
+                                          "2",       "-t", "200", "-M", mode};
             if (select_only) args.push_back("-S");
             args.push_back(r.conninfo(kSuperUser, "postgres"));
             RunResult b = run(args);
@@ -226,8 +226,7 @@ TEST_CASE("pgbench simple, extended and prepared: reads and TPC-B with zero fail
     check_log_clean(*r.router);
 }
 
-TEST_CASE("a standby killed during a read loop costs the client nothing",
-          "[routing][failover]") {
+TEST_CASE("a standby killed during a read loop costs the client nothing", "[routing][failover]") {
     Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
     Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
     PgConn conn(r.conninfo(kSuperUser, "postgres"));

@@ -38,7 +38,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-
 // A simple-protocol Query message.
 std::string query_message(const std::string& sql) {
     std::string msg = "Q";

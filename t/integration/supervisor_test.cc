@@ -46,10 +46,11 @@ std::string backend_lines(const Cluster& c, std::initializer_list<int> nodes) {
 
 std::string router_config(const Ports& p, const std::string& backends, int workers = 2,
                           const std::string& extra = "") {
-    return "authdb " + authdb_file(Cluster::shared()) + "\nlisten 127.0.0.1:" + std::to_string(p.listen) + "\nmonitor 127.0.0.1:" +
-           std::to_string(p.monitor) + "\nworkers " + std::to_string(workers) +
-           "\nhealth { username postgres; password \"" + kSuperPassword + "\" }\n" + extra +
-           backends;
+    return "authdb " + authdb_file(Cluster::shared()) +
+           "\nlisten 127.0.0.1:" + std::to_string(p.listen) +
+           "\nmonitor 127.0.0.1:" + std::to_string(p.monitor) + "\nworkers " +
+           std::to_string(workers) + "\nhealth { username postgres; password \"" + kSuperPassword +
+           "\" }\n" + extra + backends;
 }
 
 std::string client_conninfo(const Ports& p, const std::string& user = kSuperUser,
@@ -136,9 +137,8 @@ TEST_CASE("clients log in through pgrouter; writes reach the master; the monitor
               std::to_string(c.port(0)));
         CHECK(a.value("SELECT count(*) FROM relay_t WHERE v = 42") != "0");  // its own write
         PgConn a2(client_conninfo(p));
-        CHECK(wait_until([&] {
-            return a2.value("SELECT count(*) FROM relay_t WHERE v = 42") != "0";
-        }));
+        CHECK(wait_until(
+            [&] { return a2.value("SELECT count(*) FROM relay_t WHERE v = 42") != "0"; }));
 
         std::string dump = r.monitor(p.monitor);
         INFO(dump);
@@ -176,8 +176,9 @@ TEST_CASE("a client gets an error when the master cannot be reached", "[relay]")
     CHECK(psql.status != 0);
     INFO(psql.err);
     // Before the watcher's verdict the connect fails; after it there is no master at all.
-    CHECK(std::regex_search(psql.err, std::regex("FATAL: +(could not connect to backend "
-                                                 "127.0.0.1|no master backend is available|no backend is available)")));
+    CHECK(std::regex_search(
+        psql.err, std::regex("FATAL: +(could not connect to backend "
+                             "127.0.0.1|no master backend is available|no backend is available)")));
     CHECK(r.stop() == 0);
     check_log_clean(r);
 }
@@ -381,9 +382,12 @@ TEST_CASE("chaos: 200 SIGKILLs of random children never wedge the rest", "[chaos
     // Everything comes back, and the counters tell the truth again.
     CHECK(wait_until([&] { return children_titled(r, "worker").size() == workers; }, 30s));
     CHECK(wait_until([&] { return children_titled(r, "watcher").size() == 1; }, 10s));
-    CHECK(wait_until([&] { return port_open(p.monitor) &&
-                                  monitor_count(r.monitor(p.monitor), "workers") == workers; },
-                     30s));
+    CHECK(wait_until(
+        [&] {
+            return port_open(p.monitor) &&
+                   monitor_count(r.monitor(p.monitor), "workers") == workers;
+        },
+        30s));
     CHECK(monitor_shows(r, p, "clients", 0));
     CHECK(monitor_shows(r, p, "connections", 0));
     {

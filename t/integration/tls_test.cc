@@ -50,9 +50,10 @@ struct TlsRouter {
                      "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tlstrust') THEN "
                      "CREATE ROLE tlstrust LOGIN PASSWORD 'tlstrust-pw'; END IF; END$$");
         std::string authdb;
-        for (const auto& row : cluster.query(0, "SELECT rolname, rolpassword FROM pg_authid "
-                                                "WHERE rolname IN ('postgres', 'pgrtest', "
-                                                "'demo')")) {
+        for (const auto& row : cluster.query(0,
+                                             "SELECT rolname, rolpassword FROM pg_authid "
+                                             "WHERE rolname IN ('postgres', 'pgrtest', "
+                                             "'demo')")) {
             authdb += "\"" + row[0] + "\" \"" + row[1] + "\"\n";
         }
         authdb += "\"tlstrust\" \"tlstrust-pw\"\n";
@@ -67,11 +68,12 @@ struct TlsRouter {
     }
 
     std::string config(const std::string& backend_block) const {
-        return "listen 127.0.0.1:" + std::to_string(port) + "\nmonitor 127.0.0.1:" +
-               std::to_string(monitor) + "\nworkers " + std::to_string(workers) + "\nhba " +
-               files + "/hba.conf\nauthdb " + files + "/authdb.txt\n" + "tls {\n  cert " +
-               files + "/server.crt\n  key " + files + "/server.key\n" + tls_extra + "}\n" +
-               "health { username postgres; password \"" + std::string(kSuperPassword) +
+        return "listen 127.0.0.1:" + std::to_string(port) +
+               "\nmonitor 127.0.0.1:" + std::to_string(monitor) + "\nworkers " +
+               std::to_string(workers) + "\nhba " + files + "/hba.conf\nauthdb " + files +
+               "/authdb.txt\n" + "tls {\n  cert " + files + "/server.crt\n  key " + files +
+               "/server.key\n" + tls_extra + "}\n" + "health { username postgres; password \"" +
+               std::string(kSuperPassword) +
                "\"; check 1s }\nbackend 127.0.0.1:" + std::to_string(cluster.port(0)) + " " +
                backend_block + "\n";
     }
@@ -79,9 +81,10 @@ struct TlsRouter {
     std::string conninfo(const std::string& user, const std::string& sslmode,
                          const std::string& extra = "") const {
         std::string s = "host=127.0.0.1 port=" + std::to_string(port) + " user=" + user +
-                        " dbname=" + (user == "tlstrust" ? "postgres" : user == "postgres"
-                                                                            ? "postgres"
-                                                                            : user) +
+                        " dbname=" +
+                        (user == "tlstrust"   ? "postgres"
+                         : user == "postgres" ? "postgres"
+                                              : user) +
                         " connect_timeout=10 sslmode=" + sslmode;
         std::string pw = password_for(user);
         if (!pw.empty()) s += " password=" + pw;
@@ -158,7 +161,8 @@ std::string direct_tls_login(int port, const std::string& user, const std::strin
     std::string types;
     if (SSL_connect(ssl) == 1) {
         std::string startup;
-        pgrouter::proto::encode_startup_message(startup, {{"user", user}, {"database", "postgres"}});
+        pgrouter::proto::encode_startup_message(startup,
+                                                {{"user", user}, {"database", "postgres"}});
         SSL_write(ssl, startup.data(), static_cast<int>(startup.size()));
         std::string in;
         char buf[4096];
@@ -211,8 +215,7 @@ TEST_CASE("tls: libpq sslmodes, channel binding, hostssl and hostnossl", "[tls]"
         CHECK(ssl_in_use(c));
         CHECK(c.value("SELECT 42") == "42");
     }
-    CHECK(t.connect_error(t.conninfo("pgrtest", "verify-full",
-                                     "sslrootcert=" + certs().wrong_ca()))
+    CHECK(t.connect_error(t.conninfo("pgrtest", "verify-full", "sslrootcert=" + certs().wrong_ca()))
               .find("certificate verify failed") != std::string::npos);
     {
         PgConn c(t.conninfo("pgrtest", "require", "channel_binding=require"));
@@ -365,9 +368,7 @@ TEST_CASE("tls: backends with ssl=on in each tls mode; a wrong CA fails the back
     certs().install_server(c.datadir(0));
     c.append_conf(0, "ssl = on\n");
     c.reload(0);
-    REQUIRE(wait_until([&] {
-        return c.exec(0, "SHOW ssl") == "on";
-    }));
+    REQUIRE(wait_until([&] { return c.exec(0, "SHOW ssl") == "on"; }));
     const std::string ssl_query = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
     struct Mode {
         std::string block;
@@ -386,8 +387,9 @@ TEST_CASE("tls: backends with ssl=on in each tls mode; a wrong CA fails the back
     }
     {
         TlsRouter t(c, 2, "{ tls verify; ca " + certs().wrong_ca() + " }", false);
-        CHECK(wait_until([&] { return backend_status(*t.router, t.monitor, c.port(0)) == "FAILED"; },
-                         15s, 100ms));
+        CHECK(
+            wait_until([&] { return backend_status(*t.router, t.monitor, c.port(0)) == "FAILED"; },
+                       15s, 100ms));
         std::string e = t.connect_error(t.conninfo("pgrtest", "require"));
         CHECK_FALSE(e.empty());
         CHECK(t.router->stop() == 0);
@@ -398,8 +400,9 @@ TEST_CASE("tls: backends with ssl=on in each tls mode; a wrong CA fails the back
     REQUIRE(wait_until([&] { return c.exec(0, "SHOW ssl") == "off"; }));
     {
         TlsRouter t(c, 2, "{ tls skipverify }", false);
-        CHECK(wait_until([&] { return backend_status(*t.router, t.monitor, c.port(0)) == "FAILED"; },
-                         15s, 100ms));
+        CHECK(
+            wait_until([&] { return backend_status(*t.router, t.monitor, c.port(0)) == "FAILED"; },
+                       15s, 100ms));
         CHECK_FALSE(t.connect_error(t.conninfo("pgrtest", "require")).empty());
         CHECK(t.router->stop() == 0);
     }

@@ -1,7 +1,7 @@
 // Respawn back-off: immediate first, then doubling from 100 ms, capped at 5 s.
-#include <catch2/catch.hpp>
-
 #include "pgrouter/child_table.h"
+
+#include <catch2/catch.hpp>
 
 using namespace pgrouter;
 using std::chrono::milliseconds;

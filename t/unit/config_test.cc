@@ -797,8 +797,8 @@ TEST_CASE("config: TLS files must parse and the key must match the certificate")
     dir.write("junk.pem", "not a certificate\n");
     std::string d = dir.path.string();
     auto load = [&](const std::string& tls, const std::string& backend = "") {
-        return messages(load_config(dir.write("p.conf", "tls {\n" + tls + "}\nbackend h:1" +
-                                                            backend + "\n")));
+        return messages(
+            load_config(dir.write("p.conf", "tls {\n" + tls + "}\nbackend h:1" + backend + "\n")));
     };
     CHECK(load("  cert a.crt\n  key a.key\n").empty());
     CHECK(load("  cert a.crt\n  key a.key\n  ca b.crt\n  ciphers HIGH:!aNULL\n").empty());
@@ -809,8 +809,8 @@ TEST_CASE("config: TLS files must parse and the key must match the certificate")
     auto one = [](const std::vector<std::string>& m) { return m.size() == 1 ? m[0] : ""; };
     CHECK(one(load("  cert junk.pem\n  key a.key\n"))
               .rfind(file + ":2: cannot load certificate chain", 0) == 0);
-    CHECK(one(load("  cert a.crt\n  key junk.pem\n")).rfind(file + ":3: cannot load private key", 0) ==
-          0);
+    CHECK(one(load("  cert a.crt\n  key junk.pem\n"))
+              .rfind(file + ":3: cannot load private key", 0) == 0);
     CHECK(one(load("  cert a.crt\n  key a.key\n  ca junk.pem\n"))
               .rfind(file + ":4: cannot load CA file", 0) == 0);
     CHECK(one(load("  cert a.crt\n  key a.key\n  ciphers NOSUCHCIPHER\n"))

@@ -1,8 +1,8 @@
 // The monitor dump is the spec's format, byte for byte.
+#include "pgrouter/monitor.h"
+
 #include <catch2/catch.hpp>
 #include <cstring>
-
-#include "pgrouter/monitor.h"
 
 using namespace pgrouter;
 

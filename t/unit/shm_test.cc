@@ -1,10 +1,11 @@
 // Publishing configuration generations into the segment and reading snapshots back:
 // stable slots across reloads, stale health after a slot changes hands, repair after a
 // writer died mid-update.
+#include "pgrouter/shm.h"
+
 #include <catch2/catch.hpp>
 
 #include "pgrouter/seqlock.h"
-#include "pgrouter/shm.h"
 
 using namespace pgrouter;
 

@@ -1,7 +1,7 @@
 // The cache key: literals folded in plain data statements, everything else untouched.
-#include <catch2/catch.hpp>
-
 #include "pgrouter/sql_key.h"
+
+#include <catch2/catch.hpp>
 
 using namespace pgrouter;
 
@@ -34,11 +34,10 @@ TEST_CASE("identifiers, parameters, comments and dollar quotes are kept") {
 }
 
 TEST_CASE("statements whose literals can matter keep their text") {
-    for (const char* sql :
-         {"SET default_transaction_read_only = 'on'", "SET work_mem = 1024",
-          "SELECT set_config('default_transaction_read_only', 'on', false)",
-          "BEGIN ISOLATION LEVEL SERIALIZABLE", "EXPLAIN ANALYZE SELECT 1",
-          "DECLARE c CURSOR WITH HOLD FOR SELECT 1"}) {
+    for (const char* sql : {"SET default_transaction_read_only = 'on'", "SET work_mem = 1024",
+                            "SELECT set_config('default_transaction_read_only', 'on', false)",
+                            "BEGIN ISOLATION LEVEL SERIALIZABLE", "EXPLAIN ANALYZE SELECT 1",
+                            "DECLARE c CURSOR WITH HOLD FOR SELECT 1"}) {
         CHECK(key_of(sql) == sql);
     }
 }
