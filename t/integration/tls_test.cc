@@ -407,3 +407,30 @@ TEST_CASE("tls: backends with ssl=on in each tls mode; a wrong CA fails the back
         CHECK(t.router->stop() == 0);
     }
 }
+
+TEST_CASE("tls: a client asking for renegotiation is refused and closed; others carry on",
+          "[tls]") {
+    TlsRouter t(Cluster::shared(), 1);
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);  // renegotiation exists up to 1.2
+    const unsigned char alpn[] = "\x0apostgresql";
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
+    int fd = connect_raw(t.port);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    REQUIRE(SSL_connect(ssl) == 1);
+    CHECK(SSL_renegotiate(ssl) == 1);
+    CHECK(SSL_do_handshake(ssl) != 1);  // the server will not renegotiate
+    PgConn other(t.conninfo("pgrtest", "require"));
+    CHECK(other.value("SELECT 7") == "7");
+    CHECK(wait_eof(fd, 12s));  // no StartupMessage came: the startup deadline closes it
+    SSL_free(ssl);
+    close(fd);
+    SSL_CTX_free(ctx);
+    { PgConn done = std::move(other); }
+    CHECK(t.router->stop() == 0);
+    check_log_clean(*t.router);
+}
