@@ -156,8 +156,9 @@ int main(int argc, char** argv) {
 EOF
 doccheck=""
 if [ -f src/directives.cc ] && [ -f src/config.cc ] &&
-    ${CXX:-g++} -std=c++20 -O0 -Iinclude "$tmp/doccheck.cc" src/directives.cc src/config*.cc \
-        -o "$tmp/doccheck" >"$tmp/cc.out" 2>&1; then
+    ${CXX:-g++} -std=c++20 -O0 -Iinclude -I/usr/include/postgresql -DBOOST_ASIO_HAS_CO_AWAIT \
+        -DBOOST_ASIO_HAS_STD_COROUTINE "$tmp/doccheck.cc" src/directives.cc src/config*.cc \
+        src/tls.cc src/log.cc -o "$tmp/doccheck" -lssl -lcrypto -pthread >"$tmp/cc.out" 2>&1; then
     doccheck="$tmp/doccheck"
     accepted=$("$doccheck" names | sort -u)
 elif [ -f src/directives.cc ]; then
