@@ -38,6 +38,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Every step's outcome through pgrouter equals the direct connection's.
+void check_same(const std::vector<std::string>& routed, const std::vector<std::string>& direct) {
+    REQUIRE(routed.size() == direct.size());
+    for (std::size_t i = 0; i < routed.size(); ++i) {
+        INFO("through pgrouter: " << routed[i] << "\ndirect:           " << direct[i]);
+        CHECK(routed[i] == direct[i]);
+    }
+}
+
 // A simple-protocol Query message.
 std::string query_message(const std::string& sql) {
     std::string msg = "Q";
@@ -884,11 +893,7 @@ TEST_CASE("LISTEN in one session, NOTIFY from another: received while idle", "[s
     };
     auto direct = scenario(c.conninfo(0, kTestUser, kTestDb), c.conninfo(0, kTestUser, kTestDb));
     auto routed = scenario(r.conninfo(), r.conninfo());
-    REQUIRE(routed.size() == direct.size());
-    for (std::size_t i = 0; i < routed.size(); ++i) {
-        INFO("through pgrouter: " << routed[i] << "\ndirect:           " << direct[i]);
-        CHECK(routed[i] == direct[i]);
-    }
+    check_same(routed, direct);
     r.finish();
 }
 
@@ -1044,11 +1049,7 @@ TEST_CASE("RAISE NOTICE and WARNING are delivered once, from the master and from
     for (int s = 1; s <= c.standby_count(); ++s) c.wait_replayed(s);
     auto direct = scenario(c.conninfo(0, kTestUser, kTestDb));
     auto routed = scenario(r.conninfo());
-    REQUIRE(routed.size() == direct.size());
-    for (std::size_t i = 0; i < routed.size(); ++i) {
-        INFO("through pgrouter: " << routed[i] << "\ndirect:           " << direct[i]);
-        CHECK(routed[i] == direct[i]);
-    }
+    check_same(routed, direct);
     r.finish();
 }
 
