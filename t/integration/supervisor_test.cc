@@ -405,3 +405,35 @@ TEST_CASE("chaos: 200 SIGKILLs of random children never wedge the rest", "[chaos
     CHECK(r.stop(20s) == 0);
     check_log_clean(r);
 }
+
+TEST_CASE("started as root with user/group, the children drop to them", "[privileges]") {
+    if (geteuid() != 0) {
+        WARN("not root: privilege drop not exercised");
+        return;
+    }
+    Cluster& c = Cluster::shared();
+    Ports p;
+    // The files the workers re-read must be readable by the unprivileged user.
+    std::string dir = make_temp_dir("pgrouter-drop");
+    chmod(dir.c_str(), 0755);
+    write_file(dir + "/authdb.txt", read_file(authdb_file(c)));
+    chmod((dir + "/authdb.txt").c_str(), 0644);
+    std::string conf = "user nobody\ngroup nogroup\nauthdb " + dir +
+                       "/authdb.txt\nlisten 127.0.0.1:" + std::to_string(p.listen) +
+                       "\nmonitor 127.0.0.1:" + std::to_string(p.monitor) +
+                       "\nworkers 1\nhealth { password \"" + kSuperPassword + "\" }\n" +
+                       backend_lines(c, {0});
+    RouterProcess r(conf);
+    REQUIRE(wait_until([&] { return can_connect(client_conninfo(p)); }, 15s));
+    auto uid_of = [](pid_t pid) {
+        std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+        std::smatch m;
+        return std::regex_search(status, m, std::regex("\nUid:\\s+([0-9]+)")) ? std::stoi(m[1])
+                                                                              : -1;
+    };
+    CHECK(uid_of(r.pid()) == 65534);
+    for (pid_t child : r.children()) CHECK(uid_of(child) == 65534);
+    CHECK(r.stop() == 0);
+    check_log_clean(r);
+    remove_tree(dir);
+}
