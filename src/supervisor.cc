@@ -15,6 +15,7 @@
 #include <cstring>
 #include <thread>
 
+#include "pgrouter/access.h"
 #include "pgrouter/child.h"
 #include "pgrouter/child_table.h"
 #include "pgrouter/daemon.h"
@@ -102,6 +103,12 @@ bool Supervisor::setup() {
         return false;
     }
     if (!drop_privileges()) return false;
+    // Workers read hba and authdb as the user they run as: check that they can, now.
+    AccessResult access = load_access(config_.hba, config_.authdb);
+    if (!access.rules) {
+        for (const std::string& e : access.errors) PGR_ERROR("%s", e.c_str());
+        return false;
+    }
     shm_ = SharedMemory::create();
     if (!shm_) return false;
     signal_fd_ = signals_open_fd();
