@@ -155,19 +155,6 @@ bool take_snapshot(const Segment& seg, Snapshot& out) {
     return true;
 }
 
-const BackendView* pick_master(const Snapshot& snap) {
-    for (const BackendView& b : snap.backends) {
-        if (b.health.role == BackendRole::Master && b.health.status == BackendStatus::Ok &&
-            !b.health.fenced) {
-            return &b;
-        }
-    }
-    for (const BackendView& b : snap.backends) {
-        if (b.health.status != BackendStatus::Starting) return nullptr;
-    }
-    return snap.backends.empty() ? nullptr : &snap.backends.front();
-}
-
 void reset_worker_slot(Segment& seg, int worker) {
     WorkerSlot& w = seg.workers[worker];
     w.pid.store(0);

@@ -53,10 +53,6 @@ struct Snapshot {
 // Any process. False when a writer is stuck mid-update (it died; retry later).
 [[nodiscard]] bool take_snapshot(const Segment& seg, Snapshot& out);
 
-// The backend that connection-level routing sends clients to: the one the watcher says is
-// master, else (before the watcher's first verdict) the first configured backend.
-const BackendView* pick_master(const Snapshot& snap);
-
 // Supervisor only, after a child died: zero the dead worker's counters and cancel slots.
 void reset_worker_slot(Segment& seg, int worker);
 // Supervisor only, after the watcher died: repair what it may have left half-written.

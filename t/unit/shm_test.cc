@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "pgrouter/router.h"
 #include "pgrouter/seqlock.h"
 
 using namespace pgrouter;
@@ -73,24 +74,24 @@ TEST_CASE("a backend that stays keeps its slot and health across a reload") {
     CHECK(snap.backends[1].health.status == BackendStatus::Ok);
 }
 
-TEST_CASE("pick_master: watcher's verdict, else the first backend before any verdict") {
+TEST_CASE("the watcher's verdict reaches readers: find_master on a snapshot") {
     auto shm = SharedMemory::create();
     REQUIRE(shm);
     Segment& seg = shm->segment();
     REQUIRE(publish_config(seg, config_with({{"a", 1}, {"b", 2}}), 1));
     Snapshot snap;
     REQUIRE(take_snapshot(seg, snap));
-    REQUIRE(pick_master(snap) != nullptr);
-    CHECK(pick_master(snap)->spec.port == 1);
+    CHECK(find_master(snap.backends) == -1);  // no verdict yet
 
     set_health(seg, snap.backends[1].slot, BackendStatus::Ok, BackendRole::Master);
     set_health(seg, snap.backends[0].slot, BackendStatus::Ok, BackendRole::Slave);
     REQUIRE(take_snapshot(seg, snap));
-    CHECK(pick_master(snap)->spec.port == 2);
+    REQUIRE(find_master(snap.backends) == 1);
+    CHECK(snap.backends[1].spec.port == 2);
 
     set_health(seg, snap.backends[1].slot, BackendStatus::Failed, BackendRole::Master);
     REQUIRE(take_snapshot(seg, snap));
-    CHECK(pick_master(snap) == nullptr);
+    CHECK(find_master(snap.backends) == -1);
 }
 
 TEST_CASE("a health record left half-written by a dead watcher is repaired as unchecked") {
