@@ -17,22 +17,14 @@
 
 #include "../../src/classify_json.h"
 #include "pgrouter/classify_cache.h"
+#include "test_data.h"
 
 using namespace pgrouter;
 
 namespace {
 
 std::string read_data(const std::string& name) {
-    std::filesystem::path p = std::filesystem::path("t/data/classify") / name;
-    if (!std::filesystem::exists(p)) {
-        p = std::filesystem::path(__FILE__).parent_path().parent_path() / "data/classify" / name;
-    }
-    std::ifstream in(p);
-    INFO("reading " << p.string());
-    REQUIRE(in.good());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return pgrouter::test::read_test_data("classify", name);
 }
 
 struct Case {

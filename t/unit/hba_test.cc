@@ -8,22 +8,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "test_data.h"
+
 using namespace pgrouter;
 
 namespace {
 
 std::string read_data(const std::string& name) {
-    // Run from the repository root (as make does), or find the data beside this source.
-    std::filesystem::path p = std::filesystem::path("t/data/hba") / name;
-    if (!std::filesystem::exists(p)) {
-        p = std::filesystem::path(__FILE__).parent_path().parent_path() / "data/hba" / name;
-    }
-    std::ifstream in(p);
-    INFO("reading " << p.string());
-    REQUIRE(in.good());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return pgrouter::test::read_test_data("hba", name);
 }
 
 // Whitespace-separated words; "..." quotes a word with blanks, "" inside is a quote.
