@@ -2,6 +2,7 @@
 // names its line; a secret never appears in an error message.
 #include "pgrouter/authdb.h"
 
+#include "pgrouter/line_cursor.h"
 #include "pgrouter/md5auth.h"
 
 namespace pgrouter {
@@ -57,14 +58,10 @@ AuthDbParseResult parse_authdb(std::string_view text, std::string_view file) {
                                 std::string(message));
     };
 
-    int lineno = 0;
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        std::size_t end = text.find('\n', start);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(start, end - start);
-        start = end + 1;
-        ++lineno;
+    LineCursor lines(text);
+    std::string_view line;
+    while (lines.next(line)) {
+        const int lineno = lines.number();
 
         std::size_t at = skip_space(line, 0);
         if (at == line.size() || line[at] == ';' || line[at] == '#') continue;

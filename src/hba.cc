@@ -9,6 +9,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "pgrouter/line_cursor.h"
+
 namespace pgrouter {
 namespace {
 
@@ -346,14 +348,10 @@ std::optional<std::string_view> HbaRule::option(std::string_view name) const {
 
 HbaParseResult parse_hba(std::string_view text, std::string_view file) {
     HbaParseResult result;
-    int lineno = 0;
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        std::size_t end = text.find('\n', start);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(start, end - start);
-        start = end + 1;
-        ++lineno;
+    LineCursor lines(text);
+    std::string_view line;
+    while (lines.next(line)) {
+        const int lineno = lines.number();
 
         std::vector<Field> fields = tokenize_line(line);
         if (fields.empty()) continue;
