@@ -59,7 +59,7 @@ integration: deps $(BUILD)/pgrouter $(BUILD)/integration_tests
 # Runs every suite even when one fails, then prints one line "N passed, N failed".
 check: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) all $(BUILD)/unit_tests $(BUILD)/integration_tests
-	@t/run-tests $(BUILD)/unit_tests $(BUILD)/integration_tests t/fuzz/smoke
+	@t/run-tests t/check-layers $(BUILD)/unit_tests $(BUILD)/integration_tests t/fuzz/smoke
 
 demo: deps $(BUILD)/pgrouter $(BUILD)/testcluster
 	t/demo
@@ -81,7 +81,7 @@ asan:
 	    LDFLAGS="-fsanitize=address,undefined" check
 
 format:
-	clang-format -i $(wildcard src/*.cc src/*/*.cc include/pgrouter/*.h include/pgrouter/*/*.h t/*/*.cc t/*/*.h)
+	clang-format -i $(wildcard src/*.cc src/*/*.cc src/*/*.h include/pgrouter/*.h include/pgrouter/*/*.h t/*/*.cc t/*/*.h)
 
 format-check:
 	clang-format --dry-run -Werror $(wildcard src/*.cc src/*/*.cc include/pgrouter/*.h include/pgrouter/*/*.h t/*/*.cc t/*/*.h)

@@ -7,11 +7,11 @@
 #include <cstdio>
 #include <string>
 
-#include "pgrouter/config.h"
-#include "pgrouter/log.h"
-#include "pgrouter/proc_title.h"
+#include "pgrouter/base/log.h"
+#include "pgrouter/base/version.h"
+#include "pgrouter/config/config.h"
+#include "pgrouter/os/proc_title.h"
 #include "pgrouter/supervisor.h"
-#include "pgrouter/version.h"
 
 namespace {
 
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    ConfigResult result = load_config(options.config_file);
+    ConfigResult result = load_service_config(options.config_file);
     if (!result.config) {
         for (const ConfigError& e : result.errors) {
             std::fprintf(stderr, "%s\n", e.to_string().c_str());

@@ -15,15 +15,16 @@
 #include <cstring>
 #include <thread>
 
-#include "pgrouter/access.h"
-#include "pgrouter/child.h"
-#include "pgrouter/child_table.h"
-#include "pgrouter/daemon.h"
-#include "pgrouter/listener.h"
-#include "pgrouter/log.h"
-#include "pgrouter/proc_title.h"
-#include "pgrouter/shm.h"
-#include "pgrouter/signals.h"
+#include "pgrouter/auth/access.h"
+#include "pgrouter/base/log.h"
+#include "pgrouter/net/tls.h"
+#include "pgrouter/os/child.h"
+#include "pgrouter/os/child_table.h"
+#include "pgrouter/os/daemon.h"
+#include "pgrouter/os/listener.h"
+#include "pgrouter/os/proc_title.h"
+#include "pgrouter/os/shm.h"
+#include "pgrouter/os/signals.h"
 
 namespace pgrouter {
 
@@ -287,7 +288,7 @@ void Supervisor::reap_children() {
 void Supervisor::reload() {
     reload_requested_ = false;
     PGR_INFO("received SIGHUP, reloading %s", options_.config_file.c_str());
-    ConfigResult result = load_config(options_.config_file);
+    ConfigResult result = load_service_config(options_.config_file);
     if (!result.config) {
         for (const ConfigError& e : result.errors) PGR_ERROR("%s", e.to_string().c_str());
         PGR_ERROR("configuration has errors; keeping the previous one");
@@ -375,6 +376,15 @@ int Supervisor::run() {
 }
 
 }  // namespace
+
+ConfigResult load_service_config(const std::string& file) {
+    ConfigResult result = load_config(file);
+    if (result.config) {
+        check_tls_config(*result.config, result.errors);
+        if (!result.errors.empty()) result.config.reset();
+    }
+    return result;
+}
 
 int run_supervisor(Config config, const SupervisorOptions& options) {
     log_set_role("supervisor");

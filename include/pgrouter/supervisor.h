@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "pgrouter/config.h"
+#include "pgrouter/config/config.h"
 
 namespace pgrouter {
 
@@ -14,6 +14,10 @@ struct SupervisorOptions {
     bool foreground = false;
     int verbosity = 0;  // number of -v
 };
+
+// load_config() and the checks that need the TLS layer: what `pgrouter -t`, start-up and
+// every reload use, so that all three agree on what is a usable configuration.
+[[nodiscard]] ConfigResult load_service_config(const std::string& file);
 
 // Runs until SIGTERM/SIGINT; returns the process exit code.
 int run_supervisor(Config config, const SupervisorOptions& options);

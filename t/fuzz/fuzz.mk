@@ -12,10 +12,10 @@ FUZZ_FLAGS   := -std=c++20 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,addres
 FUZZ_LIBS    := -lssl -lcrypto
 
 FUZZ_TARGETS += startup codec hba scram
-FUZZ_SRCS_startup := src/startup.cc $(wildcard src/proto/*.cc)
+FUZZ_SRCS_startup := $(wildcard src/proto/*.cc)
 FUZZ_SRCS_codec   := $(wildcard src/proto/*.cc)
-FUZZ_SRCS_hba     := src/hba.cc src/authdb.cc src/scram.cc src/md5auth.cc
-FUZZ_SRCS_scram   := src/scram.cc
+FUZZ_SRCS_hba     := src/auth/hba.cc src/auth/authdb.cc src/auth/scram.cc src/auth/md5auth.cc
+FUZZ_SRCS_scram   := src/auth/scram.cc
 
 FUZZ_HEADERS := $(wildcard include/pgrouter/*.h include/pgrouter/*/*.h)
 

@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "pgrouter/authdb.h"
-#include "pgrouter/hba.h"
+#include "pgrouter/auth/authdb.h"
+#include "pgrouter/auth/hba.h"
 
 using namespace pgrouter;
 

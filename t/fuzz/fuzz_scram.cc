@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "pgrouter/scram.h"
+#include "pgrouter/auth/scram.h"
 
 using namespace pgrouter;
 using Status = ScramResult::Status;

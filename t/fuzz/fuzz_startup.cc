@@ -9,7 +9,7 @@
 #include <variant>
 
 #include "pgrouter/proto/encoder.h"
-#include "pgrouter/startup.h"
+#include "pgrouter/proto/startup.h"
 
 using namespace pgrouter;
 

@@ -11,10 +11,10 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "pgrouter/md5auth.h"
+#include "pgrouter/auth/md5auth.h"
+#include "pgrouter/auth/scram.h"
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/proto/payload.h"
-#include "pgrouter/scram.h"
 
 namespace pgrouter::test {
 

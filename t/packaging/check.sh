@@ -130,7 +130,7 @@ fi
 
 # Every directive the parser accepts has an ".It Cm NAME" entry in pgrouter.conf(5), and
 # every entry there is a directive. The names come from the table itself (compiled with
-# src/directives.cc), or from its source text if that cannot be built.
+# src/config/directives.cc), or from its source text if that cannot be built.
 echo "== directives documented"
 documented=$(sed -n '/^\.Sh DIRECTIVES/,/^\.Sh /p' man/pgrouter.conf.5 | sed -nE 's/^\.It Cm ([a-z][a-z-]*).*/\1/p' | sort -u)
 cat >"$tmp/doccheck.cc" <<'EOF'
@@ -138,8 +138,8 @@ cat >"$tmp/doccheck.cc" <<'EOF'
 #include <iterator>
 #include <string>
 
-#include "pgrouter/config.h"
-#include "pgrouter/directives.h"
+#include "pgrouter/config/config.h"
+#include "pgrouter/config/directives.h"
 
 // doccheck names: the directive table; doccheck parse < FILE: parse_config's verdict.
 int main(int argc, char** argv) {
@@ -155,18 +155,18 @@ int main(int argc, char** argv) {
 }
 EOF
 doccheck=""
-if [ -f src/directives.cc ] && [ -f src/config.cc ] &&
+if [ -f src/config/directives.cc ] &&
     ${CXX:-g++} -std=c++20 -O0 -Iinclude -I/usr/include/postgresql -DBOOST_ASIO_HAS_CO_AWAIT \
-        -DBOOST_ASIO_HAS_STD_COROUTINE "$tmp/doccheck.cc" src/directives.cc src/config*.cc \
-        src/tls.cc src/log.cc -o "$tmp/doccheck" -lssl -lcrypto -pthread >"$tmp/cc.out" 2>&1; then
+        -DBOOST_ASIO_HAS_STD_COROUTINE "$tmp/doccheck.cc" src/config/*.cc \
+        src/net/tls.cc src/base/log.cc -o "$tmp/doccheck" -lssl -lcrypto -pthread >"$tmp/cc.out" 2>&1; then
     doccheck="$tmp/doccheck"
     accepted=$("$doccheck" names | sort -u)
-elif [ -f src/directives.cc ]; then
-    echo "note  cannot build the directive table; reading src/directives.cc as text"
+elif [ -f src/config/directives.cc ]; then
+    echo "note  cannot build the directive table; reading src/config/directives.cc as text"
     indent <"$tmp/cc.out" | head -n 5
-    accepted=$(grep -oE 'Directive\{"[a-z-]+"' src/directives.cc | sed -E 's/Directive\{"(.*)"/\1/' | sort -u)
+    accepted=$(grep -oE 'Directive\{"[a-z-]+"' src/config/directives.cc | sed -E 's/Directive\{"(.*)"/\1/' | sort -u)
 else
-    echo "note  no src/directives.cc; using the directive list of the configuration grammar"
+    echo "note  no src/config/directives.cc; using the directive list of the configuration grammar"
     accepted=$(printf '%s\n' listen monitor workers hba authdb tls ciphers cert key ca user group \
         pidfile log health timeout check lag-interval database username password backend lag \
         weight replstatus | sort -u)

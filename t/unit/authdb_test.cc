@@ -1,6 +1,6 @@
 // Unit tests of the authdb (pgbouncer userlist.txt) parser: quoting, comments, the three
 // kinds of secret, and errors with file:line that never show a secret.
-#include "pgrouter/authdb.h"
+#include "pgrouter/auth/authdb.h"
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
 // Respawn back-off: immediate first, then doubling from 100 ms, capped at 5 s.
-#include "pgrouter/child_table.h"
+#include "pgrouter/os/child_table.h"
 
 #include <catch2/catch.hpp>
 

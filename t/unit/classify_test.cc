@@ -2,7 +2,7 @@
 // t/data/classify/statements.txt lists statements with their expected classification (its
 // header explains the notation). Also: huge and deep statements, the private JSON reader,
 // CLOCK eviction, and a hidden [.bench] test that prints parse and hit costs.
-#include "pgrouter/classify.h"
+#include "pgrouter/route/classify.h"
 
 #include <malloc.h>
 
@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "../../src/classify_json.h"
-#include "pgrouter/classify_cache.h"
+#include "../../src/route/classify_json.h"
+#include "pgrouter/route/classify_cache.h"
 #include "test_data.h"
 
 using namespace pgrouter;

@@ -9,7 +9,7 @@
 #include <sstream>
 #include <string>
 
-#include "pgrouter/config.h"
+#include "pgrouter/config/config.h"
 
 namespace pgrouter {
 namespace {

@@ -1,7 +1,7 @@
 // Unit tests of the configuration parser: every directive and unit, every error message
 // (exact text and line), the spec's example config, the directive table agreeing with the
 // parser, and load_config's file checks (in a temporary directory).
-#include "pgrouter/config.h"
+#include "pgrouter/config/config.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -17,7 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "pgrouter/directives.h"
+#include "pgrouter/config/directives.h"
+#include "pgrouter/net/tls.h"
 
 namespace pgrouter {
 namespace {
@@ -789,7 +790,8 @@ TEST_CASE("config: load_config reports files it cannot read, at the naming line"
           });
 }
 
-TEST_CASE("config: TLS files must parse and the key must match the certificate") {
+TEST_CASE(
+    "config: TLS files must parse and the key must match the certificate (check_tls_config)") {
     TempDir dir;
     dir.write("a.crt", "");
     write_self_signed((dir.path / "a.crt").string(), (dir.path / "a.key").string());
@@ -797,8 +799,10 @@ TEST_CASE("config: TLS files must parse and the key must match the certificate")
     dir.write("junk.pem", "not a certificate\n");
     std::string d = dir.path.string();
     auto load = [&](const std::string& tls, const std::string& backend = "") {
-        return messages(
-            load_config(dir.write("p.conf", "tls {\n" + tls + "}\nbackend h:1" + backend + "\n")));
+        ConfigResult r =
+            load_config(dir.write("p.conf", "tls {\n" + tls + "}\nbackend h:1" + backend + "\n"));
+        if (r.config) check_tls_config(*r.config, r.errors);
+        return messages(r);
     };
     CHECK(load("  cert a.crt\n  key a.key\n").empty());
     CHECK(load("  cert a.crt\n  key a.key\n  ca b.crt\n  ciphers HIGH:!aNULL\n").empty());

@@ -1,7 +1,7 @@
 // Unit tests of HBA parsing and matching. Matching is table-driven: each t/data/hba/X.rules
 // has an X.eval listing connections (address, ssl, database, user) and the rule they must
 // hit as method@line, or `none`. Parse errors are checked against errors.rules.
-#include "pgrouter/hba.h"
+#include "pgrouter/auth/hba.h"
 
 #include <catch2/catch.hpp>
 #include <filesystem>

@@ -1,11 +1,11 @@
 // The watcher's pure parts: LSN text, lag arithmetic, the status/role state machine, split
 // brain, foreign servers, what gets logged (once), and the probes' parsing and conninfo.
-#include "pgrouter/health.h"
+#include "pgrouter/health/health.h"
 
 #include <catch2/catch.hpp>
 
-#include "pgrouter/health_probe.h"
-#include "pgrouter/replstatus.h"
+#include "pgrouter/health/health_probe.h"
+#include "pgrouter/health/replstatus.h"
 
 using namespace pgrouter;
 

@@ -2,7 +2,7 @@
 // or the password, and the server-side check, against values PostgreSQL produced.
 #include <catch2/catch.hpp>
 
-#include "pgrouter/md5auth.h"
+#include "pgrouter/auth/md5auth.h"
 
 using namespace pgrouter;
 

@@ -1,5 +1,5 @@
 // The monitor dump is the spec's format, byte for byte.
-#include "pgrouter/monitor.h"
+#include "pgrouter/monitor/monitor.h"
 
 #include <catch2/catch.hpp>
 #include <cstring>

@@ -1,7 +1,7 @@
 // Unit tests of the routing policy: weighted standby choice (statistically, with a fixed
 // seed), eligibility (status, role, fencing, weight 0, lag threshold), the master
 // fallbacks and the no-master errors, transaction blocks, pins, and read-your-writes windows.
-#include "pgrouter/router.h"
+#include "pgrouter/route/router.h"
 
 #include <catch2/catch.hpp>
 #include <cstdint>

@@ -1,7 +1,7 @@
 // Unit tests of SCRAM-SHA-256: RFC 7677's exchange on both sides, a verifier made by
 // PostgreSQL 15, ClientKey recovery and reuse against a second server (a backend), channel
 // binding, and malformed messages with PostgreSQL's errors.
-#include "pgrouter/scram.h"
+#include "pgrouter/auth/scram.h"
 
 #include <openssl/evp.h>
 

@@ -1,12 +1,12 @@
 // Publishing configuration generations into the segment and reading snapshots back:
 // stable slots across reloads, stale health after a slot changes hands, repair after a
 // writer died mid-update.
-#include "pgrouter/shm.h"
+#include "pgrouter/os/shm.h"
 
 #include <catch2/catch.hpp>
 
-#include "pgrouter/router.h"
-#include "pgrouter/seqlock.h"
+#include "pgrouter/os/seqlock.h"
+#include "pgrouter/route/router.h"
 
 using namespace pgrouter;
 

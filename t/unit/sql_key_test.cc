@@ -1,5 +1,5 @@
 // The cache key: literals folded in plain data statements, everything else untouched.
-#include "pgrouter/sql_key.h"
+#include "pgrouter/route/sql_key.h"
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 // Unit tests of first-packet parsing: the special requests, v3 parameters and their
 // defaults, protocol negotiation, and malformed packets with PostgreSQL's errors.
-#include "pgrouter/startup.h"
+#include "pgrouter/proto/startup.h"
 
 #include <catch2/catch.hpp>
 #include <string>

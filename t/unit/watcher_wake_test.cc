@@ -1,13 +1,13 @@
 // The recheck wake-up: a post of the shared semaphore makes the eventfd readable at once,
 // many posts collapse into one wake-up, and the thread stops cleanly.
-#include "pgrouter/watcher_wake.h"
+#include "pgrouter/os/watcher_wake.h"
 
 #include <poll.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
 
-#include "pgrouter/shm.h"
+#include "pgrouter/os/shm.h"
 
 using namespace pgrouter;
 

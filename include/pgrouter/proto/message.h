@@ -9,6 +9,8 @@
 #include <string_view>
 #include <variant>
 
+#include "pgrouter/proto/sqlstate.h"
+
 namespace pgrouter::proto {
 
 // What a client sends (the type byte of every message after the startup packet).
@@ -126,16 +128,6 @@ inline constexpr std::uint32_t kDefaultDataMessageLimit = 1u << 30;  // Query, B
 inline constexpr std::uint32_t kSmallMessageLimit = 10000;           // Sync, Execute, Close...
 inline constexpr std::uint32_t kAuthMessageLimit = 65535;            // PG_MAX_AUTH_TOKEN_LENGTH
 inline constexpr std::uint32_t kStartupPacketLimit = 10000;          // MAX_STARTUP_PACKET_LENGTH
-
-// SQLSTATEs the front door reports itself.
-inline constexpr std::string_view kSqlstateProtocolViolation = "08P01";
-inline constexpr std::string_view kSqlstateFeatureNotSupported = "0A000";
-inline constexpr std::string_view kSqlstateInvalidAuthorization = "28000";
-inline constexpr std::string_view kSqlstateInvalidPassword = "28P01";
-inline constexpr std::string_view kSqlstateInvalidParameterValue = "22023";
-inline constexpr std::string_view kSqlstateConnectionFailure = "08006";
-inline constexpr std::string_view kSqlstateTooManyConnections = "53300";
-inline constexpr std::string_view kSqlstateCannotConnectNow = "57P03";
 
 // One complete message inside a caller's buffer. The views point into that buffer and are
 // valid until the caller consumes or moves it.

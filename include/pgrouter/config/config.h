@@ -1,0 +1,107 @@
+// The parsed configuration: plain values, no I/O. parse_config() turns the text of a
+// pgrouter.conf into a Config or a list of errors (file:line: message); it never touches
+// the file system. load_config() reads the file and checks the files it names.
+// Defaults live in the member initialisers below and nowhere else.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pgrouter/base/log.h"
+
+namespace pgrouter {
+
+using Millis = std::chrono::milliseconds;
+
+enum class TlsMode : std::uint8_t { Off, Verify, SkipVerify };
+
+// "*" as host means every address.
+struct Endpoint {
+    std::string host;
+    std::uint16_t port = 0;
+    std::string to_string() const;  // "host:port", "[v6]:port"
+};
+
+struct BackendConfig {
+    std::string host;
+    std::uint16_t port = 0;
+    TlsMode tls = TlsMode::Off;
+    std::uint64_t lag = 1024 * 1024;  // bytes a standby may trail the master
+    std::uint32_t weight = 100;
+    std::string ca;                     // CA file for tls verify; empty: system store
+    std::uint16_t replstatus_port = 0;  // bgw_replstatus probe; 0: none
+    int line = 0;                       // where it was declared, for messages
+    std::string address() const { return Endpoint{host, port}.to_string(); }
+};
+
+struct HealthConfig {
+    Millis timeout{5000};
+    Millis check{15000};
+    Millis lag_interval{250};
+    std::string database = "postgres";
+    std::string username = "postgres";
+    std::string password;
+};
+
+struct TlsConfig {
+    bool enabled = false;
+    std::string ciphers;
+    std::string cert;
+    std::string key;
+    std::string ca;
+    int line = 0;  // of the block
+    int cert_line = 0;
+    int key_line = 0;
+    int ca_line = 0;
+};
+
+struct Config {
+    std::string file;  // where it was read from
+    Endpoint listen{"*", 5432};
+    Endpoint monitor{"127.0.0.1", 14231};
+    int workers = 0;  // 0: number of CPUs, resolved by the supervisor
+    std::string hba;
+    std::string authdb;
+    TlsConfig tls;
+    std::string user;
+    std::string group;
+    std::string pidfile;  // empty: none in the foreground, kDefaultPidfile when daemonized
+    LogLevel log = LogLevel::Info;
+    HealthConfig health;
+    std::vector<BackendConfig> backends;
+};
+
+inline constexpr std::string_view kDefaultConfigFile = "/etc/pgrouter/pgrouter.conf";
+inline constexpr std::string_view kDefaultPidfile = "/run/pgrouter/pgrouter.pid";
+inline constexpr int kMaxWeight = 1000000;
+
+struct ConfigError {
+    std::string file;
+    int line = 0;
+    std::string message;
+    std::string to_string() const;  // "file:line: message"
+};
+
+struct ConfigResult {
+    std::optional<Config> config;     // set only when errors is empty
+    std::vector<ConfigError> errors;  // every error found, in file order
+};
+
+// A value as shown in a message: quoted, control bytes escaped so that a stray byte in the
+// file cannot garble a terminal, and cut short when it is too long to read anyway.
+std::string quote(std::string_view s);
+
+// Pure: text in, Config or errors out. `file` is only used in messages.
+[[nodiscard]] ConfigResult parse_config(std::string_view text, std::string_view file);
+
+// Reads `file`, parses it, and checks that the files it names (hba, authdb, tls cert/key)
+// are readable.
+[[nodiscard]] ConfigResult load_config(const std::string& file);
+
+std::string_view tls_mode_name(TlsMode mode);
+
+}  // namespace pgrouter

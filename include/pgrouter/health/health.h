@@ -1,0 +1,104 @@
+// The watcher's pure logic: from check results to each backend's published health. No
+// sockets, no clock, no shared memory: the watcher feeds in samples and failures with their
+// times, and publishes the records this model computes. It decides status, role, lag, the
+// master among split-brain candidates and the fencing of foreign servers, and says what to
+// log (each change once; a split brain once per check interval until it is gone).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pgrouter/config/config.h"
+#include "pgrouter/os/shm_layout.h"
+
+namespace pgrouter {
+
+// "16/B374D848" (pg_lsn's text form) to its 64-bit value; nullopt when malformed.
+[[nodiscard]] std::optional<std::uint64_t> parse_lsn(std::string_view text);
+std::string format_lsn(std::uint64_t lsn);
+
+// Bytes a standby trails the master: the master's current position minus the standby's
+// replay position, never negative (samples are taken at slightly different instants).
+std::uint64_t standby_lag(std::uint64_t master_lsn, std::uint64_t replay_lsn);
+
+// The figures of one successful check.
+struct HealthSample {
+    bool in_recovery = false;
+    std::uint64_t lsn = 0;          // master: current WAL position; standby: replay position
+    std::uint64_t receive_lsn = 0;  // standby: last received position, 0 if none
+    std::uint32_t timeline = 0;
+    std::uint64_t system_identifier = 0;  // 0 when this check did not read it (lag sample)
+};
+
+struct HealthLogLine {
+    LogLevel level = LogLevel::Info;
+    std::string text;
+};
+
+class HealthModel {
+  public:
+    // Starts tracking backend `key` (its slot) as a fresh STARTING record; an existing key is
+    // reset, as when the slot gets a new occupant. `order` is its place in the configuration
+    // (ties go to the backend configured first).
+    void track(int key, std::string name, std::uint32_t epoch, int order);
+    void untrack(int key);
+    void set_order(int key, int order);
+    [[nodiscard]] bool tracked(int key) const { return find(key) != nullptr; }
+
+    void record_sample(int key, const HealthSample& sample, std::int64_t now_ns, bool full);
+    void record_failure(int key, std::string reason, std::int64_t now_ns);
+
+    // Recomputes every verdict from the latest results and returns the lines to log.
+    // A split brain is logged again when `repeat_ns` passed since it was last logged.
+    std::vector<HealthLogLine> evaluate(std::int64_t now_ns, std::int64_t repeat_ns);
+
+    // The record to publish for `key`, as of the last evaluate(); null if not tracked.
+    [[nodiscard]] const BackendHealth* health(int key) const;
+    // Slot of the master chosen by the last evaluate(), -1 if none.
+    int master() const { return master_; }
+
+  private:
+    enum class Fence : std::uint8_t { None, SplitBrain, Foreign };
+
+    struct Tracked {
+        int key = -1;
+        std::string name;
+        std::uint32_t epoch = 0;
+        int order = 0;
+        // What the checks measured.
+        BackendStatus measured = BackendStatus::Starting;
+        bool has_sample = false;
+        HealthSample sample;                  // the last successful one
+        std::uint64_t system_identifier = 0;  // last known
+        std::string failure;
+        std::int64_t sampled_at_ns = 0;
+        std::int64_t checked_at_ns = 0;
+        // The verdict.
+        Fence fence = Fence::None;
+        BackendHealth published;
+        // What was logged, so each change is logged once.
+        BackendStatus logged_status = BackendStatus::Starting;
+        BackendRole logged_role = BackendRole::Unknown;
+        Fence logged_fence = Fence::None;
+        std::string logged_failure;
+        std::int64_t fence_logged_ns = 0;
+    };
+
+    Tracked* find(int key);
+    const Tracked* find(int key) const;
+    std::uint64_t decide_system_identifier() const;
+    int choose_master(std::uint64_t cluster_id) const;
+    void log_changes(Tracked& t, const Tracked* master, std::uint64_t cluster_id,
+                     std::int64_t now_ns, std::int64_t repeat_ns, std::vector<HealthLogLine>& out);
+
+    std::vector<Tracked> backends_;
+    int master_ = -1;
+    int previous_master_ = -1;           // the last master ever chosen: wins timeline ties
+    bool no_master_logged_ = false;      // the "no master" warning is out
+    std::uint64_t last_master_lsn_ = 0;  // reference for lag while there is no master
+};
+
+}  // namespace pgrouter

@@ -1,0 +1,96 @@
+// One PostgreSQL connection endpoint on the event loop: a socket, its read buffer and its
+// pending output. Reads return whole framed messages (limits checked before allocating);
+// writes send the accumulated output. The only place sessions touch socket reads/writes.
+// With TLS (after handshake_server/handshake_client) every read and write goes through it.
+#pragma once
+
+#include <boost/asio/ssl/stream.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "pgrouter/base/asio.h"  // before any other Asio header
+#include "pgrouter/proto/buffer.h"
+#include "pgrouter/proto/decoder.h"
+#include "pgrouter/proto/message.h"
+
+namespace pgrouter {
+
+// A message, or the connection is unusable: closed/failed (io error) or a framing error
+// that must be reported to the peer.
+struct WireClosed {
+    boost::system::error_code error;
+};
+using WireRead = std::variant<proto::Message, proto::ProtoError, WireClosed>;
+
+class Wire {
+  public:
+    explicit Wire(tcp::socket socket) : socket_(std::move(socket)) {}
+    ~Wire();
+    Wire(const Wire&) = delete;  // the TLS layer holds a reference to socket_
+    Wire& operator=(const Wire&) = delete;
+
+    // The raw socket: for addresses, options and deadlines. Never read or write it directly
+    // (with TLS its bytes are ciphertext).
+    tcp::socket& socket() { return socket_; }
+    bool tls() const { return tls_ != nullptr; }
+    SSL* ssl() const { return tls_ ? tls_->native_handle() : nullptr; }
+
+    // TLS as the server. `already_read` is what the caller has taken from the socket of the
+    // ClientHello (direct TLS negotiation). The input buffer must be empty. On failure the
+    // wire is unusable; close it.
+    asio::awaitable<boost::system::error_code> handshake_server(asio::ssl::context& ctx,
+                                                                std::string_view already_read);
+    // TLS as the client, with SNI for a host name; `verify`: the chain (per ctx) and that the
+    // certificate names `host` (a DNS name or an IP address).
+    asio::awaitable<boost::system::error_code> handshake_client(asio::ssl::context& ctx,
+                                                                bool verify,
+                                                                const std::string& host);
+
+    // For watching an idle connection: calls `handler` once bytes can be read: at once when
+    // decrypted or undecrypted TLS data is already buffered, else when the socket is
+    // readable. Known imprecision: Asio may hold received TLS bytes that neither OpenSSL nor
+    // the socket reports, so a watch can fire late (at the peer's next bytes); idle watches
+    // only, reads in fill() never wait on readability with TLS.
+    void async_wait_readable(std::function<void(boost::system::error_code)> handler);
+    // Appends to input() what can be read now without blocking: would_block when nothing.
+    boost::system::error_code read_now();
+    proto::ReadBuffer& input() { return in_; }
+    std::string& output() { return out_; }
+
+    // The next client message (frontend limits) / server message. The message's views stay
+    // valid until consume() or the next read.
+    asio::awaitable<WireRead> read_frontend(const proto::DecodeLimits& limits = {});
+    asio::awaitable<WireRead> read_backend();
+    // Drops the message last returned (and any bytes before it).
+    void consume(const proto::Message& m) { in_.consume(m.size); }
+    // Reads more bytes into the input buffer: at least one, at most what fits. With nothing
+    // buffered, the buffer's memory is given back while waiting for the peer (an idle
+    // session costs no buffer).
+    asio::awaitable<boost::system::error_code> fill(std::size_t min_free = 4096);
+    // Sends output() and clears it. When another flush of this wire is in progress, returns
+    // at once: that flush sends what was added meanwhile.
+    asio::awaitable<boost::system::error_code> flush();
+    // Sends `bytes` (and anything pending in output() first).
+    asio::awaitable<boost::system::error_code> send(std::string_view bytes);
+    void close();
+    // Gives back buffer memory while the connection is idle.
+    void release_idle_memory();
+
+  private:
+    template <class Decode>
+    asio::awaitable<WireRead> read_with(Decode decode);
+
+    bool tls_buffered() const;
+    asio::awaitable<void> write_all(asio::const_buffer bytes, boost::system::error_code& ec);
+
+    tcp::socket socket_;
+    std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+    proto::ReadBuffer in_{0};  // no memory until something arrives
+    std::string out_;
+    std::string sending_;   // what the flush in progress writes; out_ takes new output meanwhile
+    bool writing_ = false;  // a flush is in progress (two coroutines may flush one wire)
+};
+
+}  // namespace pgrouter

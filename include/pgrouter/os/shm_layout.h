@@ -1,0 +1,138 @@
+// The fixed layout of the shared segment: plain structs, no pointers, no allocator.
+// Every field group has exactly one writer:
+//   settings + backends[].spec  — the supervisor (start, SIGHUP), under settings_seq
+//   backends[].health           — the watcher, under that backend's health seq
+//   workers[i]                  — worker i only (the supervisor zeroes it before a respawn)
+//   cancel[]                    — a slot belongs to the worker whose index it carries
+// Readers never lock: they copy under a sequence counter and retry (see seqlock.h), so a
+// child killed at any instant cannot strand a lock that a reader waits for.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <boost/interprocess/sync/interprocess_semaphore.hpp>
+#include <boost/interprocess/sync/interprocess_sharable_mutex.hpp>
+#include <cstdint>
+
+#include "pgrouter/config/config.h"
+
+namespace pgrouter {
+
+inline constexpr std::uint64_t kShmMagic = 0x7067726f75746572ULL;  // "pgrouter"
+inline constexpr std::uint32_t kShmLayoutVersion = 1;
+inline constexpr int kMaxBackends = 64;
+inline constexpr int kMaxWorkers = 256;
+inline constexpr int kCancelSlots = 1 << 16;
+inline constexpr int kHostLen = 256;
+inline constexpr int kNameLen = 64;
+inline constexpr int kSecretLen = 256;
+inline constexpr int kPathLen = 1024;
+
+// A sequence counter: odd while its writer is updating. See seqlock.h.
+struct alignas(64) SeqCount {
+    std::atomic<std::uint64_t> seq{0};
+};
+
+enum class BackendStatus : std::uint8_t { Starting, Ok, Failed };
+enum class BackendRole : std::uint8_t { Unknown, Master, Slave };
+
+// What the supervisor publishes about a configured backend.
+struct BackendSpec {
+    bool active = false;
+    // Bumped by the supervisor each time the slot is given to a different host:port, so a
+    // health record written for the previous occupant is recognised as stale.
+    std::uint32_t epoch = 0;
+    char host[kHostLen] = {};
+    std::uint16_t port = 0;
+    TlsMode tls = TlsMode::Off;
+    std::uint64_t lag_threshold = 0;
+    std::uint32_t weight = 0;
+    std::uint16_t replstatus_port = 0;
+    char ca[kPathLen] = {};
+};
+
+// What the watcher measured. Valid only while epoch equals the spec's epoch.
+struct BackendHealth {
+    std::uint32_t epoch = 0;
+    BackendStatus status = BackendStatus::Starting;
+    BackendRole role = BackendRole::Unknown;
+    bool fenced = false;            // split brain loser or foreign cluster: never routed to
+    std::uint64_t lag = 0;          // bytes behind the master; 0 on the master
+    std::uint64_t lsn = 0;          // master: current WAL position; standby: replay position
+    std::uint64_t receive_lsn = 0;  // standby only
+    std::uint32_t timeline = 0;
+    std::uint64_t system_identifier = 0;
+    std::int64_t sampled_at_ns = 0;  // CLOCK_MONOTONIC of the sample
+    std::int64_t checked_at_ns = 0;  // CLOCK_MONOTONIC of the last full check
+};
+
+struct BackendSlot {
+    BackendSpec spec;  // under Segment::settings_seq
+    SeqCount health_seq;
+    BackendHealth health;
+};
+
+// Settings that running children pick up on reload.
+struct SharedSettings {
+    std::uint64_t generation = 0;  // bumped on every publish
+    LogLevel log_level = LogLevel::Info;
+    std::int32_t workers = 0;
+    std::int64_t health_timeout_ms = 0;
+    std::int64_t health_check_ms = 0;
+    std::int64_t lag_interval_ms = 0;
+    char health_database[kNameLen] = {};
+    char health_username[kNameLen] = {};
+    char health_password[kSecretLen] = {};
+    char hba_path[kPathLen] = {};  // "" : the built-in rule (scram-sha-256 for all)
+    char authdb_path[kPathLen] = {};
+    bool tls_enabled = false;  // a `tls` block: workers build their context from these files
+    char tls_cert[kPathLen] = {};
+    char tls_key[kPathLen] = {};
+    char tls_ca[kPathLen] = {};
+    char tls_ciphers[kPathLen] = {};
+    std::int32_t backend_count = 0;         // entries of `order` in use
+    std::int16_t order[kMaxBackends] = {};  // slot indexes, in configuration order
+};
+
+// One per worker; each counter in its own cache line, written by its worker only.
+struct WorkerSlot {
+    alignas(64) std::atomic<pid_t> pid{0};
+    alignas(64) std::atomic<std::int64_t> clients{0};      // client sessions open now
+    alignas(64) std::atomic<std::int64_t> connections{0};  // backend connections open now
+    alignas(64) std::atomic<std::uint64_t> accepted{0};    // client sessions ever accepted
+    alignas(64) std::atomic<std::int64_t> pinned{0};       // sessions pinned to the master now
+};
+
+// A session's cancel key and where its current statement runs. Written by the owning
+// worker only (key before owner, release), read by any worker that receives a
+// CancelRequest. A torn read can at worst send the backend a key it ignores.
+struct CancelSlot {
+    std::atomic<std::uint32_t> owner{0};       // worker index + 1; 0: free
+    std::atomic<std::int32_t> key{0};          // pgrouter's BackendKeyData secret
+    std::atomic<std::int32_t> backend{-1};     // backend slot running the current statement
+    std::atomic<std::int32_t> backend_pid{0};  // that backend's own BackendKeyData
+    std::atomic<std::int32_t> backend_key{0};
+};
+
+struct Segment {
+    std::uint64_t magic = kShmMagic;
+    std::uint32_t layout_version = kShmLayoutVersion;
+    std::uint32_t size = sizeof(Segment);
+    pid_t supervisor = 0;
+
+    // Serialises structural changes between the supervisor (reload) and the watcher (a
+    // pass over the backend table). Never taken by workers or the monitor. The supervisor
+    // re-creates it after the watcher dies, the only other process that can hold it.
+    boost::interprocess::interprocess_sharable_mutex structure_lock;
+    // Posted by workers that failed to reach a backend; the watcher waits on it.
+    boost::interprocess::interprocess_semaphore recheck{0};
+
+    SeqCount settings_seq;
+    SharedSettings settings;
+    BackendSlot backends[kMaxBackends];
+    WorkerSlot workers[kMaxWorkers];
+    CancelSlot cancel[kCancelSlots];
+};
+
+}  // namespace pgrouter

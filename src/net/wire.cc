@@ -1,0 +1,167 @@
+// Framed reads and buffered writes over an Asio socket (see wire.h). Errors are returned,
+// never thrown, so that a session can close with a reason. TLS goes through Asio's
+// ssl::stream over the socket: handshakes and reads/writes are asynchronous on the loop.
+#include "pgrouter/net/wire.h"
+
+#include <arpa/inet.h>
+#include <openssl/x509v3.h>
+
+namespace pgrouter {
+
+namespace {
+constexpr std::size_t kIdleBuffer = 2048;
+
+bool is_ip_address(const std::string& host) {
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+}  // namespace
+
+Wire::~Wire() = default;
+
+asio::awaitable<boost::system::error_code> Wire::handshake_server(asio::ssl::context& ctx,
+                                                                  std::string_view already_read) {
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
+    boost::system::error_code ec;
+    co_await tls_->async_handshake(asio::ssl::stream_base::server,
+                                   asio::buffer(already_read.data(), already_read.size()),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+    co_return ec;
+}
+
+asio::awaitable<boost::system::error_code> Wire::handshake_client(asio::ssl::context& ctx,
+                                                                  bool verify,
+                                                                  const std::string& host) {
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
+    SSL* s = tls_->native_handle();
+    bool ip = is_ip_address(host);
+    if (!ip) SSL_set_tlsext_host_name(s, host.c_str());
+    if (verify) {
+        X509_VERIFY_PARAM* param = SSL_get0_param(s);
+        int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
+                    : X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0);
+        if (ok != 1) co_return asio::error::invalid_argument;
+    }
+    boost::system::error_code ec;
+    co_await tls_->async_handshake(asio::ssl::stream_base::client,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+    co_return ec;
+}
+
+bool Wire::tls_buffered() const {
+    SSL* s = ssl();
+    return s != nullptr && (SSL_pending(s) > 0 || BIO_ctrl_pending(SSL_get_rbio(s)) > 0);
+}
+
+void Wire::async_wait_readable(std::function<void(boost::system::error_code)> handler) {
+    if (tls_buffered()) {
+        asio::post(socket_.get_executor(),
+                   [h = std::move(handler)]() { h(boost::system::error_code()); });
+        return;
+    }
+    socket_.async_wait(tcp::socket::wait_read,
+                       [h = std::move(handler)](const boost::system::error_code& ec) { h(ec); });
+}
+
+boost::system::error_code Wire::read_now() {
+    boost::system::error_code ec, mode;
+    socket_.non_blocking(true, mode);
+    std::span<char> space = in_.prepare(4096);
+    std::size_t n = tls_ ? tls_->read_some(asio::buffer(space.data(), space.size()), ec)
+                         : socket_.read_some(asio::buffer(space.data(), space.size()), ec);
+    socket_.non_blocking(false, mode);
+    in_.commit(n);
+    if (n > 0) ec = {};
+    return ec;
+}
+
+asio::awaitable<boost::system::error_code> Wire::fill(std::size_t min_free) {
+    boost::system::error_code ec;
+    // The wait for readability saves the buffer while idle; with TLS, received bytes may be
+    // held inside the TLS layer where the socket does not show them, so it reads at once.
+    if (in_.empty() && !tls_) {
+        std::size_t ready = socket_.available(ec);
+        if (!ec && ready == 0) {
+            in_.shrink(0);
+            co_await socket_.async_wait(tcp::socket::wait_read,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) co_return ec;
+        }
+    }
+    std::span<char> space = in_.prepare(min_free);
+    auto buf = asio::buffer(space.data(), space.size());
+    std::size_t n =
+        tls_ ? co_await tls_->async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec))
+             : co_await socket_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
+    in_.commit(n);
+    co_return ec;
+}
+
+template <class Decode>
+asio::awaitable<WireRead> Wire::read_with(Decode decode) {
+    for (;;) {
+        proto::DecodeResult r = decode(in_.data());
+        if (auto* m = std::get_if<proto::Message>(&r)) co_return *m;
+        if (auto* e = std::get_if<proto::ProtoError>(&r)) co_return *e;
+        std::size_t want = std::get<proto::NeedMore>(r).size;
+        std::size_t missing = want > in_.size() ? want - in_.size() : 1;
+        boost::system::error_code ec = co_await fill(std::max<std::size_t>(missing, 4096));
+        if (ec) co_return WireClosed{ec};
+    }
+}
+
+asio::awaitable<WireRead> Wire::read_frontend(const proto::DecodeLimits& limits) {
+    co_return co_await read_with(
+        [&limits](std::string_view b) { return proto::decode_frontend(b, limits); });
+}
+
+asio::awaitable<WireRead> Wire::read_backend() {
+    co_return co_await read_with([](std::string_view b) { return proto::decode_backend(b); });
+}
+
+asio::awaitable<boost::system::error_code> Wire::flush() {
+    boost::system::error_code ec;
+    if (writing_) co_return ec;
+    writing_ = true;
+    while (!out_.empty() && !ec) {
+        sending_.swap(out_);
+        co_await write_all(asio::buffer(sending_), ec);
+        sending_.clear();
+        if (sending_.capacity() > kIdleBuffer * 8) std::string().swap(sending_);
+    }
+    if (ec) out_.clear();
+    writing_ = false;
+    co_return ec;
+}
+
+asio::awaitable<boost::system::error_code> Wire::send(std::string_view bytes) {
+    boost::system::error_code ec = co_await flush();
+    if (ec || bytes.empty()) co_return ec;
+    co_await write_all(asio::buffer(bytes.data(), bytes.size()), ec);
+    co_return ec;
+}
+
+asio::awaitable<void> Wire::write_all(asio::const_buffer bytes, boost::system::error_code& ec) {
+    if (tls_) {
+        co_await asio::async_write(*tls_, bytes, asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+        co_await asio::async_write(socket_, bytes, asio::redirect_error(asio::use_awaitable, ec));
+    }
+}
+
+// With TLS no close_notify is sent: sending it would need a write that may block, and
+// PostgreSQL's clients take the end of the TCP stream after the last message as the end.
+void Wire::close() {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+}
+
+void Wire::release_idle_memory() {
+    if (in_.empty()) in_.shrink(0);
+    if (out_.capacity() > kIdleBuffer) std::string().swap(out_);
+    if (!writing_ && sending_.capacity() > kIdleBuffer) std::string().swap(sending_);
+}
+
+}  // namespace pgrouter

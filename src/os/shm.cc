@@ -1,0 +1,187 @@
+// Creating the shared segment, publishing configuration generations into it, and taking
+// consistent snapshots out of it. Writers follow the one-writer-per-field-group rule of
+// shm_layout.h; nothing here blocks on another process.
+#include "pgrouter/os/shm.h"
+
+#include <unistd.h>
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "pgrouter/base/log.h"
+#include "pgrouter/os/seqlock.h"
+
+namespace pgrouter {
+
+namespace bip = boost::interprocess;
+
+namespace {
+
+template <std::size_t N>
+void copy_string(char (&dst)[N], const std::string& src) {
+    std::size_t n = std::min(src.size(), N - 1);
+    std::memcpy(dst, src.data(), n);
+    std::memset(dst + n, 0, N - n);
+}
+
+bool same_address(const BackendSpec& spec, const BackendConfig& b) {
+    return spec.active && spec.port == b.port && b.host == spec.host;
+}
+
+}  // namespace
+
+std::unique_ptr<SharedMemory> SharedMemory::create() {
+    static int serial = 0;
+    std::string name = "pgrouter." + std::to_string(getpid()) + "." + std::to_string(serial++);
+    std::unique_ptr<bip::mapped_region> region;
+    try {
+        bip::shared_memory_object::remove(name.c_str());
+        bip::shared_memory_object object(bip::create_only, name.c_str(), bip::read_write);
+        object.truncate(sizeof(Segment));
+        region = std::make_unique<bip::mapped_region>(object, bip::read_write);
+        // Unlink at once: the mapping stays, and a crash can leave nothing behind.
+        bip::shared_memory_object::remove(name.c_str());
+    } catch (const bip::interprocess_exception& e) {
+        bip::shared_memory_object::remove(name.c_str());
+        PGR_ERROR("cannot create shared memory segment: %s", e.what());
+        return nullptr;
+    }
+    auto* seg = new (region->get_address()) Segment();
+    seg->supervisor = getpid();
+    return std::unique_ptr<SharedMemory>(new SharedMemory(std::move(region), seg));
+}
+
+SharedMemory::SharedMemory(std::unique_ptr<bip::mapped_region> region, Segment* segment)
+    : region_(std::move(region)), segment_(segment) {}
+
+SharedMemory::~SharedMemory() { segment_->~Segment(); }
+
+bool publish_config(Segment& seg, const Config& config, int workers) {
+    if (config.backends.size() > static_cast<std::size_t>(kMaxBackends)) {
+        PGR_ERROR("%zu backends configured; at most %d fit (restart required)",
+                  config.backends.size(), kMaxBackends);
+        return false;
+    }
+    // Assign slots: keep the slot of every backend that stays, free the others.
+    int slot_of[kMaxBackends];
+    bool taken[kMaxBackends] = {};
+    for (std::size_t i = 0; i < config.backends.size(); ++i) {
+        slot_of[i] = -1;
+        for (int s = 0; s < kMaxBackends; ++s) {
+            if (!taken[s] && same_address(seg.backends[s].spec, config.backends[i])) {
+                slot_of[i] = s;
+                taken[s] = true;
+                break;
+            }
+        }
+    }
+    for (std::size_t i = 0; i < config.backends.size(); ++i) {
+        if (slot_of[i] >= 0) continue;
+        for (int s = 0; s < kMaxBackends; ++s) {
+            if (!taken[s]) {
+                slot_of[i] = s;
+                taken[s] = true;
+                break;
+            }
+        }
+    }
+
+    SharedSettings& st = seg.settings;
+    seq_write_begin(seg.settings_seq);
+    st.generation += 1;
+    st.log_level = config.log;
+    st.workers = workers;
+    st.health_timeout_ms = config.health.timeout.count();
+    st.health_check_ms = config.health.check.count();
+    st.lag_interval_ms = config.health.lag_interval.count();
+    copy_string(st.health_database, config.health.database);
+    copy_string(st.health_username, config.health.username);
+    copy_string(st.health_password, config.health.password);
+    copy_string(st.hba_path, config.hba);
+    copy_string(st.authdb_path, config.authdb);
+    st.tls_enabled = config.tls.enabled;
+    copy_string(st.tls_cert, config.tls.cert);
+    copy_string(st.tls_key, config.tls.key);
+    copy_string(st.tls_ca, config.tls.ca);
+    copy_string(st.tls_ciphers, config.tls.ciphers);
+    for (int s = 0; s < kMaxBackends; ++s) {
+        if (!taken[s]) seg.backends[s].spec.active = false;
+    }
+    for (std::size_t i = 0; i < config.backends.size(); ++i) {
+        const BackendConfig& b = config.backends[i];
+        BackendSpec& spec = seg.backends[slot_of[i]].spec;
+        if (!same_address(spec, b)) spec.epoch += 1;  // a new occupant: old health is stale
+        spec.active = true;
+        copy_string(spec.host, b.host);
+        spec.port = b.port;
+        spec.tls = b.tls;
+        spec.lag_threshold = b.lag;
+        spec.weight = b.weight;
+        spec.replstatus_port = b.replstatus_port;
+        copy_string(spec.ca, b.ca);
+        st.order[i] = static_cast<std::int16_t>(slot_of[i]);
+    }
+    st.backend_count = static_cast<std::int32_t>(config.backends.size());
+    seq_write_end(seg.settings_seq);
+    return true;
+}
+
+bool take_snapshot(const Segment& seg, Snapshot& out) {
+    BackendSpec specs[kMaxBackends];
+    bool ok = seq_read_with(seg.settings_seq, [&] {
+        std::memcpy(static_cast<void*>(&out.settings), &seg.settings, sizeof(SharedSettings));
+        int n = std::clamp<int>(out.settings.backend_count, 0, kMaxBackends);
+        for (int i = 0; i < n; ++i) {
+            int slot = std::clamp<int>(out.settings.order[i], 0, kMaxBackends - 1);
+            std::memcpy(static_cast<void*>(&specs[i]), &seg.backends[slot].spec,
+                        sizeof(BackendSpec));
+        }
+    });
+    if (!ok) return false;
+    int n = std::clamp<int>(out.settings.backend_count, 0, kMaxBackends);
+    out.backends.resize(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        BackendView& v = out.backends[static_cast<std::size_t>(i)];
+        v.slot = out.settings.order[i];
+        v.spec = specs[i];
+        const BackendSlot& slot = seg.backends[v.slot];
+        if (!seq_read(slot.health_seq, slot.health, v.health) || v.health.epoch != v.spec.epoch) {
+            v.health = BackendHealth{};
+        }
+    }
+    return true;
+}
+
+void reset_worker_slot(Segment& seg, int worker) {
+    WorkerSlot& w = seg.workers[worker];
+    w.pid.store(0);
+    w.clients.store(0);
+    w.connections.store(0);
+    w.accepted.store(0);
+    w.pinned.store(0);
+    auto owner = static_cast<std::uint32_t>(worker + 1);
+    for (CancelSlot& c : seg.cancel) {
+        if (c.owner.load(std::memory_order_relaxed) == owner) {
+            c.key.store(0);
+            c.owner.store(0);
+        }
+    }
+}
+
+void repair_after_watcher_death(Segment& seg) {
+    // A record caught mid-write is half old, half new: show it as not yet checked.
+    for (BackendSlot& b : seg.backends) {
+        if (b.health_seq.seq.load() & 1) {
+            b.health.epoch = 0;
+            seq_repair(b.health_seq);
+        }
+    }
+    // The watcher may have died holding the structure lock; it was the only other holder.
+    seg.structure_lock.~interprocess_sharable_mutex();
+    new (&seg.structure_lock) boost::interprocess::interprocess_sharable_mutex();
+}
+
+}  // namespace pgrouter

@@ -1,0 +1,642 @@
+// The statement classifier: pg_query's JSON parse tree → Classification. The tree is read
+// with a small iterative JSON reader (no recursion, so a 20,000-deep expression is only
+// memory); the rules look at node names and a few fields. Anything unrecognised is a Write:
+// misrouting a write to a standby costs a 25006 replay, misrouting a read costs nothing
+// but master load, so every doubt goes to the master.
+#include "pgrouter/route/classify.h"
+
+#include <pg_query.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <optional>
+
+#include "classify_json.h"
+
+namespace pgrouter {
+
+namespace {
+
+using json::JNode;
+using json::Json;
+using json::JType;
+using json::kNone;
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (lower(a[i]) != lower(b[i])) return false;
+    }
+    return true;
+}
+
+std::string lowered(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = lower(c);
+    return out;
+}
+
+// pg_temp, or pg_temp_N: the session's (or another session's) temporary schema.
+bool is_pg_temp(std::string_view schema) {
+    if (schema.size() < 7 || !iequals(schema.substr(0, 7), "pg_temp")) return false;
+    return schema.size() == 7 || schema[7] == '_';
+}
+
+// PostgreSQL's parse_bool(): unique prefixes of true/false/yes/no, on/off, 1/0.
+std::optional<bool> parse_bool(std::string_view v) {
+    if (v.empty()) return std::nullopt;
+    auto prefix_of = [&](std::string_view word) {
+        return v.size() <= word.size() && iequals(v, word.substr(0, v.size()));
+    };
+    switch (lower(v[0])) {
+        case 't':
+            if (prefix_of("true")) return true;
+            break;
+        case 'f':
+            if (prefix_of("false")) return false;
+            break;
+        case 'y':
+            if (prefix_of("yes")) return true;
+            break;
+        case 'n':
+            if (prefix_of("no")) return false;
+            break;
+        case 'o':
+            if (v.size() >= 2 && prefix_of("on")) return true;
+            if (v.size() >= 2 && prefix_of("off")) return false;
+            break;
+        case '1':
+            if (v.size() == 1) return true;
+            break;
+        case '0':
+            if (v.size() == 1) return false;
+            break;
+        default:
+            break;
+    }
+    return std::nullopt;
+}
+
+// What calling a built-in function means for routing.
+enum class Effect : std::uint8_t {
+    Write,           // must run on the master
+    WritePinSeq,     // setval: master, and currval/lastval state afterwards
+    PinSeq,          // currval, lastval: needs this session's sequence state
+    WritePinLock,    // session advisory lock
+    WriteUnpinLock,  // pg_advisory_unlock_all(): drops every session advisory lock
+    SetConfig,       // set_config(name, value, is_local)
+};
+
+struct FunctionRule {
+    std::string_view name;
+    Effect effect;
+    std::string_view reason;
+};
+
+constexpr std::array kFunctionRules = {
+    FunctionRule{"nextval", Effect::Write, "nextval()"},
+    FunctionRule{"setval", Effect::WritePinSeq, "setval()"},
+    FunctionRule{"currval", Effect::PinSeq, "currval()"},
+    FunctionRule{"lastval", Effect::PinSeq, "lastval()"},
+    FunctionRule{"txid_current", Effect::Write, "txid_current() assigns a transaction id"},
+    FunctionRule{"pg_current_xact_id", Effect::Write,
+                 "pg_current_xact_id() assigns a transaction id"},
+    FunctionRule{"pg_notify", Effect::Write, "pg_notify()"},
+    FunctionRule{"set_config", Effect::SetConfig, "set_config()"},
+    FunctionRule{"pg_advisory_lock", Effect::WritePinLock, "session advisory lock"},
+    FunctionRule{"pg_advisory_lock_shared", Effect::WritePinLock, "session advisory lock"},
+    FunctionRule{"pg_try_advisory_lock", Effect::WritePinLock, "session advisory lock"},
+    FunctionRule{"pg_try_advisory_lock_shared", Effect::WritePinLock, "session advisory lock"},
+    // Unlocks and transaction-scoped locks: the lock table that matters is the master's.
+    FunctionRule{"pg_advisory_unlock", Effect::Write, "advisory lock"},
+    FunctionRule{"pg_advisory_unlock_shared", Effect::Write, "advisory lock"},
+    FunctionRule{"pg_advisory_unlock_all", Effect::WriteUnpinLock, "advisory lock"},
+    FunctionRule{"pg_advisory_xact_lock", Effect::Write, "advisory lock"},
+    FunctionRule{"pg_advisory_xact_lock_shared", Effect::Write, "advisory lock"},
+    FunctionRule{"pg_try_advisory_xact_lock", Effect::Write, "advisory lock"},
+    FunctionRule{"pg_try_advisory_xact_lock_shared", Effect::Write, "advisory lock"},
+    // Large objects: every function but lo_get changes or needs a descriptor (see below).
+    FunctionRule{"lowrite", Effect::Write, "large object function"},
+    FunctionRule{"loread", Effect::Write, "large object function"},
+    // Server administration that a standby refuses with something other than 25006.
+    FunctionRule{"pg_switch_wal", Effect::Write, "WAL administration function"},
+    FunctionRule{"pg_create_restore_point", Effect::Write, "WAL administration function"},
+    FunctionRule{"pg_logical_emit_message", Effect::Write, "WAL administration function"},
+    FunctionRule{"pg_create_physical_replication_slot", Effect::Write, "replication slot"},
+    FunctionRule{"pg_create_logical_replication_slot", Effect::Write, "replication slot"},
+    FunctionRule{"pg_drop_replication_slot", Effect::Write, "replication slot"},
+    FunctionRule{"pg_replication_slot_advance", Effect::Write, "replication slot"},
+    FunctionRule{"pg_copy_physical_replication_slot", Effect::Write, "replication slot"},
+    FunctionRule{"pg_copy_logical_replication_slot", Effect::Write, "replication slot"},
+};
+
+// A JSON reader's view of one unit, and the facts gathered while walking it.
+class Walker {
+  public:
+    Walker(const Json& j, const std::vector<std::string>& write_functions)
+        : j_(j), write_functions_(write_functions) {}
+
+    struct Stmt {
+        StatementKind kind = StatementKind::Write;
+        bool read_only = false;
+        bool read_write = false;
+        std::string_view reason;
+    };
+
+    // `wrapper` is a Node: an object with one member named after the node type.
+    Stmt statement(std::uint32_t wrapper);
+
+    Classification& flags() { return flags_; }
+
+  private:
+    Stmt select_like(std::uint32_t body, std::string_view read_reason);
+    Stmt variable_set(std::uint32_t body);
+    Stmt transaction(std::uint32_t body);
+    // Looks at every node below `node`. Executed parts (executes) may write (locking
+    // clauses, SELECT INTO, DML in WITH, functions on the write list); every part may pin
+    // (temporary relations, pg_temp references).
+    void walk(std::uint32_t node, bool executes);
+    void function_call(std::uint32_t body);
+    void write(std::string_view reason) {
+        if (!write_) {
+            write_ = true;
+            write_reason_ = reason;
+        }
+    }
+    void pin(std::uint16_t bit, std::string_view reason) {
+        if (flags_.pins == 0) flags_.pin_reason = reason;
+        flags_.pins |= bit;
+    }
+    std::optional<std::string> const_text(std::uint32_t node) const;
+    std::optional<bool> defelem_bool(std::uint32_t args, std::string_view name) const;
+
+    const Json& j_;
+    const std::vector<std::string>& write_functions_;
+    Classification flags_;  // set, set_local, pins, discard, read_only_default
+    bool write_ = false;    // the statement being classified writes (from walk())
+    std::string_view write_reason_;
+};
+
+// An A_Const (or a bare String/Integer node) as text: "on", "1", "true"; nullopt otherwise.
+std::optional<std::string> Walker::const_text(std::uint32_t node) const {
+    if (node == kNone || j_.at(node).type != JType::Object) return std::nullopt;
+    std::uint32_t inner = j_.first(node);
+    if (inner == kNone) return std::nullopt;
+    std::string_view type = j_.at(inner).key;
+    if (type == "A_Const") {
+        if (std::uint32_t v = j_.get(inner, "sval"); v != kNone) {
+            return j_.string(j_.get(v, "sval"));
+        }
+        if (std::uint32_t v = j_.get(inner, "ival"); v != kNone) {
+            std::uint32_t n = j_.get(v, "ival");
+            return n == kNone ? std::string("0") : std::string(j_.at(n).text);
+        }
+        if (std::uint32_t v = j_.get(inner, "boolval"); v != kNone) {
+            std::uint32_t b = j_.get(v, "boolval");
+            return std::string(b != kNone && j_.at(b).type == JType::True ? "true" : "false");
+        }
+        return std::nullopt;
+    }
+    if (type == "String") return j_.string(j_.get(inner, "sval"));
+    if (type == "Integer") {
+        std::uint32_t n = j_.get(inner, "ival");
+        return n == kNone ? std::string("0") : std::string(j_.at(n).text);
+    }
+    return std::nullopt;
+}
+
+// The boolean value of DefElem `name` in a list of DefElems (transaction modes).
+std::optional<bool> Walker::defelem_bool(std::uint32_t args, std::string_view name) const {
+    std::optional<bool> result;
+    if (args == kNone) return result;
+    for (std::uint32_t item = j_.first(args); item != kNone; item = j_.next(item)) {
+        std::uint32_t def = j_.get(item, "DefElem");
+        if (def == kNone || j_.string(j_.get(def, "defname")) != name) continue;
+        std::uint32_t arg = j_.get(def, "arg");
+        if (arg == kNone) {
+            result = true;
+            continue;
+        }
+        if (auto text = const_text(arg)) result = parse_bool(*text);
+    }
+    return result;
+}
+
+void Walker::walk(std::uint32_t node, bool executes) {
+    if (node == kNone) return;
+    std::vector<std::uint32_t> todo{node};
+    while (!todo.empty()) {
+        std::uint32_t n = todo.back();
+        todo.pop_back();
+        const JNode& jn = j_.at(n);
+        if (jn.type == JType::String) {
+            if (jn.key == "relpersistence" && jn.text == "t") {
+                pin(kPinTempTable, "temporary table");
+            } else if (jn.key == "schemaname" && is_pg_temp(j_.string(n))) {
+                pin(kPinPgTemp, "pg_temp reference");
+            }
+            continue;
+        }
+        if (jn.type != JType::Object && jn.type != JType::Array) continue;
+        if (jn.type == JType::Object && !jn.key.empty()) {
+            std::string_view k = jn.key;
+            if (k == "String") {
+                // Qualified names (function, type, column): pg_temp.f(), pg_temp.t.c.
+                if (is_pg_temp(j_.string(j_.get(n, "sval")))) {
+                    pin(kPinPgTemp, "pg_temp reference");
+                }
+                continue;
+            }
+            if (executes) {
+                if (k == "FuncCall") {
+                    function_call(n);
+                } else if (k == "InsertStmt" || k == "UpdateStmt" || k == "DeleteStmt" ||
+                           k == "MergeStmt") {
+                    write("data-modifying WITH");
+                } else if (k == "intoClause") {
+                    write("SELECT INTO");
+                }
+            }
+        }
+        if (jn.type == JType::Array && executes && jn.key == "lockingClause" &&
+            j_.first(n) != kNone) {
+            write("FOR UPDATE/SHARE");
+        }
+        for (std::uint32_t c = j_.first(n); c != kNone; c = j_.next(c)) todo.push_back(c);
+    }
+}
+
+void Walker::function_call(std::uint32_t body) {
+    std::vector<std::string> names;
+    std::uint32_t list = j_.get(body, "funcname");
+    if (list != kNone) {
+        for (std::uint32_t item = j_.first(list); item != kNone; item = j_.next(item)) {
+            names.push_back(lowered(j_.string(j_.get(j_.get(item, "String"), "sval"))));
+        }
+    }
+    if (names.empty()) return;
+    const std::string& name = names.back();
+    std::string schema = names.size() >= 2 ? names[names.size() - 2] : std::string();
+
+    for (const std::string& f : write_functions_) {
+        std::size_t dot = f.rfind('.');
+        bool match = dot == std::string::npos ? f == name
+                                              : std::string_view(f).substr(0, dot) == schema &&
+                                                    std::string_view(f).substr(dot + 1) == name;
+        if (match) write("function on the operator's write list");
+    }
+
+    // Built-ins: an unqualified call resolves to pg_catalog first unless search_path says
+    // otherwise, so unqualified names are taken as the built-in.
+    if (!schema.empty() && schema != "pg_catalog") return;
+    if (name.size() > 3 && name.compare(0, 3, "lo_") == 0 && name != "lo_get") {
+        write("large object function");
+        return;
+    }
+    for (const FunctionRule& rule : kFunctionRules) {
+        if (rule.name != name) continue;
+        switch (rule.effect) {
+            case Effect::Write:
+                write(rule.reason);
+                break;
+            case Effect::WritePinSeq:
+                write(rule.reason);
+                pin(kPinSequence, rule.reason);
+                break;
+            case Effect::PinSeq:
+                pin(kPinSequence, rule.reason);
+                break;
+            case Effect::WritePinLock:
+                write(rule.reason);
+                pin(kPinAdvisoryLock, rule.reason);
+                break;
+            case Effect::WriteUnpinLock:
+                write(rule.reason);
+                flags_.unpins |= kPinAdvisoryLock;
+                break;
+            case Effect::SetConfig: {
+                // set_config(name, value, is_local): a constant true is SET LOCAL; false or
+                // anything computed is taken as a session-level SET.
+                std::uint32_t args = j_.get(body, "args");
+                std::uint32_t third = kNone;
+                if (args != kNone) {
+                    std::uint32_t a = j_.first(args);
+                    for (int i = 0; i < 2 && a != kNone; ++i) a = j_.next(a);
+                    third = a;
+                }
+                std::optional<bool> local;
+                if (auto text = const_text(third)) local = parse_bool(*text);
+                if (local.value_or(false)) {
+                    flags_.set_local = true;
+                } else {
+                    flags_.set = true;
+                }
+                break;
+            }
+        }
+        return;
+    }
+}
+
+Walker::Stmt Walker::select_like(std::uint32_t body, std::string_view read_reason) {
+    write_ = false;
+    walk(body, true);
+    if (write_) return {StatementKind::Write, false, false, write_reason_};
+    return {StatementKind::Read, false, false, read_reason};
+}
+
+Walker::Stmt Walker::variable_set(std::uint32_t body) {
+    std::string_view kind = j_.at(j_.get(body, "kind")).text;
+    std::string name = lowered(j_.string(j_.get(body, "name")));
+    std::uint32_t local_node = j_.get(body, "is_local");
+    bool is_local = local_node != kNone && j_.at(local_node).type == JType::True;
+    std::uint32_t args = j_.get(body, "args");
+
+    if (kind == "VAR_SET_MULTI" && name == "transaction") {
+        if (defelem_bool(args, "transaction_read_only").value_or(false)) {
+            return {StatementKind::SetTransactionReadOnly, false, false,
+                    "SET TRANSACTION READ ONLY"};
+        }
+        return {StatementKind::Session, false, false, "SET TRANSACTION"};
+    }
+    if (kind == "VAR_SET_MULTI" && name == "session characteristics") {
+        flags_.set = true;
+        if (auto ro = defelem_bool(args, "transaction_read_only")) {
+            flags_.read_only_default = *ro ? ReadOnlyDefault::On : ReadOnlyDefault::Off;
+        }
+        return {StatementKind::Session, false, false, "SET SESSION CHARACTERISTICS"};
+    }
+    if (name == "transaction_read_only" && kind == "VAR_SET_VALUE") {
+        // Transaction-scoped by nature: the same as SET TRANSACTION READ ONLY / READ WRITE.
+        std::optional<std::string> v = args == kNone ? std::nullopt : const_text(j_.first(args));
+        if (v && parse_bool(*v).value_or(false)) {
+            return {StatementKind::SetTransactionReadOnly, false, false,
+                    "SET transaction_read_only"};
+        }
+        return {StatementKind::Session, false, false, "SET transaction_read_only"};
+    }
+    if (is_local) {
+        flags_.set_local = true;
+        return {StatementKind::Session, false, false, "SET LOCAL"};
+    }
+    flags_.set = true;
+    if (kind == "VAR_RESET_ALL") {
+        flags_.read_only_default = ReadOnlyDefault::Off;
+    } else if (name == "default_transaction_read_only") {
+        if (kind == "VAR_SET_VALUE" && args != kNone) {
+            if (auto v = const_text(j_.first(args))) {
+                if (auto b = parse_bool(*v)) {
+                    flags_.read_only_default = *b ? ReadOnlyDefault::On : ReadOnlyDefault::Off;
+                }
+            }
+        } else if (kind == "VAR_SET_DEFAULT" || kind == "VAR_RESET") {
+            flags_.read_only_default = ReadOnlyDefault::Off;
+        }
+    }
+    return {StatementKind::Session, false, false, kind == "VAR_RESET" ? "RESET" : "SET"};
+}
+
+Walker::Stmt Walker::transaction(std::uint32_t body) {
+    std::string_view kind = j_.at(j_.get(body, "kind")).text;
+    if (kind == "TRANS_STMT_BEGIN" || kind == "TRANS_STMT_START") {
+        std::optional<bool> ro = defelem_bool(j_.get(body, "options"), "transaction_read_only");
+        return {StatementKind::TransactionBegin, ro.value_or(false), ro.has_value() && !*ro,
+                "BEGIN"};
+    }
+    if (kind == "TRANS_STMT_COMMIT" || kind == "TRANS_STMT_ROLLBACK" ||
+        kind == "TRANS_STMT_PREPARE") {
+        return {StatementKind::TransactionEnd, false, false, "COMMIT/ROLLBACK"};
+    }
+    if (kind == "TRANS_STMT_SAVEPOINT" || kind == "TRANS_STMT_RELEASE" ||
+        kind == "TRANS_STMT_ROLLBACK_TO") {
+        return {StatementKind::Session, false, false, "SAVEPOINT"};
+    }
+    // COMMIT PREPARED / ROLLBACK PREPARED run outside a block and finish a master's
+    // prepared transaction.
+    return {StatementKind::Write, false, false, "COMMIT/ROLLBACK PREPARED"};
+}
+
+Walker::Stmt Walker::statement(std::uint32_t wrapper) {
+    std::uint32_t body = wrapper == kNone ? kNone : j_.first(wrapper);
+    if (body == kNone) return {StatementKind::Write, false, false, "unknown statement"};
+    std::string_view type = j_.at(body).key;
+    write_ = false;
+
+    if (type == "SelectStmt") return select_like(body, "SELECT");
+    if (type == "VariableShowStmt") return {StatementKind::Read, false, false, "SHOW"};
+    if (type == "ExplainStmt") {
+        std::uint32_t query = j_.get(body, "query");
+        if (defelem_bool(j_.get(body, "options"), "analyze").value_or(false)) {
+            Stmt inner = statement(query);
+            if (inner.kind == StatementKind::Read) inner.reason = "EXPLAIN ANALYZE";
+            return inner;
+        }
+        walk(query, false);
+        return {StatementKind::Read, false, false, "EXPLAIN"};
+    }
+    if (type == "CopyStmt") {
+        std::uint32_t from = j_.get(body, "is_from");
+        if (from != kNone && j_.at(from).type == JType::True) {
+            walk(body, false);
+            return {StatementKind::Write, false, false, "COPY FROM"};
+        }
+        if (j_.get(body, "filename") != kNone || j_.get(body, "is_program") != kNone) {
+            walk(body, false);
+            return {StatementKind::Write, false, false, "COPY to a server file or program"};
+        }
+        std::uint32_t query = j_.get(body, "query");
+        if (query != kNone) {
+            Stmt inner = statement(query);
+            if (inner.kind == StatementKind::Read) inner.reason = "COPY TO STDOUT";
+            return inner;
+        }
+        walk(body, false);
+        return {StatementKind::Read, false, false, "COPY TO STDOUT"};
+    }
+    if (type == "VariableSetStmt") return variable_set(body);
+    if (type == "TransactionStmt") return transaction(body);
+    if (type == "DiscardStmt") {
+        std::string_view target = j_.at(j_.get(body, "target")).text;
+        flags_.discard = target == "DISCARD_ALL"         ? Discard::All
+                         : target == "DISCARD_TEMP"      ? Discard::Temp
+                         : target == "DISCARD_SEQUENCES" ? Discard::Sequences
+                                                         : Discard::Plans;
+        if (flags_.discard == Discard::All) {
+            flags_.set = true;
+            flags_.read_only_default = ReadOnlyDefault::Off;
+            flags_.unpins |= kPinAll;
+        } else if (flags_.discard == Discard::Temp) {
+            flags_.unpins |= kPinTempTable | kPinPgTemp;
+        } else if (flags_.discard == Discard::Sequences) {
+            flags_.unpins |= kPinSequence;
+        }
+        return {StatementKind::Session, false, false, "DISCARD"};
+    }
+    if (type == "ListenStmt") {
+        pin(kPinListen, "LISTEN");
+        return {StatementKind::Session, false, false, "LISTEN"};
+    }
+    if (type == "UnlistenStmt") {
+        if (j_.get(body, "conditionname") == kNone) flags_.unpins |= kPinListen;
+        return {StatementKind::Session, false, false, "UNLISTEN"};
+    }
+    if (type == "PrepareStmt") {
+        pin(kPinPrepare, "PREPARE");
+        walk(j_.get(body, "query"), false);
+        return {StatementKind::Session, false, false, "PREPARE"};
+    }
+    if (type == "DeallocateStmt") {
+        if (j_.get(body, "name") == kNone) flags_.unpins |= kPinPrepare;
+        return {StatementKind::Session, false, false, "DEALLOCATE"};
+    }
+    if (type == "FetchStmt") return {StatementKind::Session, false, false, "FETCH/MOVE"};
+    if (type == "ClosePortalStmt") {
+        if (j_.get(body, "portalname") == kNone) flags_.unpins |= kPinHoldCursor;
+        return {StatementKind::Session, false, false, "CLOSE"};
+    }
+    if (type == "DeclareCursorStmt") {
+        std::uint32_t opts = j_.get(body, "options");
+        constexpr long kCursorOptHold = 0x20;  // CURSOR_OPT_HOLD, parsenodes.h
+        if (opts != kNone) {
+            long bits = std::strtol(std::string(j_.at(opts).text).c_str(), nullptr, 10);
+            if (bits & kCursorOptHold) pin(kPinHoldCursor, "cursor WITH HOLD");
+        }
+        Stmt inner = statement(j_.get(body, "query"));
+        if (inner.kind == StatementKind::Read) inner.reason = "DECLARE CURSOR";
+        return inner;
+    }
+
+    // Everything else runs on the master. DML and CALL execute their expressions (which
+    // may pin); DDL bodies (CREATE FUNCTION ... BEGIN ATOMIC, column defaults) do not.
+    std::string_view reason = "utility or DDL statement";
+    bool executes = false;
+    if (type == "InsertStmt" || type == "UpdateStmt" || type == "DeleteStmt" ||
+        type == "MergeStmt") {
+        reason = "INSERT/UPDATE/DELETE/MERGE";
+        executes = true;
+    } else if (type == "CallStmt" || type == "ExecuteStmt" || type == "CreateTableAsStmt") {
+        reason = type == "CallStmt"      ? "CALL"
+                 : type == "ExecuteStmt" ? "EXECUTE of a prepared statement"
+                                         : "CREATE TABLE AS";
+        executes = true;
+    } else if (type == "NotifyStmt") {
+        reason = "NOTIFY";
+    } else if (type == "DoStmt") {
+        reason = "DO";
+    }
+    walk(body, executes);
+    return {StatementKind::Write, false, false, reason};
+}
+
+// Merges the statements of a unit. A unit may run on a standby only when every statement
+// may; a BEGIN that is not READ ONLY anywhere in it opens a block that later units share.
+Classification combine(Classification flags, const std::vector<Walker::Stmt>& stmts) {
+    Classification c = flags;
+    c.statements = static_cast<std::uint16_t>(std::min<std::size_t>(stmts.size(), 0xffff));
+    c.multi = stmts.size() > 1;
+    if (stmts.empty()) {
+        c.kind = StatementKind::Read;
+        c.reason = "empty query";
+        return c;
+    }
+    // Precedence, strongest first.
+    constexpr std::array kOrder = {StatementKind::Write,
+                                   StatementKind::TransactionBegin,
+                                   StatementKind::Read,
+                                   StatementKind::Session,
+                                   StatementKind::SetTransactionReadOnly,
+                                   StatementKind::TransactionEnd};
+    bool begin_rw = false;
+    bool begin_explicit_rw = false;
+    for (std::size_t i = 0; i < stmts.size(); ++i) {
+        const Walker::Stmt& s = stmts[i];
+        if (s.kind != StatementKind::TransactionBegin) continue;
+        // BEGIN; SET TRANSACTION READ ONLY: a read-only block, decided before its first query.
+        bool then_ro =
+            i + 1 < stmts.size() && stmts[i + 1].kind == StatementKind::SetTransactionReadOnly;
+        if (!s.read_only && !then_ro) {
+            begin_rw = true;
+            begin_explicit_rw = begin_explicit_rw || s.read_write;
+        }
+    }
+    for (StatementKind k : kOrder) {
+        auto it = std::find_if(stmts.begin(), stmts.end(),
+                               [k](const Walker::Stmt& s) { return s.kind == k; });
+        if (it == stmts.end()) continue;
+        c.kind = k;
+        c.reason = it->reason;
+        if (k == StatementKind::TransactionBegin) {
+            c.read_only = !begin_rw;
+            c.read_write = begin_explicit_rw;
+        }
+        break;
+    }
+    return c;
+}
+
+}  // namespace
+
+Classifier::Classifier(std::vector<std::string> write_functions) {
+    for (const std::string& f : write_functions) {
+        if (!f.empty()) write_functions_.push_back(lowered(f));
+    }
+}
+
+Classification Classifier::classify(std::string_view sql) const {
+    Classification c;
+    if (sql.find('\0') != std::string_view::npos) {
+        c.parse_error = true;
+        c.reason = "NUL byte in query text";
+        return c;
+    }
+    std::string text(sql);
+    // The tree's strings are views into pg_query's output: keep it until the walk is done.
+    struct Parsed {
+        PgQueryParseResult r;
+        ~Parsed() { pg_query_free_parse_result(r); }
+    } parsed{pg_query_parse(text.c_str())};
+    if (parsed.r.error != nullptr || parsed.r.parse_tree == nullptr) {
+        c.parse_error = true;
+        c.reason = "the parser refused it";
+        return c;
+    }
+    Json j;
+    bool ok = j.parse(parsed.r.parse_tree);
+    std::uint32_t list = ok ? j.get(0, "stmts") : kNone;
+    if (!ok || (list != kNone && j.at(list).type != JType::Array)) {
+        c.parse_error = true;
+        c.reason = "unreadable parse tree";
+        return c;
+    }
+    Walker walker(j, write_functions_);
+    std::vector<Walker::Stmt> stmts;
+    if (list != kNone) {
+        for (std::uint32_t item = j.first(list); item != kNone; item = j.next(item)) {
+            stmts.push_back(walker.statement(j.get(item, "stmt")));
+        }
+    }
+    return combine(walker.flags(), stmts);
+}
+
+std::string_view kind_name(StatementKind kind) {
+    switch (kind) {
+        case StatementKind::Read:
+            return "read";
+        case StatementKind::Write:
+            return "write";
+        case StatementKind::TransactionBegin:
+            return "begin";
+        case StatementKind::TransactionEnd:
+            return "end";
+        case StatementKind::SetTransactionReadOnly:
+            return "set-transaction-read-only";
+        case StatementKind::Session:
+            return "session";
+    }
+    return "?";
+}
+
+}  // namespace pgrouter

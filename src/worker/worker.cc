@@ -1,0 +1,165 @@
+// A worker: one single-threaded Asio event loop accepting on the listening socket shared by
+// all workers, one coroutine per client. SIGTERM stops accepting and lets sessions finish
+// (up to the drain deadline); SIGINT leaves at once. Never blocks the loop.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pgrouter/base/asio.h"
+#include "pgrouter/base/log.h"
+#include "pgrouter/net/tls.h"
+#include "pgrouter/os/child.h"
+#include "pgrouter/os/seqlock.h"
+#include "pgrouter/os/shm.h"
+#include "pgrouter/worker/session.h"
+
+namespace pgrouter {
+
+namespace {
+
+constexpr auto kDrainTimeout = std::chrono::seconds(10);
+constexpr auto kSettingsPoll = std::chrono::milliseconds(500);
+
+tcp acceptor_protocol(int fd) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    return addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
+}
+
+class Worker {
+  public:
+    explicit Worker(const ChildContext& ctx)
+        : seg_(*ctx.segment),
+          slot_(seg_.workers[ctx.index]),
+          env_(seg_, slot_, ctx.index),
+          acceptor_(io_),
+          signals_(io_, SIGTERM, SIGINT),
+          settings_timer_(io_),
+          drain_timer_(io_) {
+        acceptor_.assign(acceptor_protocol(ctx.listen_fd), ctx.listen_fd);
+    }
+
+    void run() {
+        poll_settings();
+        asio::co_spawn(io_, accept_loop(), asio::detached);
+        watch_signals();
+        io_.run();
+    }
+
+  private:
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            boost::system::error_code ec;
+            tcp::socket client =
+                co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+            if (ec) {
+                // EMFILE and friends: back off a little instead of spinning.
+                PGR_WARNING("accept failed: %s", ec.message().c_str());
+                asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+                co_await pause.async_wait(asio::use_awaitable);
+                continue;
+            }
+            slot_.accepted.fetch_add(1, std::memory_order_relaxed);
+            asio::co_spawn(io_, run_session(std::move(client), env_), asio::detached);
+        }
+    }
+
+    void watch_signals() {
+        signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            if (sig == SIGINT) _exit(0);
+            PGR_DEBUG("draining: no new clients, %lld sessions open",
+                      static_cast<long long>(slot_.clients.load()));
+            boost::system::error_code ignored;
+            acceptor_.close(ignored);
+            draining_until_ = std::chrono::steady_clock::now() + kDrainTimeout;
+            check_drained();
+            watch_signals();
+        });
+    }
+
+    void check_drained() {
+        if (slot_.clients.load() <= 0 || std::chrono::steady_clock::now() >= draining_until_) {
+            io_.stop();
+            return;
+        }
+        drain_timer_.expires_after(std::chrono::milliseconds(50));
+        drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) check_drained();
+        });
+    }
+
+    // The client-facing TLS context from the published files, read again on every
+    // generation so that a rotated certificate needs only SIGHUP. When it cannot be built
+    // the previous one stays (at start: no previous one, the worker exits).
+    void load_tls(const SharedSettings& settings) {
+        if (!settings.tls_enabled) {
+            env_.tls.reset();
+            return;
+        }
+        ServerTlsResult r = make_server_tls(
+            {settings.tls_cert, settings.tls_key, settings.tls_ca, settings.tls_ciphers});
+        if (auto* ctx = std::get_if<std::shared_ptr<ssl::context>>(&r)) {
+            env_.tls = std::move(*ctx);
+            return;
+        }
+        PGR_ERROR("%s", std::get<TlsProblem>(r).message.c_str());
+        if (env_.tls == nullptr && generation_ == 0) {
+            PGR_ERROR("cannot set up TLS; exiting");
+            _exit(kExitFatal);
+        }
+        PGR_ERROR("keeping the previous TLS certificate and key");
+    }
+
+    // Picks up a reloaded configuration: log level, hba, authdb and TLS files.
+    void poll_settings() {
+        SharedSettings settings;
+        if (seq_read(seg_.settings_seq, seg_.settings, settings) &&
+            settings.generation != generation_) {
+            log_set_level(settings.log_level);
+            load_tls(settings);
+            AccessResult access = load_access(settings.hba_path, settings.authdb_path);
+            if (access.rules) {
+                env_.access = std::move(access.rules);
+                generation_ = settings.generation;
+            } else if (env_.access == nullptr) {
+                for (const std::string& e : access.errors) PGR_ERROR("%s", e.c_str());
+                PGR_ERROR("cannot load hba/authdb; exiting");
+                _exit(kExitFatal);
+            } else {
+                for (const std::string& e : access.errors) PGR_ERROR("%s", e.c_str());
+                PGR_ERROR("keeping the previous hba and authdb");
+                generation_ = settings.generation;
+            }
+        }
+        settings_timer_.expires_after(kSettingsPoll);
+        settings_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) poll_settings();
+        });
+    }
+
+    asio::io_context io_{1};
+    Segment& seg_;
+    WorkerSlot& slot_;
+    WorkerEnv env_;
+    std::uint64_t generation_ = 0;
+    tcp::acceptor acceptor_;
+    asio::signal_set signals_;
+    asio::steady_timer settings_timer_;
+    asio::steady_timer drain_timer_;
+    std::chrono::steady_clock::time_point draining_until_;
+};
+
+}  // namespace
+
+void run_worker(const ChildContext& ctx) {
+    if (ctx.monitor_fd >= 0) close(ctx.monitor_fd);
+    {
+        Worker worker(ctx);
+        worker.run();
+    }
+    _exit(0);
+}
+
+}  // namespace pgrouter
