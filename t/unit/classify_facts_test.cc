@@ -5,6 +5,7 @@
 #include <string>
 
 #include "pgrouter/route/classify.h"
+#include "pgrouter/route/classify_cache.h"
 
 using namespace pgrouter;
 
@@ -190,4 +191,35 @@ TEST_CASE("classifier: merge() keeps the strongest kind and a read-only BEGIN",
     CHECK(pin.pins == kPinListen);
     CHECK(pin.pin_reason == "LISTEN");
     CHECK(merge(classifier.classify("SET x = 1"), classifier.classify("SELECT 1")).facts_truncated);
+}
+
+TEST_CASE("classify cache: texts with facts are never shared by their folded key",
+          "[classify][facts]") {
+    Classifier classifier;
+    ClassifyCache cache;
+    const char* a = "SELECT set_config('search_path', 'a', false)";
+    const char* b = "SELECT set_config('work_mem', '64MB', true)";
+    Classification ca = cache.classify(a, classifier);
+    Classification cb = cache.classify(b, classifier);
+    REQUIRE(ca.fact_count == 1);
+    REQUIRE(cb.fact_count == 1);
+    CHECK(ca.name_of(ca.facts()[0]) == "search_path");
+    CHECK(cb.name_of(cb.facts()[0]) == "work_mem");
+    CHECK(cb.facts()[0].action == NamedAction::SetLocal);
+    CHECK(ca.set);
+    CHECK(!ca.set_local);
+    // A second look finds each under its own text.
+    Classification again = cache.classify(a, classifier);
+    CHECK(again.name_of(again.facts()[0]) == "search_path");
+    CHECK(cache.hits() == 1);
+    // Statements without facts still share one entry across constants.
+    (void)cache.classify("SELECT 1; SET x = 'long value'", classifier);
+    Classification shorter = cache.classify("SELECT 2; SET x = 'v'", classifier);
+    REQUIRE(shorter.fact_count == 1);
+    CHECK(std::string_view("SELECT 2; SET x = 'v'")
+              .substr(shorter.facts()[0].stmt_at, shorter.facts()[0].stmt_size) == "SET x = 'v'");
+    (void)cache.classify("SELECT 10 FROM t", classifier);
+    std::uint64_t hits = cache.hits();
+    (void)cache.classify("SELECT 20 FROM t", classifier);
+    CHECK(cache.hits() == hits + 1);
 }
