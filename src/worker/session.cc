@@ -421,19 +421,21 @@ class Session : public std::enable_shared_from_this<Session> {
         bool standby = view != nullptr && view->health.role == BackendRole::Slave;
         f.hold = may_hold && standby && unit.sync && nothing_in_flight && !state_.in_block();
         f.changes = unit.changes;
-        Wire& wire = server->conn->wire;
-        wire.output() += unit.bytes;
-        if (co_await wire.flush()) {
-            std::string message = "lost the connection to backend " + server->conn->address;
-            close("lost while sending a unit", Closing::Abnormal, server);
-            co_return unit_error_to_client(proto::kSqlstateConnectionFailure, message, unit.sync);
-        }
+        // In flight before a byte goes out: an answer that comes back at once must find
+        // its unit (the response pump takes what an idle backend says for idle chatter).
         cancel_set_backend(env_.seg, cancel_, slot, server->conn->pid, server->conn->key);
         last_slot_ = slot;
         sticky_slot_ = unit.sync ? -1 : slot;
         bool hold = f.hold;
         inflight_.push(std::move(f));
         wake();
+        Wire& wire = server->conn->wire;
+        wire.output() += unit.bytes;
+        if (co_await wire.flush()) {
+            // The response pump finds the connection closed and answers for what was lost
+            // (or replays a held read elsewhere).
+            close("lost while sending a unit", Closing::Abnormal, server);
+        }
         if (!hold) co_return;
         // A read on a standby: wait for its outcome; replay it on the master after a 25006
         // (or a standby that died) when nothing of it reached the client.
@@ -450,7 +452,8 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         Classification write = cls;
         if (wrote) write.kind = StatementKind::Write;
-        co_await send_unit(master, unit, StatementRefs{}, write, "replay on the master", false);
+        StatementRefs noted;  // named: a temporary must not live across co_await (GCC 12)
+        co_await send_unit(master, unit, noted, write, "replay on the master", false);
     }
 
     // ---- backends → client -----------------------------------------------------------------
