@@ -202,7 +202,7 @@ void Supervisor::start_child(Child& child) {
         close(signal_fd_);
         log_set_role(child.name());
         proc_title_set("pgrouter: " + child.name());
-        ChildContext ctx{&seg, &config_, listen_fd_, monitor_fd_, child.index};
+        ChildContext ctx{&seg, listen_fd_, monitor_fd_, child.index};
         switch (child.kind) {
             case ChildKind::Watcher:
                 run_watcher(ctx);

@@ -160,8 +160,7 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         LoginParams params{login_.params.user, login_.params.database, login_.params.params};
         BackendSpec spec = view->spec;  // the shared snapshot may change while we wait
-        LoginResult r =
-            co_await backend_login(spec, slot, params, login_.credentials, login_timeout());
+        LoginResult r = co_await backend_login(spec, params, login_.credentials, login_timeout());
         if (!r.connection) {
             if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
             failure = std::move(r.failure);
