@@ -273,8 +273,8 @@ TEST_CASE("SIGHUP keeps what needs a restart, names it, and applies the rest", "
     REQUIRE(wait_until([&] { return can_connect(client_conninfo(p)); }, 10s));
     std::size_t mark = r.log_size();
     Ports moved;
-    std::string next = router_config(moved, backend_lines(c, {0, 1}), 2,
-                                     "pidfile other.pid\nlog DEBUG\n");
+    std::string next =
+        router_config(moved, backend_lines(c, {0, 1}), 2, "pidfile other.pid\nlog DEBUG\n");
     r.write_config(next);
     r.signal(SIGHUP);
     for (const char* name : {"listen", "monitor", "pidfile"}) {
@@ -288,7 +288,8 @@ TEST_CASE("SIGHUP keeps what needs a restart, names it, and applies the rest", "
     CHECK_FALSE(port_open(moved.listen));
     // Only those: the log lines before "configuration reloaded" name nothing reloadable.
     std::string reload_log = r.log().substr(mark);
-    CHECK_FALSE(std::regex_search(reload_log, std::regex("'(workers|log|backend|authdb)' changed")));
+    CHECK_FALSE(
+        std::regex_search(reload_log, std::regex("'(workers|log|backend|authdb)' changed")));
     CHECK(r.stop() == 0);
     check_log_clean(r);
 }
