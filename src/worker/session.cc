@@ -131,7 +131,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // ---- backends ------------------------------------------------------------------------
 
-    bool refresh_snapshot() { return take_snapshot(env_.seg, snap_); }
+    bool refresh_snapshot() { return refresh_routing_view(env_.seg, snap_); }
 
     const BackendView* view_of(int slot) const {
         for (const BackendView& b : snap_.backends) {
@@ -901,8 +901,8 @@ class Session : public std::enable_shared_from_this<Session> {
     CancelHandle cancel_;
     bool closed_ = false;
 
-    asio::steady_timer wakeup_;       // "something changed" between the two pumps
-    Snapshot& snap_ = env_.snapshot;  // the worker's; refreshed before each decision
+    asio::steady_timer wakeup_;         // "something changed" between the two pumps
+    RoutingView& snap_ = env_.routing;  // the worker's; refreshed before each decision
     std::mt19937_64& rng_ = env_.rng;
     RouteSession rs_;
     proto::TransactionStatus txn_status_ = proto::TransactionStatus::Idle;
