@@ -107,18 +107,20 @@ TEST_CASE("failover: a standby left on the old timeline, behind, takes no reads 
     fail_over_to_standby1(c, r);
 
     // Written on the new master: standby 2, still waiting for the dead primary, never has it.
-    PgConn writer(r.conninfo(kSuperUser, "postgres"));
-    writer.exec("INSERT INTO failover_rows SELECT generate_series(101, 110)");
+    PgConn(r.conninfo(kSuperUser, "postgres"))
+        .exec("INSERT INTO failover_rows SELECT generate_series(101, 110)");
     expect_no_foreign_reads(c, r, "110");
 
     // Pointed at the new master, standby 2 follows it onto timeline 2 and takes reads again.
     c.follow(2, 1);
     CHECK(wait_monitor_line(*r.router, r.monitor, addr(c, 2), ok, Clock::now(), 30s) >= 0);
     CHECK(wait_until([&] { return c.exec(2, "SELECT count(*) FROM failover_rows") == "110"; }));
-    PgConn reader(r.conninfo(kSuperUser, "postgres"));
-    ReadTally t = read_counts(reader, 200, "110");
-    CHECK(t.wrong.empty());
-    CHECK(t.served[std::to_string(c.port(2))] > 0);
+    {
+        PgConn reader(r.conninfo(kSuperUser, "postgres"));
+        ReadTally t = read_counts(reader, 200, "110");
+        CHECK(t.wrong.empty());
+        CHECK(t.served[std::to_string(c.port(2))] > 0);
+    }
     r.finish();
 }
 

@@ -30,6 +30,7 @@ HealthSample standby_at(std::uint64_t replay, std::uint64_t receive, std::uint32
     s.in_recovery = true;
     s.lsn = replay;
     s.receive_lsn = receive;
+    s.streaming = true;
     s.timeline = timeline;
     s.system_identifier = id;
     return s;
@@ -335,7 +336,8 @@ TEST_CASE("track: a slot given to a new occupant starts over") {
 
 TEST_CASE("probe: a result row becomes a sample") {
     using Row = std::vector<std::optional<std::string>>;
-    auto s = parse_probe_row(Row{"f", "0/3000108", std::nullopt, "2", "7711066887911821629"}, true);
+    auto s = parse_probe_row(Row{"f", "0/3000108", std::nullopt, "2", "f", "7711066887911821629"},
+                             true);
     REQUIRE(s);
     CHECK_FALSE(s->in_recovery);
     CHECK(s->lsn == 0x3000108u);
@@ -343,24 +345,32 @@ TEST_CASE("probe: a result row becomes a sample") {
     CHECK(s->timeline == 2u);
     CHECK(s->system_identifier == 7711066887911821629ULL);
 
-    s = parse_probe_row(Row{"t", "16/B374D848", "16/B374D900", "1"}, false);
+    s = parse_probe_row(Row{"t", "16/B374D848", "16/B374D900", "1", "t"}, false);
     REQUIRE(s);
     CHECK(s->in_recovery);
+    CHECK(s->streaming);
     CHECK(s->lsn == 0x16B374D848ULL);
     CHECK(s->receive_lsn == 0x16B374D900ULL);
     CHECK(s->system_identifier == 0u);
 
     // A promoted server still reports its last received position: ignored on a master.
-    s = parse_probe_row(Row{"f", "0/5000000", "0/3000000", "2"}, false);
+    s = parse_probe_row(Row{"f", "0/5000000", "0/3000000", "2", "f"}, false);
     REQUIRE(s);
     CHECK(s->receive_lsn == 0u);
+    CHECK_FALSE(s->streaming);
+    s = parse_probe_row(Row{"t", "0/5000000", "0/5000000", "1", "f"}, false);
+    REQUIRE(s);
+    CHECK_FALSE(s->streaming);
 
-    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "1"}, true));  // column missing
-    CHECK_FALSE(parse_probe_row(Row{"x", "0/1", "0/1", "1"}, false));
-    CHECK_FALSE(parse_probe_row(Row{"t", "bad", "0/1", "1"}, false));
-    CHECK_FALSE(parse_probe_row(Row{"t", std::nullopt, "0/1", "1"}, false));
-    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "one"}, false));
-    CHECK_FALSE(parse_probe_row(Row{"f", "0/1", std::nullopt, "1", "0"}, true));
+    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "1", "t"}, true));  // column missing
+    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "1"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"x", "0/1", "0/1", "1", "t"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"t", "bad", "0/1", "1", "t"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"t", std::nullopt, "0/1", "1", "t"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "one", "t"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "1", "yes"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "1", std::nullopt}, false));
+    CHECK_FALSE(parse_probe_row(Row{"f", "0/1", std::nullopt, "1", "f", "0"}, true));
 }
 
 TEST_CASE("probe: libpq messages shortened to one line") {
