@@ -322,9 +322,10 @@ void HealthModel::log_changes(Tracked& t, const Tracked* master, std::uint64_t c
                               std::vector<HealthLogLine>& out) {
     const BackendHealth& h = t.published;
     bool repeat = t.fence == Fence::SplitBrain && now_ns - t.fence_logged_ns >= repeat_ns;
-    // A standby merely not sampled since the master changed is fenced without a word.
-    bool unverified = t.fence == Fence::NotFollowing && t.not_following.empty();
-    if ((t.fence != t.logged_fence || repeat) && !unverified) {
+    // A standby merely not sampled since the master changed is fenced without a word: what
+    // was logged stays the reference, so a standby that passes its check logs nothing.
+    if (t.fence == Fence::NotFollowing && t.not_following.empty()) return;
+    if (t.fence != t.logged_fence || repeat) {
         const char* name = t.name.c_str();
         if (t.fence == Fence::NotFollowing) {
             out.push_back({LogLevel::Warning,
