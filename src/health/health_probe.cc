@@ -23,14 +23,17 @@ namespace {
 // the name of its current WAL file: pg_control_checkpoint() would show the old timeline
 // until the checkpoint that follows a promotion completes, which on a busy server takes as
 // long as a spread checkpoint. pg_is_in_recovery() is read once (the OFFSET 0 fence) so the
-// columns agree mid-promotion. A full check adds the system identifier.
+// columns agree mid-promotion. A full check adds the system identifier. A health user
+// without pg_read_all_stats (pg_monitor) sees only the WAL receiver's pid: then a running
+// receiver counts as streaming, and the timeline is the last checkpoint's.
 constexpr const char* kColumns =
     "SELECT s.r, CASE WHEN s.r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END, "
     "pg_last_wal_receive_lsn(), "
     "CASE WHEN s.r THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), "
     "(SELECT timeline_id FROM pg_control_checkpoint())) "
     "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "
-    "COALESCE((SELECT status = 'streaming' FROM pg_stat_wal_receiver), false)";
+    "COALESCE((SELECT CASE WHEN status IS NULL THEN pid IS NOT NULL "
+    "ELSE status = 'streaming' END FROM pg_stat_wal_receiver), false)";
 constexpr const char* kSystemIdColumn = ", (SELECT system_identifier FROM pg_control_system())";
 constexpr const char* kFrom = " FROM (SELECT pg_is_in_recovery() AS r OFFSET 0) s";
 

@@ -97,15 +97,24 @@ void make_rows(Cluster& c, int from, int to) {
                   std::to_string(to) + ")");
 }
 
+// A cluster of its own (it is failed over), pgrouter in front, 100 rows on every node.
+struct FailoverCluster {
+    FailoverCluster() {
+        make_rows(c, 1, 100);
+        c.wait_replayed(1);
+        c.wait_replayed(2);
+    }
+    Cluster c{ClusterOptions{.standbys = 2, .quiet = true}};
+    Routed r{c};
+};
+
 }  // namespace
 
 TEST_CASE("failover: a standby left on the old timeline, behind, takes no reads until it follows",
           "[failover]") {
-    Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
-    Routed r(c);
-    make_rows(c, 1, 100);
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    FailoverCluster f;
+    Cluster& c = f.c;
+    Routed& r = f.r;
     fail_over_to_standby1(c, r);
 
     // Written on the new master: standby 2, still waiting for the dead primary, never has it.
@@ -128,11 +137,9 @@ TEST_CASE("failover: a standby left on the old timeline, behind, takes no reads 
 
 TEST_CASE("failover: a standby ahead of the promoted one never serves its extra rows",
           "[failover]") {
-    Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
-    Routed r(c);
-    make_rows(c, 1, 100);
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    FailoverCluster f;
+    Cluster& c = f.c;
+    Routed& r = f.r;
     // Standby 1 stops receiving; the next 100 rows reach standby 2 only.
     detach_standby(c, 1);
     make_rows(c, 101, 200);

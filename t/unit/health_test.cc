@@ -43,6 +43,16 @@ HealthModel model_of(int n) {
     return m;
 }
 
+// b0 the master at 5000, b1 and b2 standbys that replayed it all, evaluated at time 1.
+HealthModel master_and_two_standbys() {
+    HealthModel m = model_of(3);
+    m.record_sample(0, master_at(5000), 1, true);
+    m.record_sample(1, standby_at(5000, 5000), 1, true);
+    m.record_sample(2, standby_at(5000, 5000), 1, true);
+    m.evaluate(1, kSecond);
+    return m;
+}
+
 BackendStatus status(const HealthModel& m, int key) { return m.health(key)->status; }
 BackendRole role(const HealthModel& m, int key) { return m.health(key)->role; }
 
@@ -190,11 +200,7 @@ TEST_CASE("lag: without a master, against the last master position or the furthe
 }
 
 TEST_CASE("promotion: a standby that leaves recovery becomes the master") {
-    HealthModel m = model_of(3);
-    m.record_sample(0, master_at(5000, 1), 1, true);
-    m.record_sample(1, standby_at(5000, 5000, 1), 1, true);
-    m.record_sample(2, standby_at(5000, 5000, 1), 1, true);
-    m.evaluate(1, kSecond);
+    HealthModel m = master_and_two_standbys();
     CHECK(m.master() == 0);
     m.record_failure(0, "connection refused", 2);
     m.evaluate(2, kSecond);
@@ -321,11 +327,7 @@ TEST_CASE("system identifier: undecided while a backend has not answered and no 
 }
 
 TEST_CASE("following: a standby on another timeline than the master is fenced, said once") {
-    HealthModel m = model_of(3);
-    m.record_sample(0, master_at(5000, 1), 1, true);
-    m.record_sample(1, standby_at(5000, 5000, 1), 1, true);
-    m.record_sample(2, standby_at(5000, 5000, 1), 1, true);
-    m.evaluate(1, kSecond);
+    HealthModel m = master_and_two_standbys();
     // b0 dies, b1 is promoted; b2 still waits for b0 on timeline 1, its receiver down.
     m.record_failure(0, "connection refused", 2);
     m.evaluate(2, kSecond);
@@ -392,11 +394,7 @@ TEST_CASE("following: no WAL receiver is fenced unless replay advances; the lag 
 }
 
 TEST_CASE("following: after a master change every standby waits for a sample taken since") {
-    HealthModel m = model_of(3);
-    m.record_sample(0, master_at(5000), 1, true);
-    m.record_sample(1, standby_at(5000, 5000), 1, true);
-    m.record_sample(2, standby_at(5000, 5000), 1, true);
-    m.evaluate(1, kSecond);
+    HealthModel m = master_and_two_standbys();
     CHECK(m.master_changes() == 0);
     m.record_failure(0, "connection refused", 2);
     m.record_sample(1, master_at(5100, 2), 10, false);
