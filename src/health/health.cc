@@ -1,6 +1,6 @@
 // The watcher's verdicts: status, role, lag, split brain, foreign servers and standbys that
-// do not follow the master, computed from the latest check results alone. Pure: no I/O, no clock, no logging (it returns the lines
-// to log), so every rule here is unit-tested.
+// do not follow the master, computed from the latest check results alone. Pure: no I/O, no clock,
+// no logging (it returns the lines to log), so every rule here is unit-tested.
 #include "pgrouter/health/health.h"
 
 #include <algorithm>
@@ -95,8 +95,8 @@ void HealthModel::set_order(int key, int order) {
     if (Tracked* t = find(key)) t->order = order;
 }
 
-void HealthModel::record_sample(int key, const HealthSample& sample, std::int64_t now_ns,
-                                bool full, std::int64_t answered_ns) {
+void HealthModel::record_sample(int key, const HealthSample& sample, std::int64_t now_ns, bool full,
+                                std::int64_t answered_ns) {
     Tracked* t = find(key);
     if (t == nullptr) return;
     t->advancing = t->has_sample && sample.in_recovery && sample.lsn > t->sample.lsn;
@@ -228,8 +228,8 @@ std::optional<std::string> HealthModel::why_not_following(const Tracked& standby
                       master.name.c_str(), master.sample.timeline);
     }
     if (s.lsn > master.sample.lsn && master.sampled_at_ns > standby.answered_at_ns) {
-        return format("it has replayed up to %s, past the master's %s",
-                      format_lsn(s.lsn).c_str(), format_lsn(master.sample.lsn).c_str());
+        return format("it has replayed up to %s, past the master's %s", format_lsn(s.lsn).c_str(),
+                      format_lsn(master.sample.lsn).c_str());
     }
     if (!s.streaming && !standby.advancing) {
         return std::string("its WAL receiver is not streaming and its replay does not advance");

@@ -165,7 +165,8 @@ TEST_CASE("failover: 20 SIGKILLs of the watcher under pgbench cost no transactio
     };
     std::vector<RunResult> tpcb, select_only;
     std::thread tpcb_run(rounds, std::vector<std::string>{"pgbench"}, std::ref(tpcb));
-    std::thread select_run(rounds, std::vector<std::string>{"pgbench", "-S"}, std::ref(select_only));
+    std::thread select_run(rounds, std::vector<std::string>{"pgbench", "-S"},
+                           std::ref(select_only));
     auto started = Clock::now();
     int kills = 0;
     pid_t last = 0;
@@ -206,16 +207,16 @@ TEST_CASE("failover: a restarted standby takes reads within a lag interval, not 
     Cluster& c = Cluster::shared();
     int listen = free_port(), monitor = free_port();
     // A full check every minute: only the lag interval can bring the standby back in time.
-    RouterProcess r("listen 127.0.0.1:" + std::to_string(listen) + "\nmonitor 127.0.0.1:" +
-                    std::to_string(monitor) + "\nworkers 1\nauthdb " + authdb_file(c) +
-                    "\nhealth { username postgres; password \"" + kSuperPassword +
-                    "\"; timeout 2s; check 60s; lag-interval 200ms }\n" + "backend " +
-                    addr(c, 0) + "\nbackend " + addr(c, 1) + "\nbackend " + addr(c, 2) + "\n");
+    RouterProcess r("listen 127.0.0.1:" + std::to_string(listen) +
+                    "\nmonitor 127.0.0.1:" + std::to_string(monitor) + "\nworkers 1\nauthdb " +
+                    authdb_file(c) + "\nhealth { username postgres; password \"" + kSuperPassword +
+                    "\"; timeout 2s; check 60s; lag-interval 200ms }\n" + "backend " + addr(c, 0) +
+                    "\nbackend " + addr(c, 1) + "\nbackend " + addr(c, 2) + "\n");
     for (int i : {0, 1, 2}) {
         REQUIRE(wait_monitor_line(r, monitor, addr(c, i), ok, Clock::now(), 15s) >= 0);
     }
-    const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(listen) + " user=" +
-                                 kSuperUser + " password=" + kSuperPassword +
+    const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(listen) +
+                                 " user=" + kSuperUser + " password=" + kSuperPassword +
                                  " dbname=postgres sslmode=disable";
     c.stop(2, "immediate");
     CHECK(wait_monitor_line(r, monitor, addr(c, 2), failed, Clock::now(), 5s) >= 0);
@@ -223,8 +224,7 @@ TEST_CASE("failover: a restarted standby takes reads within a lag interval, not 
     auto started = Clock::now();
     // Reachable again: OK and reading well before the next full check (due in a minute).
     double back = wait_monitor_line(r, monitor, addr(c, 2), ok, started, 20s);
-    std::printf("restarted standby OK again after %.1f ms (lag-interval 200ms, check 60s)\n",
-                back);
+    std::printf("restarted standby OK again after %.1f ms (lag-interval 200ms, check 60s)\n", back);
     CHECK(back >= 0);
     {
         PgConn reader(conninfo);

@@ -468,8 +468,8 @@ TEST_CASE("track: a slot given to a new occupant starts over") {
 
 TEST_CASE("probe: a result row becomes a sample") {
     using Row = std::vector<std::optional<std::string>>;
-    auto s = parse_probe_row(Row{"f", "0/3000108", std::nullopt, "2", "f", "7711066887911821629"},
-                             true);
+    auto s =
+        parse_probe_row(Row{"f", "0/3000108", std::nullopt, "2", "f", "7711066887911821629"}, true);
     REQUIRE(s);
     CHECK_FALSE(s->in_recovery);
     CHECK(s->lsn == 0x3000108u);

@@ -61,7 +61,7 @@ struct BackendHealth {
     std::uint32_t epoch = 0;
     BackendStatus status = BackendStatus::Starting;
     BackendRole role = BackendRole::Unknown;
-    bool fenced = false;            // fence != None: never routed to, shown FAILED
+    bool fenced = false;  // fence != None: never routed to, shown FAILED
     FenceReason fence = FenceReason::None;
     std::uint64_t lag = 0;          // bytes behind the master; 0 on the master
     std::uint64_t lsn = 0;          // master: current WAL position; standby: replay position
