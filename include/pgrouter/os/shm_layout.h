@@ -38,6 +38,10 @@ struct alignas(64) SeqCount {
 
 enum class BackendStatus : std::uint8_t { Starting, Ok, Failed };
 enum class BackendRole : std::uint8_t { Unknown, Master, Slave };
+// Why a reachable backend takes no work: the loser of a split brain, a server of another
+// cluster, or a standby not provably following the current master (another timeline, ahead
+// of it, or no WAL arriving).
+enum class FenceReason : std::uint8_t { None, SplitBrain, Foreign, NotFollowing };
 
 // What the supervisor publishes about a configured backend.
 struct BackendSpec {
@@ -59,7 +63,8 @@ struct BackendHealth {
     std::uint32_t epoch = 0;
     BackendStatus status = BackendStatus::Starting;
     BackendRole role = BackendRole::Unknown;
-    bool fenced = false;            // split brain loser or foreign cluster: never routed to
+    bool fenced = false;  // fence != None: never routed to, shown FAILED
+    FenceReason fence = FenceReason::None;
     std::uint64_t lag = 0;          // bytes behind the master; 0 on the master
     std::uint64_t lsn = 0;          // master: current WAL position; standby: replay position
     std::uint64_t receive_lsn = 0;  // standby only
