@@ -247,8 +247,8 @@ void FakeBackend::run_conn(Conn& c) {
         return;
     }
     // "name\0value\0" pairs after the version.
-    bool watcher = startup->find(std::string("application_name\0pgrouter watcher\0", 34)) !=
-                   std::string::npos;
+    bool watcher =
+        startup->find(std::string("application_name\0pgrouter watcher\0", 34)) != std::string::npos;
     int index = -1;
     fake::Script script;
     if (!watcher) {
@@ -337,7 +337,8 @@ void FakeBackend::run_session(Conn& c, int index, const fake::Script& script) {
         switch (step.kind) {
             case Kind::Expect:
                 for (std::size_t k = 0; k < step.types.size(); ++k) {
-                    std::optional<RawMessage> m = c.read(Clock::now() + opts_.read_deadline, stopping_);
+                    std::optional<RawMessage> m =
+                        c.read(Clock::now() + opts_.read_deadline, stopping_);
                     if (!m) {
                         if (!stopping_) {
                             fail(index, where + "expected '" + step.types[k] + "', got " +
@@ -404,13 +405,26 @@ void FakeBackend::run_session(Conn& c, int index, const fake::Script& script) {
                             out = fake::echo_answer(sql, status);
                             break;
                         }
-                        case 'P': out = fake::parse_complete(); break;
-                        case 'B': out = fake::bind_complete(); break;
-                        case 'C': out = fake::message('3', ""); break;
-                        case 'D': out = fake::no_data(); break;
-                        case 'E': out = fake::command_complete("SELECT 0"); break;
-                        case 'S': out = fake::ready(status); break;
-                        default: break;
+                        case 'P':
+                            out = fake::parse_complete();
+                            break;
+                        case 'B':
+                            out = fake::bind_complete();
+                            break;
+                        case 'C':
+                            out = fake::message('3', "");
+                            break;
+                        case 'D':
+                            out = fake::no_data();
+                            break;
+                        case 'E':
+                            out = fake::command_complete("SELECT 0");
+                            break;
+                        case 'S':
+                            out = fake::ready(status);
+                            break;
+                        default:
+                            break;
                     }
                     if (!out.empty() && !c.write(out)) return;
                 }

@@ -29,8 +29,8 @@
 namespace pgrouter::test {
 
 struct FakeOptions {
-    bool standby = false;          // what the watcher is told: in recovery or not
-    std::string lsn = "0/3000000";  // its WAL position (insert or replay)
+    bool standby = false;                            // what the watcher is told: in recovery or not
+    std::string lsn = "0/3000000";                   // its WAL position (insert or replay)
     std::chrono::milliseconds read_deadline{10000};  // an Expect or Gate step's patience
     // What a session connection gets instead of the trust login ("" = the login above):
     // for login-phase cases. The script runs after it.

@@ -102,8 +102,7 @@ std::string notice(const std::string& message) {
     return out;
 }
 
-std::string notification(std::int32_t pid, const std::string& channel,
-                         const std::string& payload) {
+std::string notification(std::int32_t pid, const std::string& channel, const std::string& payload) {
     std::string out;
     MessageBuilder(out, BackendMsg::NotificationResponse).i32(pid).cstr(channel).cstr(payload);
     return out;

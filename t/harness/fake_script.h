@@ -58,8 +58,7 @@ std::string ready(char status = 'I');
 std::string error(const std::string& sqlstate, const std::string& message,
                   const std::string& severity = "ERROR");
 std::string notice(const std::string& message);
-std::string notification(std::int32_t pid, const std::string& channel,
-                         const std::string& payload);
+std::string notification(std::int32_t pid, const std::string& channel, const std::string& payload);
 std::string parameter_status(const std::string& name, const std::string& value);
 std::string parse_complete();
 std::string bind_complete();
