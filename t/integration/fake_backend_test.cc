@@ -83,6 +83,17 @@ struct FakeRouted {
     std::unique_ptr<RouterProcess> router;
 };
 
+// pgrouter in front of `fake`, one libpq client through it running `client`; then the
+// client leaves, pgrouter stops, and the log and the fake's expectations are checked.
+void with_client(FakeBackend& fake, const std::function<void(PgConn&)>& client) {
+    FakeRouted r(fake);
+    {
+        PgConn c(r.conninfo());
+        client(c);
+    }  // pgrouter stops only when its sessions are done
+    r.finish(fake);
+}
+
 // ---- client messages the raw client sends ----------------------------------------------------
 
 std::string query(const std::string& sql) {
@@ -147,6 +158,20 @@ bool idle_until(PGconn* conn, const std::function<bool()>& done,
             return done();
         },
         deadline, 5ms);
+}
+
+// The channel and payload of the first notification that arrives on an idle connection
+// ("", "" when none comes within the deadline).
+std::pair<std::string, std::string> wait_notification(PGconn* conn) {
+    std::pair<std::string, std::string> got;
+    idle_until(conn, [&] {
+        if (PGnotify* n = PQnotifies(conn)) {
+            got = {n->relname, n->extra};
+            PQfreemem(n);
+        }
+        return !got.first.empty();
+    });
+    return got;
 }
 
 std::string sqlstate(const PGresult* r) {
@@ -221,9 +246,7 @@ TEST_CASE("fake backend: a libpq pipeline sees the error and the aborted rest", 
                         fake::command_complete("SELECT 1");
     fake.add_script({fake::expect("PBDEPBDEPBDES"),
                      fake::send(first + fake::error("22012", "division by zero") + fake::ready())});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         PGconn* conn = c.get();
         REQUIRE(PQenterPipelineMode(conn) == 1);
         for (const char* sql : {"SELECT 1", "SELECT 1/0", "SELECT 3"}) {
@@ -247,8 +270,7 @@ TEST_CASE("fake backend: a libpq pipeline sees the error and the aborted rest", 
         CHECK(code == "22012");
         REQUIRE(PQexitPipelineMode(conn) == 1);
         CHECK(c.value("SELECT next") == "SELECT next");
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+    });
 }
 
 TEST_CASE("fake backend: a backend that closes after the first DataRow", "[fake]") {
@@ -306,17 +328,14 @@ TEST_CASE("fake backend: a NoticeResponse while the client is idle is forwarded 
     FakeBackend fake;
     fake.add_script({fake::expect_query("SELECT 1"), fake::send(fake::select_answer({"1"})),
                      fake::wait_gate("idle"), fake::send(fake::notice("a notice while idle"))});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         CHECK(c.value("SELECT 1") == "1");
         fake.open_gate("idle");
         CHECK(idle_until(c.get(), [&] { return !c.notices().empty(); }));
         REQUIRE(c.notices().size() == 1);
         CHECK(c.notices()[0].find("a notice while idle") != std::string::npos);
         CHECK(c.value("SELECT 2") == "SELECT 2");
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+    });
 }
 
 // Bug: a message that arrives in the same read as the ReadyForQuery ending a unit stays in
@@ -328,14 +347,11 @@ TEST_CASE("fake backend: a NoticeResponse right behind ReadyForQuery is forwarde
     FakeBackend fake;
     fake.add_script({fake::expect_query("SELECT 1"),
                      fake::send(fake::select_answer({"1"}) + fake::notice("behind the answer"))});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         CHECK(c.value("SELECT 1") == "1");
         CHECK(idle_until(c.get(), [&] { return !c.notices().empty(); }));
         CHECK(c.notices().size() == 1);
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+    });
 }
 
 TEST_CASE("fake backend: a NotificationResponse while the client is idle is forwarded", "[fake]") {
@@ -343,24 +359,11 @@ TEST_CASE("fake backend: a NotificationResponse while the client is idle is forw
     fake.add_script({fake::expect_query("LISTEN ch"),
                      fake::send(fake::command_complete("LISTEN") + fake::ready()),
                      fake::wait_gate("idle"), fake::send(fake::notification(99, "ch", "payload"))});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         c.exec("LISTEN ch");
         fake.open_gate("idle");
-        std::string channel, payload;
-        CHECK(idle_until(c.get(), [&] {
-            if (PGnotify* n = PQnotifies(c.get())) {
-                channel = n->relname;
-                payload = n->extra;
-                PQfreemem(n);
-            }
-            return !channel.empty();
-        }));
-        CHECK(channel == "ch");
-        CHECK(payload == "payload");
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+        CHECK(wait_notification(c.get()) == std::pair<std::string, std::string>{"ch", "payload"});
+    });
 }
 
 // The same bug as "a NoticeResponse right behind ReadyForQuery".
@@ -370,21 +373,10 @@ TEST_CASE("fake backend: a NotificationResponse right behind ReadyForQuery is fo
     fake.add_script({fake::expect_query("LISTEN ch"),
                      fake::send(fake::command_complete("LISTEN") + fake::ready() +
                                 fake::notification(99, "ch", "merged"))});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         c.exec("LISTEN ch");
-        std::string payload;
-        CHECK(idle_until(c.get(), [&] {
-            if (PGnotify* n = PQnotifies(c.get())) {
-                payload = n->extra;
-                PQfreemem(n);
-            }
-            return !payload.empty();
-        }));
-        CHECK(payload == "merged");
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+        CHECK(wait_notification(c.get()) == std::pair<std::string, std::string>{"ch", "merged"});
+    });
 }
 
 TEST_CASE("fake backend: a ParameterStatus in the middle of a transaction is forwarded", "[fake]") {
@@ -397,17 +389,14 @@ TEST_CASE("fake backend: a ParameterStatus in the middle of a transaction is for
                     fake::data_row({"1"}) + fake::command_complete("SELECT 1") + fake::ready('T')),
          fake::expect_query("COMMIT"),
          fake::send(fake::command_complete("COMMIT") + fake::ready('I'))});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         c.exec("BEGIN");
         CHECK(c.value("SELECT 1") == "1");
         CHECK(std::string(PQparameterStatus(c.get(), "DateStyle")) == "German");
         CHECK(PQtransactionStatus(c.get()) == PQTRANS_INTRANS);
         c.exec("COMMIT");
         CHECK(PQtransactionStatus(c.get()) == PQTRANS_IDLE);
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+    });
 }
 
 TEST_CASE("fake backend: a ParameterStatus while the client is idle is forwarded", "[fake]") {
@@ -415,16 +404,13 @@ TEST_CASE("fake backend: a ParameterStatus while the client is idle is forwarded
     fake.add_script({fake::expect_query("SELECT 1"), fake::send(fake::select_answer({"1"})),
                      fake::wait_gate("idle"),
                      fake::send(fake::parameter_status("TimeZone", "Europe/Paris"))});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         CHECK(c.value("SELECT 1") == "1");
         fake.open_gate("idle");
         CHECK(idle_until(c.get(), [&] {
             return std::string(PQparameterStatus(c.get(), "TimeZone")) == "Europe/Paris";
         }));
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+    });
 }
 
 TEST_CASE("fake backend: a slow backend does not stall another client on the same worker",
@@ -465,9 +451,7 @@ TEST_CASE("fake backend: an answer written byte by byte", "[fake]") {
                                           fake::row_description({"b"}) + fake::data_row({"bound"}) +
                                           fake::command_complete("SELECT 1") + fake::ready(),
                                       1, 1ms)});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         Rows got = c.query("SELECT many");
         REQUIRE(got.size() == values.size());
         for (std::size_t i = 0; i < values.size(); ++i) CHECK(got[i][0] == values[i]);
@@ -477,8 +461,7 @@ TEST_CASE("fake backend: an answer written byte by byte", "[fake]") {
         CHECK(PQresultStatus(res) == PGRES_TUPLES_OK);
         CHECK(std::string(PQgetvalue(res, 0, 0)) == "bound");
         PQclear(res);
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+    });
 }
 
 TEST_CASE("fake backend: three pipelined queries answered in one write", "[fake]") {
@@ -643,9 +626,7 @@ TEST_CASE("fake backend: a cancel reaches the backend with its own key", "[fake]
     fake.add_script({fake::expect_query("pg_sleep"), fake::wait_gate("cancelled"),
                      fake::send(fake::error("57014", "canceling statement due to user request") +
                                 fake::ready())});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         REQUIRE(PQsendQuery(c.get(), "SELECT pg_sleep(60)") == 1);
         REQUIRE(wait_until([&] { return fake.received(0).size() == 1; }));
         PGcancel* cancel = PQgetCancel(c.get());
@@ -662,8 +643,7 @@ TEST_CASE("fake backend: a cancel reaches the backend with its own key", "[fake]
         PQclear(res);
         while ((res = PQgetResult(c.get())) != nullptr) PQclear(res);
         CHECK(c.value("SELECT after") == "SELECT after");
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+    });
 }
 
 TEST_CASE("fake backend: an idle backend's FATAL goes to pgrouter, not to the client", "[fake]") {
@@ -673,9 +653,7 @@ TEST_CASE("fake backend: an idle backend's FATAL goes to pgrouter, not to the cl
                      fake::send(fake::error(
                          "57P01", "terminating connection due to administrator command", "FATAL")),
                      fake::close_now()});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         CHECK(c.value("SELECT 1") == "1");
         fake.open_gate("idle");
         REQUIRE(fake.wait_sessions_done(1));
@@ -688,8 +666,7 @@ TEST_CASE("fake backend: an idle backend's FATAL goes to pgrouter, not to the cl
         CHECK(c.value("SELECT 2") == "SELECT 2");
         CHECK(c.notices().empty());
         CHECK(fake.sessions() == 2);
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+    });
 }
 
 TEST_CASE("fake backend: a large answer in odd-sized writes", "[fake]") {
@@ -699,14 +676,11 @@ TEST_CASE("fake backend: a large answer in odd-sized writes", "[fake]") {
         values.push_back(std::string(static_cast<std::size_t>(i % 97), 'v'));
     fake.add_script(
         {fake::expect_query("SELECT lots"), fake::send_split(fake::select_answer(values), 4093)});
-    FakeRouted r(fake);
-    {
-        PgConn c(r.conninfo());
+    with_client(fake, [&](PgConn& c) {
         Rows got = c.query("SELECT lots");
         REQUIRE(got.size() == values.size());
         for (std::size_t i = 0; i < values.size(); i += 111) CHECK(got[i][0] == values[i]);
-    }  // the clients leave: pgrouter stops only when its sessions are done
-    r.finish(fake);
+    });
 }
 
 TEST_CASE("fake backend: client messages written byte by byte reach the backend whole", "[fake]") {
