@@ -39,7 +39,7 @@ bool normalisable(std::string_view sql) {
                                                             "delete", "values", "table"};
     bool data = false;
     for (std::string_view w : kWords) data = data || starts_with_ci(rest, w);
-    return data && !contains_ci(sql, "set_config");
+    return data && !contains_ci(sql, "set_config") && !contains_ci(sql, "current_setting");
 }
 
 }  // namespace
