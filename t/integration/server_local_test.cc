@@ -115,7 +115,10 @@ TEST_CASE("server-local facts come from the master, as from one server not in re
             CHECK(conn.value(probe) == master);
         }
     }
-    // SHOW has no FROM: its routing is seen in the debug log of the router.
+    // SHOW has no FROM: its routing is seen in the debug log, with the router's reason.
+    std::size_t mark = r.router->log_size();
+    CHECK(conn.value("SHOW transaction_read_only") == "off");
+    CHECK(r.router->wait_for_log("read unit → 127.0.0.1:" + master + " \\(server_local", 5s, mark));
     // Ordinary reads, inet_server_port() and pure LSN arithmetic still use the standbys.
     int on_master = 0;
     for (int i = 0; i < 20; ++i) {
