@@ -1,6 +1,6 @@
-// The watcher's verdicts: status, role, lag, split brain and foreign servers, computed from
-// the latest check results alone. Pure: no I/O, no clock, no logging (it returns the lines
-// to log), so every rule here is unit-tested.
+// The watcher's verdicts: status, role, lag, split brain, foreign servers and standbys that
+// do not follow the master, computed from the latest check results alone. Pure: no I/O, no clock,
+// no logging (it returns the lines to log), so every rule here is unit-tested.
 #include "pgrouter/health/health.h"
 
 #include <algorithm>
@@ -95,10 +95,11 @@ void HealthModel::set_order(int key, int order) {
     if (Tracked* t = find(key)) t->order = order;
 }
 
-void HealthModel::record_sample(int key, const HealthSample& sample, std::int64_t now_ns,
-                                bool full) {
+void HealthModel::record_sample(int key, const HealthSample& sample, std::int64_t now_ns, bool full,
+                                std::int64_t answered_ns) {
     Tracked* t = find(key);
     if (t == nullptr) return;
+    t->advancing = t->has_sample && sample.in_recovery && sample.lsn > t->sample.lsn;
     t->measured = BackendStatus::Ok;
     t->has_sample = true;
     if (sample.system_identifier != 0) t->system_identifier = sample.system_identifier;
@@ -106,6 +107,7 @@ void HealthModel::record_sample(int key, const HealthSample& sample, std::int64_
     t->sample.system_identifier = t->system_identifier;
     t->failure.clear();
     t->sampled_at_ns = now_ns;
+    t->answered_at_ns = std::max(answered_ns, now_ns);
     if (full) t->checked_at_ns = now_ns;
 }
 
@@ -115,6 +117,37 @@ void HealthModel::record_failure(int key, std::string reason, std::int64_t now_n
     t->measured = BackendStatus::Failed;
     t->failure = std::move(reason);
     t->checked_at_ns = now_ns;
+}
+
+void HealthModel::adopt(int key, const BackendHealth& h) {
+    Tracked* t = find(key);
+    if (t == nullptr || h.epoch != t->epoch) return;
+    // A fenced backend answered its checks: it is the verdict, not the measurement, that
+    // says FAILED. The fence itself is derived again from the figures.
+    t->measured = h.fenced ? BackendStatus::Ok : h.status;
+    t->has_sample = h.role != BackendRole::Unknown;
+    t->sample.in_recovery = h.role == BackendRole::Slave;
+    t->sample.lsn = h.lsn;
+    t->sample.receive_lsn = h.receive_lsn;
+    t->sample.timeline = h.timeline;
+    // Only a standby seen following its master was published unfenced.
+    t->sample.streaming = t->sample.in_recovery && h.fence != Fence::NotFollowing;
+    t->sample.system_identifier = h.system_identifier;
+    t->system_identifier = h.system_identifier;
+    t->sampled_at_ns = h.sampled_at_ns;
+    t->answered_at_ns = h.sampled_at_ns;
+    t->checked_at_ns = h.checked_at_ns;
+    t->advancing = false;
+    t->fence = h.fence;
+    t->published = h;
+    t->logged_status = h.status;
+    if (h.status == BackendStatus::Ok) t->logged_role = h.role;
+    t->logged_fence = h.fence;
+    if (h.status == BackendStatus::Ok && h.role == BackendRole::Master && !h.fenced) {
+        master_ = key;
+        previous_master_ = key;
+        last_master_lsn_ = h.lsn;
+    }
 }
 
 // The cluster's system identifier: the one most backends report (a failed backend votes
@@ -182,11 +215,39 @@ int HealthModel::choose_master(std::uint64_t cluster_id) const {
     return best == nullptr ? -1 : best->key;
 }
 
+// Why `standby` is not provably following `master`: nullopt when it is, "" while it has not
+// been sampled since the master changed. Positions of two servers are compared only when
+// the master's was read after the standby's answer: a standby sampled later may be ahead
+// of an older master sample without being ahead of the master.
+std::optional<std::string> HealthModel::why_not_following(const Tracked& standby,
+                                                          const Tracked& master) const {
+    const HealthSample& s = standby.sample;
+    if (standby.sampled_at_ns < master_since_ns_) return std::string();
+    if (s.timeline != master.sample.timeline) {
+        return format("it is on timeline %u, the master %s on timeline %u", s.timeline,
+                      master.name.c_str(), master.sample.timeline);
+    }
+    if (s.lsn > master.sample.lsn && master.sampled_at_ns > standby.answered_at_ns) {
+        return format("it has replayed up to %s, past the master's %s", format_lsn(s.lsn).c_str(),
+                      format_lsn(master.sample.lsn).c_str());
+    }
+    if (!s.streaming && !standby.advancing) {
+        return std::string("its WAL receiver is not streaming and its replay does not advance");
+    }
+    return std::nullopt;
+}
+
 std::vector<HealthLogLine> HealthModel::evaluate(std::int64_t now_ns, std::int64_t repeat_ns) {
     std::vector<HealthLogLine> out;
     std::uint64_t cluster_id = decide_system_identifier();
     int master_key = cluster_id != 0 ? choose_master(cluster_id) : -1;
     const Tracked* master = find(master_key);
+    if (master != nullptr && previous_master_ >= 0 && master_key != previous_master_) {
+        // Promoted before its first sample as master was sent: standbys sampled since then
+        // show whether they follow it.
+        master_since_ns_ = master->sampled_at_ns;
+        master_changes_ += 1;
+    }
 
     // Lag is measured against the master's position. Without a master, against the furthest
     // position known: a paused standby still shows how far it trails the others.
@@ -210,6 +271,11 @@ std::vector<HealthLogLine> HealthModel::evaluate(std::int64_t now_ns, std::int64
         } else if (master != nullptr && t.key != master_key && t.measured == BackendStatus::Ok &&
                    t.has_sample && !t.sample.in_recovery) {
             t.fence = Fence::SplitBrain;
+        } else if (master != nullptr && t.measured == BackendStatus::Ok && t.has_sample &&
+                   t.sample.in_recovery) {
+            std::optional<std::string> why = why_not_following(t, *master);
+            t.fence = why ? Fence::NotFollowing : Fence::None;
+            t.not_following = why.value_or(std::string());
         } else {
             t.fence = Fence::None;
         }
@@ -231,6 +297,7 @@ std::vector<HealthLogLine> HealthModel::evaluate(std::int64_t now_ns, std::int64
             h.timeline = t.sample.timeline;
         }
         h.fenced = t.fence != Fence::None;
+        h.fence = t.fence;
         h.system_identifier = t.system_identifier;
         h.sampled_at_ns = t.sampled_at_ns;
         h.checked_at_ns = t.checked_at_ns;
@@ -255,9 +322,17 @@ void HealthModel::log_changes(Tracked& t, const Tracked* master, std::uint64_t c
                               std::vector<HealthLogLine>& out) {
     const BackendHealth& h = t.published;
     bool repeat = t.fence == Fence::SplitBrain && now_ns - t.fence_logged_ns >= repeat_ns;
+    // A standby merely not sampled since the master changed is fenced without a word: what
+    // was logged stays the reference, so a standby that passes its check logs nothing.
+    if (t.fence == Fence::NotFollowing && t.not_following.empty()) return;
     if (t.fence != t.logged_fence || repeat) {
         const char* name = t.name.c_str();
-        if (t.fence == Fence::Foreign) {
+        if (t.fence == Fence::NotFollowing) {
+            out.push_back({LogLevel::Warning,
+                           format("backend %s is fenced: it does not follow the master (%s); not "
+                                  "routing to it",
+                                  name, t.not_following.c_str())});
+        } else if (t.fence == Fence::Foreign) {
             out.push_back(
                 {LogLevel::Error, format("backend %s is fenced: its system identifier %" PRIu64
                                          " differs from the cluster's %" PRIu64

@@ -18,27 +18,24 @@ namespace pgrouter {
 
 namespace {
 
-// On a standby the timeline being received (the checkpoint's when nothing streams); on a
-// primary the timeline of the WAL being written, from the name of its current WAL file:
-// pg_control_checkpoint() would show the old timeline until the checkpoint that follows a
-// promotion completes, which on a busy server takes as long as a spread checkpoint.
-// pg_is_in_recovery() is read once (the OFFSET 0 fence) so the columns agree mid-promotion.
-constexpr const char* kSampleQuery =
-    "SELECT s.r, CASE WHEN s.r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END, "
-    "pg_last_wal_receive_lsn(), "
-    "CASE WHEN s.r THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), "
-    "(SELECT timeline_id FROM pg_control_checkpoint())) "
-    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END "
-    "FROM (SELECT pg_is_in_recovery() AS r OFFSET 0) s";
-
-constexpr const char* kCheckQuery =
+// On a standby the timeline being received (the checkpoint's when nothing streams) and
+// whether its WAL receiver streams; on a primary the timeline of the WAL being written, from
+// the name of its current WAL file: pg_control_checkpoint() would show the old timeline
+// until the checkpoint that follows a promotion completes, which on a busy server takes as
+// long as a spread checkpoint. pg_is_in_recovery() is read once (the OFFSET 0 fence) so the
+// columns agree mid-promotion. A full check adds the system identifier. A health user
+// without pg_read_all_stats (pg_monitor) sees only the WAL receiver's pid: then a running
+// receiver counts as streaming, and the timeline is the last checkpoint's.
+constexpr const char* kColumns =
     "SELECT s.r, CASE WHEN s.r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END, "
     "pg_last_wal_receive_lsn(), "
     "CASE WHEN s.r THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), "
     "(SELECT timeline_id FROM pg_control_checkpoint())) "
     "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "
-    "(SELECT system_identifier FROM pg_control_system()) "
-    "FROM (SELECT pg_is_in_recovery() AS r OFFSET 0) s";
+    "COALESCE((SELECT CASE WHEN status IS NULL THEN pid IS NOT NULL "
+    "ELSE status = 'streaming' END FROM pg_stat_wal_receiver), false)";
+constexpr const char* kSystemIdColumn = ", (SELECT system_identifier FROM pg_control_system())";
+constexpr const char* kFrom = " FROM (SELECT pg_is_in_recovery() AS r OFFSET 0) s";
 
 bool starts_with(std::string_view s, std::string_view prefix) {
     return s.substr(0, prefix.size()) == prefix;
@@ -85,11 +82,17 @@ std::vector<std::pair<std::string, std::string>> probe_conninfo(const ProbeTarge
     return kv;
 }
 
-const char* probe_query(bool full) { return full ? kCheckQuery : kSampleQuery; }
+const char* probe_query(bool full) {
+    static const std::string sample = std::string(kColumns) + kFrom;
+    static const std::string check = std::string(kColumns) + kSystemIdColumn + kFrom;
+    return full ? check.c_str() : sample.c_str();
+}
 
 std::optional<HealthSample> parse_probe_row(const std::vector<std::optional<std::string>>& row,
                                             bool full) {
-    if (row.size() != (full ? 5u : 4u) || !row[0] || !row[1] || !row[3]) return std::nullopt;
+    if (row.size() != (full ? 6u : 5u) || !row[0] || !row[1] || !row[3] || !row[4]) {
+        return std::nullopt;
+    }
     HealthSample s;
     if (*row[0] == "t") {
         s.in_recovery = true;
@@ -107,9 +110,14 @@ std::optional<HealthSample> parse_probe_row(const std::vector<std::optional<std:
     const std::string& tl = *row[3];
     auto [end, ec] = std::from_chars(tl.data(), tl.data() + tl.size(), s.timeline);
     if (ec != std::errc() || end != tl.data() + tl.size()) return std::nullopt;
+    if (*row[4] == "t") {
+        s.streaming = s.in_recovery;
+    } else if (*row[4] != "f") {
+        return std::nullopt;
+    }
     if (full) {
-        if (!row[4]) return std::nullopt;
-        const std::string& id = *row[4];
+        if (!row[5]) return std::nullopt;
+        const std::string& id = *row[5];
         std::int64_t v = 0;  // bigint: the unsigned identifier as PostgreSQL prints it
         auto [e, err] = std::from_chars(id.data(), id.data() + id.size(), v);
         if (err != std::errc() || e != id.data() + id.size() || v == 0) return std::nullopt;

@@ -2,7 +2,9 @@
 // every backend's health connection (and bgw_replstatus probe) in flight at once with ppoll(),
 // plus an eventfd that a tiny thread signals whenever a worker posts the recheck semaphore.
 // Verdicts come from HealthModel; this file schedules checks, moves bytes and publishes. It
-// never holds a lock: each record is published under its own sequence counter.
+// never holds a lock: each record is published under its own sequence counter. A watcher
+// that starts over (after a crash) carries on from the records it finds in the segment, so
+// clients never see a healthy backend go STARTING because the watcher was replaced.
 #include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -35,9 +37,16 @@ constexpr std::int64_t kReplstatusIntervalNs = 100 * kMs;
 
 bool same_health(const BackendHealth& a, const BackendHealth& b) {
     return a.epoch == b.epoch && a.status == b.status && a.role == b.role && a.fenced == b.fenced &&
-           a.lag == b.lag && a.lsn == b.lsn && a.receive_lsn == b.receive_lsn &&
-           a.timeline == b.timeline && a.system_identifier == b.system_identifier &&
-           a.sampled_at_ns == b.sampled_at_ns && a.checked_at_ns == b.checked_at_ns;
+           a.fence == b.fence && a.lag == b.lag && a.lsn == b.lsn &&
+           a.receive_lsn == b.receive_lsn && a.timeline == b.timeline &&
+           a.system_identifier == b.system_identifier && a.sampled_at_ns == b.sampled_at_ns &&
+           a.checked_at_ns == b.checked_at_ns;
+}
+
+void write_health(BackendSlot& slot, const BackendHealth& h) {
+    seq_write_begin(slot.health_seq);
+    slot.health = h;
+    seq_write_end(slot.health_seq);
 }
 
 ProbeTarget target_for(const BackendSpec& spec, const SharedSettings& settings) {
@@ -84,6 +93,7 @@ class Watcher {
     void handle_replstatus(Watched& w, std::optional<ReplstatusResult> result);
     void evaluate(std::int64_t now);
     void publish(Watched& w, const BackendHealth& h);
+    void start_watching(Watched& w);
 
     std::int64_t check_ns() const {
         return std::max<std::int64_t>(settings_.health_check_ms, 1) * kMs;
@@ -105,10 +115,29 @@ class Watcher {
     std::int64_t next_sample_ns_ = 0;
     bool recheck_pending_ = false;
     std::int64_t last_recheck_ns_ = 0;
+    std::uint64_t master_changes_ = 0;  // the model's count, as last acted upon
 };
 
+// The record a previous watcher left for this occupant of the slot becomes the starting
+// point; without one (a new backend, or a record torn by a crash mid-write) the backend is
+// STARTING until its first check.
+void Watcher::start_watching(Watched& w) {
+    const BackendSlot& slot = seg_.backends[w.slot];
+    BackendHealth found;
+    if (seq_read(slot.health_seq, slot.health, found) && found.epoch == w.epoch &&
+        found.status != BackendStatus::Starting) {
+        model_.adopt(w.slot, found);
+        w.published = found;
+        return;
+    }
+    BackendHealth starting;
+    starting.epoch = w.epoch;
+    publish(w, starting);
+}
+
 // Follows the supervisor's configuration: a slot with a new occupant starts over as
-// STARTING (its old record is overwritten at once, so nothing stale stays OK); changed
+// STARTING (its old record is overwritten at once, so nothing stale stays OK), a slot no
+// longer configured is cleared (nothing to adopt should the address come back); changed
 // credentials or TLS settings drop the connection and open a new one.
 void Watcher::refresh(std::int64_t now) {
     std::uint64_t seq = seg_.settings_seq.seq.load(std::memory_order_acquire);
@@ -127,6 +156,7 @@ void Watcher::refresh(std::int64_t now) {
             if (v.slot == w.slot && v.spec.epoch == w.epoch) return false;
         }
         model_.untrack(w.slot);
+        write_health(seg_.backends[w.slot], BackendHealth{});
         return true;
     });
     for (std::size_t i = 0; i < snap.backends.size(); ++i) {
@@ -140,9 +170,7 @@ void Watcher::refresh(std::int64_t now) {
             w.name = Endpoint{v.spec.host, v.spec.port}.to_string();
             w.probe = std::make_unique<HealthProbe>(std::move(target));
             model_.track(w.slot, w.name, w.epoch, static_cast<int>(i));
-            BackendHealth starting;
-            starting.epoch = w.epoch;
-            publish(w, starting);
+            start_watching(w);
             it = watched_.find(v.slot);
         } else {
             model_.set_order(v.slot, static_cast<int>(i));
@@ -164,9 +192,10 @@ void Watcher::refresh(std::int64_t now) {
     }
 }
 
-// Starts what is due: a full check of every backend each `check` (reconnecting the failed
-// ones), a lag sample of every connected one each lag interval or on a worker's recheck, and
-// the bgw_replstatus probes in between.
+// Starts what is due: a full check of every backend each `check`, a lag sample of every
+// connected one each lag interval or on a worker's recheck (a reconnect of every failed one,
+// so a server that is back takes work within a lag interval), and the bgw_replstatus probes
+// in between.
 void Watcher::schedule(std::int64_t now) {
     bool full = now >= next_check_ns_;
     bool recheck = recheck_pending_ && now - last_recheck_ns_ >= kRecheckSpacingNs;
@@ -181,7 +210,7 @@ void Watcher::schedule(std::int64_t now) {
         if (full) w.full_due = true;
         HealthProbe& p = *w.probe;
         if (!p.busy()) {
-            bool go = p.closed() ? (full || w.connect_now) : (sample || w.sample_now);
+            bool go = p.closed() ? (sample || w.connect_now) : (sample || w.sample_now);
             if (go) {
                 bool want_full = w.full_due || p.closed();
                 w.connect_now = false;
@@ -211,7 +240,7 @@ void Watcher::handle(Watched& w, std::optional<ProbeResult> result, std::int64_t
         // Stamped with when the query left, not when the answer came: a master position
         // sampled "after T" must have been read after T (read-your-writes).
         model_.record_sample(w.slot, result->sample,
-                             result->sent_at_ns != 0 ? result->sent_at_ns : now, result->full);
+                             result->sent_at_ns != 0 ? result->sent_at_ns : now, result->full, now);
         return;
     }
     // A connection that worked and then broke (a server restart, pg_terminate_backend, an
@@ -256,16 +285,18 @@ void Watcher::handle_replstatus(Watched& w, std::optional<ReplstatusResult> resu
 }
 
 void Watcher::publish(Watched& w, const BackendHealth& h) {
-    BackendSlot& slot = seg_.backends[w.slot];
-    seq_write_begin(slot.health_seq);
-    slot.health = h;
-    seq_write_end(slot.health_seq);
+    write_health(seg_.backends[w.slot], h);
     w.published = h;
 }
 
 void Watcher::evaluate(std::int64_t now) {
     for (const HealthLogLine& line : model_.evaluate(now, check_ns())) {
         PGR_LOG(line.level, "%s", line.text.c_str());
+    }
+    if (model_.master_changes() != master_changes_) {
+        // The standbys are fenced until they show they follow the new master: ask them now.
+        master_changes_ = model_.master_changes();
+        for (auto& [slot, w] : watched_) w.sample_now = true;
     }
     for (auto& [slot, w] : watched_) {
         const BackendHealth* h = model_.health(slot);

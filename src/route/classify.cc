@@ -1,8 +1,9 @@
 // The statement classifier: pg_query's JSON parse tree → Classification. The tree is read
 // with a small iterative JSON reader (no recursion, so a 20,000-deep expression is only
-// memory); the rules look at node names and a few fields. Anything unrecognised is a Write:
-// misrouting a write to a standby costs a 25006 replay, misrouting a read costs nothing
-// but master load, so every doubt goes to the master.
+// memory); the rules look at node names, a few fields and the tables of built-in names
+// (builtins.cc). Anything unrecognised is a Write: misrouting a write to a standby costs a
+// 25006 replay, misrouting a read costs nothing but master load, so every doubt goes to
+// the master.
 #include "pgrouter/route/classify.h"
 
 #include <pg_query.h>
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "builtins.h"
 #include "classify_json.h"
 
 namespace pgrouter {
@@ -90,59 +92,6 @@ Isolation parse_isolation(std::string_view v) {
     return Isolation::Unchanged;
 }
 
-// What calling a built-in function means for routing.
-enum class Effect : std::uint8_t {
-    Write,           // must run on the master
-    WritePinSeq,     // setval: master, and currval/lastval state afterwards
-    PinSeq,          // currval, lastval: needs this session's sequence state
-    WritePinLock,    // session advisory lock
-    WriteUnpinLock,  // pg_advisory_unlock_all(): drops every session advisory lock
-    SetConfig,       // set_config(name, value, is_local)
-};
-
-struct FunctionRule {
-    std::string_view name;
-    Effect effect;
-    std::string_view reason;
-};
-
-constexpr std::array kFunctionRules = {
-    FunctionRule{"nextval", Effect::Write, "nextval()"},
-    FunctionRule{"setval", Effect::WritePinSeq, "setval()"},
-    FunctionRule{"currval", Effect::PinSeq, "currval()"},
-    FunctionRule{"lastval", Effect::PinSeq, "lastval()"},
-    FunctionRule{"txid_current", Effect::Write, "txid_current() assigns a transaction id"},
-    FunctionRule{"pg_current_xact_id", Effect::Write,
-                 "pg_current_xact_id() assigns a transaction id"},
-    FunctionRule{"pg_notify", Effect::Write, "pg_notify()"},
-    FunctionRule{"set_config", Effect::SetConfig, "set_config()"},
-    FunctionRule{"pg_advisory_lock", Effect::WritePinLock, "session advisory lock"},
-    FunctionRule{"pg_advisory_lock_shared", Effect::WritePinLock, "session advisory lock"},
-    FunctionRule{"pg_try_advisory_lock", Effect::WritePinLock, "session advisory lock"},
-    FunctionRule{"pg_try_advisory_lock_shared", Effect::WritePinLock, "session advisory lock"},
-    // Unlocks and transaction-scoped locks: the lock table that matters is the master's.
-    FunctionRule{"pg_advisory_unlock", Effect::Write, "advisory lock"},
-    FunctionRule{"pg_advisory_unlock_shared", Effect::Write, "advisory lock"},
-    FunctionRule{"pg_advisory_unlock_all", Effect::WriteUnpinLock, "advisory lock"},
-    FunctionRule{"pg_advisory_xact_lock", Effect::Write, "advisory lock"},
-    FunctionRule{"pg_advisory_xact_lock_shared", Effect::Write, "advisory lock"},
-    FunctionRule{"pg_try_advisory_xact_lock", Effect::Write, "advisory lock"},
-    FunctionRule{"pg_try_advisory_xact_lock_shared", Effect::Write, "advisory lock"},
-    // Large objects: every function but lo_get changes or needs a descriptor (see below).
-    FunctionRule{"lowrite", Effect::Write, "large object function"},
-    FunctionRule{"loread", Effect::Write, "large object function"},
-    // Server administration that a standby refuses with something other than 25006.
-    FunctionRule{"pg_switch_wal", Effect::Write, "WAL administration function"},
-    FunctionRule{"pg_create_restore_point", Effect::Write, "WAL administration function"},
-    FunctionRule{"pg_logical_emit_message", Effect::Write, "WAL administration function"},
-    FunctionRule{"pg_create_physical_replication_slot", Effect::Write, "replication slot"},
-    FunctionRule{"pg_create_logical_replication_slot", Effect::Write, "replication slot"},
-    FunctionRule{"pg_drop_replication_slot", Effect::Write, "replication slot"},
-    FunctionRule{"pg_replication_slot_advance", Effect::Write, "replication slot"},
-    FunctionRule{"pg_copy_physical_replication_slot", Effect::Write, "replication slot"},
-    FunctionRule{"pg_copy_logical_replication_slot", Effect::Write, "replication slot"},
-};
-
 // A JSON reader's view of one unit, and the facts gathered while walking it.
 class Walker {
   public:
@@ -176,6 +125,14 @@ class Walker {
     // (temporary relations, pg_temp references).
     void walk(std::uint32_t node, bool executes);
     void function_call(std::uint32_t body);
+    void server_local_call(std::uint32_t body, std::string_view name);
+    void range_var(std::uint32_t body);
+    Stmt show(std::uint32_t body);
+    static Stmt discard_kind(Discard what);
+    // The first family found names the unit; an empty reason changes nothing.
+    void mark_server_local(std::string_view reason) {
+        if (flags_.server_local.empty()) flags_.server_local = reason;
+    }
     void write(std::string_view reason) {
         if (!write_) {
             write_ = true;
@@ -290,6 +247,7 @@ void Walker::walk(std::uint32_t node, bool executes) {
                 }
                 continue;
             }
+            if (k == "RangeVar") range_var(n);
             if (executes) {
                 if (k == "FuncCall") {
                     function_call(n);
@@ -332,11 +290,12 @@ void Walker::function_call(std::uint32_t body) {
     // Built-ins: an unqualified call resolves to pg_catalog first unless search_path says
     // otherwise, so unqualified names are taken as the built-in.
     if (!schema.empty() && schema != "pg_catalog") return;
+    server_local_call(body, name);
     if (name.size() > 3 && name.compare(0, 3, "lo_") == 0 && name != "lo_get") {
         write("large object function");
         return;
     }
-    for (const FunctionRule& rule : kFunctionRules) {
+    for (const FunctionRule& rule : function_rules()) {
         if (rule.name != name) continue;
         switch (rule.effect) {
             case Effect::Write:
@@ -383,6 +342,43 @@ void Walker::function_call(std::uint32_t body) {
         }
         return;
     }
+}
+
+// DISCARD TEMP and DISCARD ALL drop the session's temporary tables: catalog rows removed in
+// the WAL, which a standby keeps listing until it has replayed them. So they are writes,
+// for read-your-writes too (a session's reads after them wait for a standby that has).
+// The other DISCARDs, like UNLISTEN, CLOSE and DEALLOCATE, drop backend memory only.
+Walker::Stmt Walker::discard_kind(Discard what) {
+    if (what == Discard::Temp || what == Discard::All) {
+        return {StatementKind::Write, false, false, "DISCARD drops temporary tables"};
+    }
+    return {StatementKind::Session, false, false, "DISCARD"};
+}
+
+// A built-in function from the server-local table; current_setting() of a server-local
+// setting (a constant name) counts as SHOW of it.
+void Walker::server_local_call(std::uint32_t body, std::string_view name) {
+    mark_server_local(server_local(ServerLocalObject::Function, name));
+    std::uint32_t args = j_.get(body, "args");
+    if (name != "current_setting" || args == kNone) return;
+    if (auto setting = const_text(j_.first(args))) {
+        mark_server_local(server_local(ServerLocalObject::Setting, lowered(*setting)));
+    }
+}
+
+// A relation from the server-local table, unqualified or in pg_catalog. (A CTE of the
+// same name is taken for the relation: the master answers it as well.)
+void Walker::range_var(std::uint32_t body) {
+    std::string schema = lowered(j_.string(j_.get(body, "schemaname")));
+    if (!schema.empty() && schema != "pg_catalog") return;
+    mark_server_local(
+        server_local(ServerLocalObject::Relation, lowered(j_.string(j_.get(body, "relname")))));
+}
+
+Walker::Stmt Walker::show(std::uint32_t body) {
+    mark_server_local(
+        server_local(ServerLocalObject::Setting, lowered(j_.string(j_.get(body, "name")))));
+    return {StatementKind::Read, false, false, "SHOW"};
 }
 
 Walker::Stmt Walker::select_like(std::uint32_t body, std::string_view read_reason) {
@@ -506,7 +502,7 @@ Walker::Stmt Walker::statement(std::uint32_t wrapper) {
     write_ = false;
 
     if (type == "SelectStmt") return select_like(body, "SELECT");
-    if (type == "VariableShowStmt") return {StatementKind::Read, false, false, "SHOW"};
+    if (type == "VariableShowStmt") return show(body);
     if (type == "ExplainStmt") {
         std::uint32_t query = j_.get(body, "query");
         if (defelem_bool(j_.get(body, "options"), "analyze").value_or(false)) {
@@ -554,7 +550,7 @@ Walker::Stmt Walker::statement(std::uint32_t wrapper) {
         } else if (flags_.discard == Discard::Sequences) {
             flags_.unpins |= kPinSequence;
         }
-        return {StatementKind::Session, false, false, "DISCARD"};
+        return discard_kind(flags_.discard);
     }
     if (type == "ListenStmt") {
         pin(kPinListen, "LISTEN");

@@ -151,7 +151,13 @@ RouteDecision route(const Classification& unit, const RouteSession& session,
                   unit.kind == StatementKind::Write ? "write" : "read-write transaction");
     }
 
-    // 4. Reads (and what may run anywhere).
+    // 4. Questions about the server itself: the client sees one server, the master. With
+    // no master, a standby answers rather than nobody.
+    if (!unit.server_local.empty() && master >= 0) {
+        return to(backends, master, "server_local: the master answers");
+    }
+
+    // 5. Reads (and what may run anywhere).
     ReadYourWrites ryw = settle_read_your_writes(session.ryw, backends);
     int standby = pick_standby(backends, ryw, Freshness::WithinThreshold, draw);
     if (standby >= 0) return to(backends, standby, "read: weighted standby");

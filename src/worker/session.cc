@@ -152,7 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // ---- the backend table: every read of the shared snapshot is here -------------------
 
-    bool refresh_snapshot() { return take_snapshot(env_.seg, snap_); }
+    bool refresh_snapshot() { return refresh_routing_view(env_.seg, snap_); }
 
     const BackendView* view_of(int slot) const {
         for (const BackendView& b : snap_.backends) {
@@ -198,8 +198,7 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         LoginParams params{login_.params.user, login_.params.database, login_.params.params};
         BackendSpec spec = view->spec;  // the shared snapshot may change while we wait
-        LoginResult r =
-            co_await backend_login(spec, slot, params, login_.credentials, login_timeout());
+        LoginResult r = co_await backend_login(spec, params, login_.credentials, login_timeout());
         if (!r.connection) {
             if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
             failure = std::move(r.failure);
@@ -687,8 +686,8 @@ class Session : public std::enable_shared_from_this<Session> {
     CancelHandle cancel_;
     bool closed_ = false;
 
-    asio::steady_timer wakeup_;       // "something changed" between the two pumps
-    Snapshot& snap_ = env_.snapshot;  // the worker's; refreshed before each decision
+    asio::steady_timer wakeup_;         // "something changed" between the two pumps
+    RoutingView& snap_ = env_.routing;  // the worker's; refreshed before each decision
     std::mt19937_64& rng_ = env_.rng;
     SessionState state_;
     std::optional<Counted> pinned_counted_;  // in the monitor's "pinned" while pinned

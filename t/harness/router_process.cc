@@ -223,6 +223,15 @@ int RouterProcess::stop(std::chrono::milliseconds deadline) {
 
 std::vector<pid_t> RouterProcess::children() const { return child_pids(pid_); }
 
+std::vector<pid_t> RouterProcess::children_titled(const std::string& title) const {
+    std::vector<pid_t> out;
+    for (pid_t pid : children()) {
+        std::string cmd = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+        if (cmd.rfind("pgrouter: " + title, 0) == 0) out.push_back(pid);
+    }
+    return out;
+}
+
 std::string RouterProcess::monitor(int port, const std::string& request) const {
     return read_tcp(port, request);
 }

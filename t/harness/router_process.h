@@ -64,6 +64,8 @@ class RouterProcess {
 
     // Live processes whose parent is the router (its workers).
     std::vector<pid_t> children() const;
+    // Those of children() whose process title starts with "pgrouter: " + title.
+    std::vector<pid_t> children_titled(const std::string& title) const;
     // The monitor port's answer: connect to 127.0.0.1:port, read until EOF.
     std::string monitor(int port, const std::string& request = "") const;
 

@@ -18,6 +18,7 @@
 #include "../harness/cluster.h"
 #include "../harness/files.h"
 #include "../harness/log_check.h"
+#include "../harness/monitor_lines.h"
 #include "../harness/net.h"
 #include "../harness/router_process.h"
 #include "../harness/run.h"
@@ -61,49 +62,20 @@ std::string backend_lines(const Cluster& c, std::initializer_list<int> nodes,
     return out;
 }
 
-struct Line {
-    std::string role;    // master | slave
-    std::string status;  // OK | FAILED | STARTING
-    long long lag = -1;  // OK lines only
-};
-
-std::map<std::string, Line> parse_monitor(const std::string& dump) {
-    std::map<std::string, Line> out;
-    std::regex re(R"((\S+:\d+) (master|slave) (OK|FAILED|STARTING)(?: (\d+))?\n)");
-    for (auto it = std::sregex_iterator(dump.begin(), dump.end(), re); it != std::sregex_iterator();
-         ++it) {
-        Line l{(*it)[2], (*it)[3], (*it)[4].matched ? std::stoll((*it)[4]) : -1};
-        out[(*it)[1]] = l;
-    }
-    return out;
-}
+using Line = MonitorLine;
 
 std::optional<Line> line_of(const RouterProcess& r, const Ports& p, const std::string& backend) {
-    try {
-        auto lines = parse_monitor(r.monitor(p.monitor));
-        auto it = lines.find(backend);
-        if (it != lines.end()) return it->second;
-    } catch (const std::exception&) {
-    }
-    return std::nullopt;
+    return monitor_line(r, p.monitor, backend);
 }
 
 double ms_since(Clock::time_point t) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-// Polls the monitor every few ms until `pred` holds for the backend's line; the time from
-// `since` in ms, or -1 at the deadline.
 double wait_line(const RouterProcess& r, const Ports& p, const std::string& backend,
                  const std::function<bool(const Line&)>& pred, Clock::time_point since,
                  std::chrono::milliseconds deadline = 10s) {
-    auto end = Clock::now() + deadline;
-    do {
-        auto l = line_of(r, p, backend);
-        if (l && pred(*l)) return ms_since(since);
-        std::this_thread::sleep_for(2ms);
-    } while (Clock::now() < end);
-    return -1;
+    return wait_monitor_line(r, p.monitor, backend, pred, since, deadline);
 }
 
 auto is(const std::string& role, const std::string& status) {
@@ -150,15 +122,6 @@ std::size_t count_of(const std::string& text, const std::string& needle) {
 std::string literal(const std::string& text) {
     static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
     return std::regex_replace(text, special, R"(\$&)");
-}
-
-std::vector<pid_t> children_titled(const RouterProcess& r, const std::string& title) {
-    std::vector<pid_t> out;
-    for (pid_t pid : r.children()) {
-        std::string cmd = read_file("/proc/" + std::to_string(pid) + "/cmdline");
-        if (cmd.rfind("pgrouter: " + title, 0) == 0) out.push_back(pid);
-    }
-    return out;
 }
 
 // Resumes replay on scope exit so a failing test does not leave the shared cluster paused.
@@ -345,7 +308,7 @@ TEST_CASE("watcher: a SIGKILLed watcher is restarted and shows no stale OK", "[w
     Ports p;
     RouterProcess r(router_config(p, health_block(kTiming), backend_lines(c, {0, 1, 2})));
     REQUIRE(all_ok(r, p, c, {0, 1, 2}));
-    auto watchers = children_titled(r, "watcher");
+    auto watchers = r.children_titled("watcher");
     REQUIRE(watchers.size() == 1);
     pid_t old_watcher = watchers[0];
 
@@ -360,7 +323,7 @@ TEST_CASE("watcher: a SIGKILLed watcher is restarted and shows no stale OK", "[w
     report("stale OK replaced after the watcher's SIGKILL, in", failed);
     CHECK(failed >= 0);
     CHECK(failed < 2000);  // one timeout
-    watchers = children_titled(r, "watcher");
+    watchers = r.children_titled("watcher");
     REQUIRE(watchers.size() == 1);
     CHECK(watchers[0] != old_watcher);
     // From now on the standby never reads OK while it is down.
@@ -490,7 +453,10 @@ TEST_CASE("watcher: failover, split brain, a foreign server and bgw_replstatus",
         return;
     }
     // bgw_replstatus: with SQL samples only every 3 s, the role probe still sees standby2's
-    // promotion at once. Both promoted servers are on timeline 2; the previous master stays.
+    // promotion at once. Standby 2, left on timeline 1 and fenced, first follows the new
+    // master onto timeline 2; promoted, it is on timeline 3 and wins over standby 1.
+    c.follow(2, 1);
+    c.wait_streaming();
     Ports q;
     std::string backends = "backend " + addr(c, 1) + " { replstatus " +
                            std::to_string(c.replstatus_port(1)) + " }\nbackend " + addr(c, 2) +
@@ -501,17 +467,17 @@ TEST_CASE("watcher: failover, split brain, a foreign server and bgw_replstatus",
     CHECK(line_of(rs, q, addr(c, 1))->role == "master");
     c.promote(2);
     auto promoted2 = Clock::now();
-    double seen = wait_line(rs, q, addr(c, 2), is("master", "FAILED"), promoted2, 5s);
-    report("bgw_replstatus: second promotion fenced (lag-interval 3s), in", seen);
+    double seen = wait_line(rs, q, addr(c, 2), is("master", "OK"), promoted2, 5s);
+    report("bgw_replstatus: second promotion seen (lag-interval 3s), in", seen);
     CHECK(seen >= 0);
     CHECK(seen < kFastTargetMs);
     CHECK(rs.wait_for_log("replstatus: backend " + addr(c, 2) + " reports MASTER; checking it now",
                           1s));
     CHECK(rs.wait_for_log(
-        literal("split brain: backend " + addr(c, 2) + " is not in recovery (timeline 2) while " +
-                addr(c, 1) + " is the master (timeline 2)"),
+        literal("split brain: backend " + addr(c, 1) + " is not in recovery (timeline 2) while " +
+                addr(c, 2) + " is the master (timeline 3)"),
         1s));
-    CHECK(line_of(rs, q, addr(c, 1))->status == "OK");
+    CHECK(line_of(rs, q, addr(c, 1))->status == "FAILED");
     CHECK(rs.stop() == 0);
     check_log_clean(rs);
 }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../../src/route/builtins.h"
 #include "../../src/route/classify_json.h"
 #include "pgrouter/route/classify_cache.h"
 #include "test_data.h"
@@ -63,6 +64,13 @@ std::vector<std::string> words(const std::string& s) {
     return out;
 }
 
+// server=NAME in statements.txt: the family of the server-local table.
+constexpr std::pair<std::string_view, const char*> kServerLocalNames[] = {
+    {kServerLocalRecovery, "recovery"}, {kServerLocalBackend, "backend"},
+    {kServerLocalStatistics, "stats"},  {kServerLocalXid, "xid"},
+    {kServerLocalServer, "files"},
+};
+
 constexpr std::pair<std::uint16_t, const char*> kPinNames[] = {
     {kPinTempTable, "temp"},    {kPinPgTemp, "pg_temp"},  {kPinListen, "listen"},
     {kPinPrepare, "prepare"},   {kPinHoldCursor, "hold"}, {kPinAdvisoryLock, "advisory"},
@@ -80,6 +88,13 @@ std::string describe(const Classification& c, bool with_count) {
     if (c.set_local) s += " local";
     if (c.multi) s += " multi";
     if (c.parse_error) s += " error";
+    if (!c.server_local.empty()) {
+        std::string family = "?";
+        for (auto [reason, name] : kServerLocalNames) {
+            if (c.server_local == reason) family = name;
+        }
+        s += " server=" + family;
+    }
     if (c.pins != 0) {
         s += " pin=";
         bool first = true;
@@ -148,6 +163,11 @@ std::string canonical(const std::string& expect, bool& with_count) {
             c.multi = true;
         } else if (f == "error") {
             c.parse_error = true;
+        } else if (f.rfind("server=", 0) == 0) {
+            for (auto [reason, name] : kServerLocalNames) {
+                if (f.substr(7) == name) c.server_local = reason;
+            }
+            REQUIRE(!c.server_local.empty());
         } else if (f.rfind("pin=", 0) == 0) {
             std::stringstream list(f.substr(4));
             for (std::string p; std::getline(list, p, ',');) {
@@ -226,6 +246,19 @@ TEST_CASE("classifier: statement counts and reasons", "[classify]") {
     // Without the operator's list, its functions are ordinary reads.
     CHECK(cl.classify("SELECT audit.log_it(1)").kind == StatementKind::Read);
     CHECK(kind_name(StatementKind::Session) == "session");
+}
+
+TEST_CASE("classify cache: server-local settings are not folded with others", "[classify]") {
+    Classifier cl;
+    ClassifyCache cache;
+    CHECK(cache.classify("SELECT current_setting('work_mem')", cl).server_local.empty());
+    CHECK(cache.classify("SELECT current_setting('transaction_read_only')", cl).server_local ==
+          kServerLocalRecovery);
+    CHECK(cache.classify("SELECT current_setting('work_mem')", cl).server_local.empty());
+    // Constants elsewhere still fold: one entry for both.
+    CHECK(cache.classify("SELECT pg_blocking_pids(1)", cl).server_local == kServerLocalBackend);
+    CHECK(cache.classify("SELECT pg_blocking_pids(2)", cl).server_local == kServerLocalBackend);
+    CHECK(cache.size() == 3);
 }
 
 TEST_CASE("classifier: a NUL byte makes the text a write", "[classify]") {

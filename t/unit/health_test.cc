@@ -30,6 +30,7 @@ HealthSample standby_at(std::uint64_t replay, std::uint64_t receive, std::uint32
     s.in_recovery = true;
     s.lsn = replay;
     s.receive_lsn = receive;
+    s.streaming = true;
     s.timeline = timeline;
     s.system_identifier = id;
     return s;
@@ -39,6 +40,16 @@ HealthSample standby_at(std::uint64_t replay, std::uint64_t receive, std::uint32
 HealthModel model_of(int n) {
     HealthModel m;
     for (int i = 0; i < n; ++i) m.track(i, "b" + std::to_string(i), 1, i);
+    return m;
+}
+
+// b0 the master at 5000, b1 and b2 standbys that replayed it all, evaluated at time 1.
+HealthModel master_and_two_standbys() {
+    HealthModel m = model_of(3);
+    m.record_sample(0, master_at(5000), 1, true);
+    m.record_sample(1, standby_at(5000, 5000), 1, true);
+    m.record_sample(2, standby_at(5000, 5000), 1, true);
+    m.evaluate(1, kSecond);
     return m;
 }
 
@@ -189,11 +200,7 @@ TEST_CASE("lag: without a master, against the last master position or the furthe
 }
 
 TEST_CASE("promotion: a standby that leaves recovery becomes the master") {
-    HealthModel m = model_of(3);
-    m.record_sample(0, master_at(5000, 1), 1, true);
-    m.record_sample(1, standby_at(5000, 5000, 1), 1, true);
-    m.record_sample(2, standby_at(5000, 5000, 1), 1, true);
-    m.evaluate(1, kSecond);
+    HealthModel m = master_and_two_standbys();
     CHECK(m.master() == 0);
     m.record_failure(0, "connection refused", 2);
     m.evaluate(2, kSecond);
@@ -319,6 +326,132 @@ TEST_CASE("system identifier: undecided while a backend has not answered and no 
     CHECK(m.master() == 0);
 }
 
+TEST_CASE("following: a standby on another timeline than the master is fenced, said once") {
+    HealthModel m = master_and_two_standbys();
+    // b0 dies, b1 is promoted; b2 still waits for b0 on timeline 1, its receiver down.
+    m.record_failure(0, "connection refused", 2);
+    m.evaluate(2, kSecond);
+    CHECK(status(m, 2) == BackendStatus::Ok);  // no master: nothing to follow, reads stay
+    m.record_sample(1, master_at(5200, 2), 3, false);
+    HealthSample waiting = standby_at(5000, 5000, 1);
+    waiting.streaming = false;
+    m.record_sample(2, waiting, 4, false);
+    auto lines = m.evaluate(4, kSecond);
+    CHECK(m.master() == 1);
+    CHECK(status(m, 2) == BackendStatus::Failed);
+    CHECK(m.health(2)->fenced);
+    CHECK(m.health(2)->fence == FenceReason::NotFollowing);
+    CHECK(m.health(2)->lag == 200);  // against the new master, not 0
+    CHECK(logged(lines,
+                 "backend b2 is fenced: it does not follow the master (it is on timeline 1, the "
+                 "master b1 on timeline 2)"));
+    CHECK_FALSE(logged(lines, "b2 is now FAILED"));
+    m.record_sample(2, waiting, 5, false);
+    CHECK_FALSE(logged(m.evaluate(5, kSecond), "b2"));
+
+    // Pointed at b1, it streams timeline 2: OK again.
+    m.record_sample(2, standby_at(5200, 5200, 2), 6, false);
+    lines = m.evaluate(6, kSecond);
+    CHECK(status(m, 2) == BackendStatus::Ok);
+    CHECK(m.health(2)->fence == FenceReason::None);
+    CHECK(logged(lines, "backend b2 is no longer fenced"));
+}
+
+TEST_CASE("following: a standby ahead of the master's later sample is fenced") {
+    HealthModel m = model_of(2);
+    m.record_sample(0, master_at(5000, 2), 10, true);
+    m.record_sample(1, standby_at(6000, 6000, 2), 1, true, 2);
+    m.evaluate(10, kSecond);
+    CHECK(m.health(1)->fence == FenceReason::NotFollowing);
+    CHECK(status(m, 1) == BackendStatus::Failed);
+    // Ahead only of a master sample taken before its own answer: not proof of anything.
+    m.record_sample(1, standby_at(6000, 6000, 2), 20, false, 21);
+    m.evaluate(21, kSecond);
+    CHECK(m.health(1)->fence == FenceReason::None);
+    CHECK(status(m, 1) == BackendStatus::Ok);
+    CHECK(m.health(1)->lag == 0);
+}
+
+TEST_CASE("following: no WAL receiver is fenced unless replay advances; the lag grows") {
+    HealthModel m = model_of(2);
+    m.record_sample(0, master_at(5000), 1, true);
+    m.record_sample(1, standby_at(5000, 5000), 1, true);
+    m.evaluate(1, kSecond);
+    CHECK(status(m, 1) == BackendStatus::Ok);
+    HealthSample s = standby_at(5000, 5000);
+    s.streaming = false;
+    m.record_sample(0, master_at(8000), 2, false);
+    m.record_sample(1, s, 2, false);
+    m.evaluate(2, kSecond);
+    CHECK(m.health(1)->fence == FenceReason::NotFollowing);
+    CHECK(m.health(1)->lag == 3000);
+    // Replaying from an archive: it advances, so it follows.
+    s.lsn = 7000;
+    m.record_sample(1, s, 3, false);
+    m.evaluate(3, kSecond);
+    CHECK(m.health(1)->fence == FenceReason::None);
+    CHECK(m.health(1)->lag == 1000);
+}
+
+TEST_CASE("following: after a master change every standby waits for a sample taken since") {
+    HealthModel m = master_and_two_standbys();
+    CHECK(m.master_changes() == 0);
+    m.record_failure(0, "connection refused", 2);
+    m.record_sample(1, master_at(5100, 2), 10, false);
+    m.record_sample(2, standby_at(5100, 5100, 2), 5, false);  // sent before b1's sample
+    auto lines = m.evaluate(11, kSecond);
+    CHECK(m.master() == 1);
+    CHECK(m.master_changes() == 1);
+    CHECK(m.health(2)->fence == FenceReason::NotFollowing);
+    CHECK_FALSE(logged(lines, "b2 is fenced"));  // not verified yet is not worth a line
+    m.record_sample(2, standby_at(5100, 5100, 2), 12, false);
+    lines = m.evaluate(12, kSecond);
+    CHECK(m.health(2)->fence == FenceReason::None);
+    CHECK(status(m, 2) == BackendStatus::Ok);
+    CHECK_FALSE(logged(lines, "b2"));
+    // The same master back after a restart is no change.
+    m.record_failure(1, "connection refused", 13);
+    m.evaluate(13, kSecond);
+    m.record_sample(1, master_at(5200, 2), 14, true);
+    m.evaluate(14, kSecond);
+    CHECK(m.master_changes() == 1);
+}
+
+TEST_CASE("adopt: a new model publishes the records found, until its own checks differ") {
+    HealthModel m = model_of(4);
+    m.record_sample(0, master_at(5000), 1, true);
+    m.record_sample(1, standby_at(4000, 5000), 1, true);
+    HealthSample behind = standby_at(5000, 5000, 1);
+    behind.streaming = false;
+    m.record_sample(2, behind, 1, true);
+    m.record_failure(3, "connection refused", 1);
+    m.evaluate(1, kSecond);
+    REQUIRE(m.health(2)->fence == FenceReason::NotFollowing);
+
+    HealthModel n = model_of(4);
+    for (int i = 0; i < 4; ++i) n.adopt(i, *m.health(i));
+    auto lines = n.evaluate(2, kSecond);
+    CHECK(lines.empty());
+    CHECK(n.master() == 0);
+    for (int i = 0; i < 4; ++i) {
+        INFO("b" << i);
+        CHECK(n.health(i)->status == m.health(i)->status);
+        CHECK(n.health(i)->role == m.health(i)->role);
+        CHECK(n.health(i)->fence == m.health(i)->fence);
+        CHECK(n.health(i)->lag == m.health(i)->lag);
+    }
+    // Its own checks decide from now on.
+    n.record_failure(0, "connection refused", 3);
+    n.evaluate(3, kSecond);
+    CHECK(status(n, 0) == BackendStatus::Failed);
+    // A record of an earlier occupant of the slot is not adopted.
+    HealthModel o;
+    o.track(0, "b0", 2, 0);
+    o.adopt(0, *m.health(0));
+    o.evaluate(2, kSecond);
+    CHECK(status(o, 0) == BackendStatus::Starting);
+}
+
 TEST_CASE("track: a slot given to a new occupant starts over") {
     HealthModel m = model_of(1);
     m.record_sample(0, master_at(5000), 1, true);
@@ -335,7 +468,8 @@ TEST_CASE("track: a slot given to a new occupant starts over") {
 
 TEST_CASE("probe: a result row becomes a sample") {
     using Row = std::vector<std::optional<std::string>>;
-    auto s = parse_probe_row(Row{"f", "0/3000108", std::nullopt, "2", "7711066887911821629"}, true);
+    auto s =
+        parse_probe_row(Row{"f", "0/3000108", std::nullopt, "2", "f", "7711066887911821629"}, true);
     REQUIRE(s);
     CHECK_FALSE(s->in_recovery);
     CHECK(s->lsn == 0x3000108u);
@@ -343,24 +477,32 @@ TEST_CASE("probe: a result row becomes a sample") {
     CHECK(s->timeline == 2u);
     CHECK(s->system_identifier == 7711066887911821629ULL);
 
-    s = parse_probe_row(Row{"t", "16/B374D848", "16/B374D900", "1"}, false);
+    s = parse_probe_row(Row{"t", "16/B374D848", "16/B374D900", "1", "t"}, false);
     REQUIRE(s);
     CHECK(s->in_recovery);
+    CHECK(s->streaming);
     CHECK(s->lsn == 0x16B374D848ULL);
     CHECK(s->receive_lsn == 0x16B374D900ULL);
     CHECK(s->system_identifier == 0u);
 
     // A promoted server still reports its last received position: ignored on a master.
-    s = parse_probe_row(Row{"f", "0/5000000", "0/3000000", "2"}, false);
+    s = parse_probe_row(Row{"f", "0/5000000", "0/3000000", "2", "f"}, false);
     REQUIRE(s);
     CHECK(s->receive_lsn == 0u);
+    CHECK_FALSE(s->streaming);
+    s = parse_probe_row(Row{"t", "0/5000000", "0/5000000", "1", "f"}, false);
+    REQUIRE(s);
+    CHECK_FALSE(s->streaming);
 
-    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "1"}, true));  // column missing
-    CHECK_FALSE(parse_probe_row(Row{"x", "0/1", "0/1", "1"}, false));
-    CHECK_FALSE(parse_probe_row(Row{"t", "bad", "0/1", "1"}, false));
-    CHECK_FALSE(parse_probe_row(Row{"t", std::nullopt, "0/1", "1"}, false));
-    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "one"}, false));
-    CHECK_FALSE(parse_probe_row(Row{"f", "0/1", std::nullopt, "1", "0"}, true));
+    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "1", "t"}, true));  // column missing
+    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "1"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"x", "0/1", "0/1", "1", "t"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"t", "bad", "0/1", "1", "t"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"t", std::nullopt, "0/1", "1", "t"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "one", "t"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "1", "yes"}, false));
+    CHECK_FALSE(parse_probe_row(Row{"t", "0/1", "0/1", "1", std::nullopt}, false));
+    CHECK_FALSE(parse_probe_row(Row{"f", "0/1", std::nullopt, "1", "f", "0"}, true));
 }
 
 TEST_CASE("probe: libpq messages shortened to one line") {

@@ -304,6 +304,46 @@ TEST_CASE("router: pins", "[router]") {
     }
 }
 
+TEST_CASE("router: questions about the server itself go to the master", "[router]") {
+    std::vector<BackendView> b = cluster();
+    RouteSession s;
+    Classification facts = kRead;  // SELECT pg_is_in_recovery()
+    facts.server_local = "recovery and WAL";
+
+    std::mt19937_64 rng(11);
+    for (int i = 0; i < 1000; ++i) REQUIRE(slot_of(facts, s, b, rng()) == 0);
+    RouteDecision d = route(facts, s, b, 0);
+    CHECK(d.reason == "server_local: the master answers");
+    CHECK(d.epoch == 1);
+    // Not a pin: the next plain read is free to use a standby.
+    CHECK(slot_of(kRead, s, b, 0) != 0);
+    // Whatever the read-your-writes state: the master has every write.
+    s.ryw.commit_at_ns = 1000;
+    CHECK(slot_of(facts, s, b, 0) == 0);
+    s.ryw = {};
+    // A write stays a write.
+    Classification write = kWrite;
+    write.server_local = "transaction ids";
+    CHECK(route(write, s, b, 0).reason == "write");
+
+    SECTION("inside a block: the block's backend answers") {
+        s.block_slot = 1;
+        CHECK(slot_of(facts, s, b) == 1);
+    }
+    SECTION("no master: a standby answers rather than nobody") {
+        b[0].health.status = BackendStatus::Failed;
+        d = route(facts, s, b, 0);
+        CHECK(d.ok());
+        CHECK(d.slot != 0);
+        CHECK(d.reason == "read: weighted standby");
+    }
+    SECTION("a pinned session: the master, as for every unit") {
+        s.pinned_slot = 0;
+        s.pinned_epoch = 1;
+        CHECK(route(facts, s, b, 0).reason == "session pinned to the master");
+    }
+}
+
 TEST_CASE("router: find_master", "[router]") {
     std::vector<BackendView> b = cluster();
     CHECK(find_master(b) == 0);

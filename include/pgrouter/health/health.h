@@ -1,8 +1,9 @@
 // The watcher's pure logic: from check results to each backend's published health. No
 // sockets, no clock, no shared memory: the watcher feeds in samples and failures with their
 // times, and publishes the records this model computes. It decides status, role, lag, the
-// master among split-brain candidates and the fencing of foreign servers, and says what to
-// log (each change once; a split brain once per check interval until it is gone).
+// master among split-brain candidates, the fencing of foreign servers and of standbys that
+// do not follow the master, and says what to log (each change once; a split brain once per
+// check interval until it is gone).
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,7 @@ struct HealthSample {
     bool in_recovery = false;
     std::uint64_t lsn = 0;          // master: current WAL position; standby: replay position
     std::uint64_t receive_lsn = 0;  // standby: last received position, 0 if none
+    bool streaming = false;         // standby: its WAL receiver is streaming
     std::uint32_t timeline = 0;
     std::uint64_t system_identifier = 0;  // 0 when this check did not read it (lag sample)
 };
@@ -48,8 +50,14 @@ class HealthModel {
     void set_order(int key, int order);
     [[nodiscard]] bool tracked(int key) const { return find(key) != nullptr; }
 
-    void record_sample(int key, const HealthSample& sample, std::int64_t now_ns, bool full);
+    // A sample of a query sent at now_ns and answered at answered_ns (0: at now_ns).
+    void record_sample(int key, const HealthSample& sample, std::int64_t now_ns, bool full,
+                       std::int64_t answered_ns = 0);
     void record_failure(int key, std::string reason, std::int64_t now_ns);
+    // Takes `published` (the record found in the segment, written by a watcher that died) as
+    // the backend's last known state, so a new watcher publishes the same verdicts until its
+    // own checks say otherwise. Ignored unless it is for the backend's current epoch.
+    void adopt(int key, const BackendHealth& published);
 
     // Recomputes every verdict from the latest results and returns the lines to log.
     // A split brain is logged again when `repeat_ns` passed since it was last logged.
@@ -59,9 +67,12 @@ class HealthModel {
     [[nodiscard]] const BackendHealth* health(int key) const;
     // Slot of the master chosen by the last evaluate(), -1 if none.
     int master() const { return master_; }
+    // Bumped each time the master moves from one backend to another: every standby is then
+    // fenced until a sample taken after the move shows it following the new master.
+    std::uint64_t master_changes() const { return master_changes_; }
 
   private:
-    enum class Fence : std::uint8_t { None, SplitBrain, Foreign };
+    using Fence = FenceReason;
 
     struct Tracked {
         int key = -1;
@@ -75,9 +86,12 @@ class HealthModel {
         std::uint64_t system_identifier = 0;  // last known
         std::string failure;
         std::int64_t sampled_at_ns = 0;
+        std::int64_t answered_at_ns = 0;
         std::int64_t checked_at_ns = 0;
+        bool advancing = false;  // the last sample replayed further than the one before
         // The verdict.
         Fence fence = Fence::None;
+        std::string not_following;  // why, when fenced as NotFollowing; "" while unverified
         BackendHealth published;
         // What was logged, so each change is logged once.
         BackendStatus logged_status = BackendStatus::Starting;
@@ -91,6 +105,8 @@ class HealthModel {
     const Tracked* find(int key) const;
     std::uint64_t decide_system_identifier() const;
     int choose_master(std::uint64_t cluster_id) const;
+    std::optional<std::string> why_not_following(const Tracked& standby,
+                                                 const Tracked& master) const;
     void log_changes(Tracked& t, const Tracked* master, std::uint64_t cluster_id,
                      std::int64_t now_ns, std::int64_t repeat_ns, std::vector<HealthLogLine>& out);
 
@@ -99,6 +115,8 @@ class HealthModel {
     int previous_master_ = -1;           // the last master ever chosen: wins timeline ties
     bool no_master_logged_ = false;      // the "no master" warning is out
     std::uint64_t last_master_lsn_ = 0;  // reference for lag while there is no master
+    std::uint64_t master_changes_ = 0;
+    std::int64_t master_since_ns_ = 0;  // standbys sampled earlier are not verified
 };
 
 }  // namespace pgrouter

@@ -34,6 +34,7 @@ struct ProbeTarget {
 std::vector<std::pair<std::string, std::string>> probe_conninfo(const ProbeTarget& t);
 
 // The query of a lag sample, and of a full check (the same plus the system identifier).
+// Columns: in recovery, position, receive position, timeline, streaming[, system id].
 const char* probe_query(bool full);
 
 // A result row of probe_query() (null columns as nullopt) to a sample; nullopt if malformed.

@@ -97,6 +97,10 @@ struct Classification {
     bool set_local = false;
     bool multi = false;        // more than one statement
     bool parse_error = false;  // the grammar refused it (kind is Write)
+    // Non-empty: the unit asks about the server itself rather than about data (recovery
+    // state, WAL positions, its backends, statistics, transaction ids; see server_local.cc),
+    // and says which ("statistics"). The client sees one server: the master answers.
+    std::string_view server_local = "";
     ReadOnlyDefault read_only_default = ReadOnlyDefault::Unchanged;
     Discard discard = Discard::None;
     std::uint16_t pins = 0;  // PinReason bits: state this unit creates
