@@ -59,7 +59,7 @@ integration: deps $(BUILD)/pgrouter $(BUILD)/integration_tests
 # Runs every suite even when one fails, then prints one line "N passed, N failed".
 check: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) all $(BUILD)/unit_tests $(BUILD)/integration_tests
-	@t/run-tests t/check-layers $(BUILD)/unit_tests $(BUILD)/integration_tests t/fuzz/smoke
+	@t/run-tests t/check-layers t/check-directives $(BUILD)/unit_tests $(BUILD)/integration_tests t/fuzz/smoke
 
 demo: deps $(BUILD)/pgrouter $(BUILD)/testcluster
 	t/demo

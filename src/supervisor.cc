@@ -17,6 +17,7 @@
 
 #include "pgrouter/auth/access.h"
 #include "pgrouter/base/log.h"
+#include "pgrouter/config/directives.h"
 #include "pgrouter/net/tls.h"
 #include "pgrouter/os/child.h"
 #include "pgrouter/os/child_table.h"
@@ -202,7 +203,7 @@ void Supervisor::start_child(Child& child) {
         close(signal_fd_);
         log_set_role(child.name());
         proc_title_set("pgrouter: " + child.name());
-        ChildContext ctx{&seg, &config_, listen_fd_, monitor_fd_, child.index};
+        ChildContext ctx{&seg, listen_fd_, monitor_fd_, child.index};
         switch (child.kind) {
             case ChildKind::Watcher:
                 run_watcher(ctx);
@@ -295,11 +296,10 @@ void Supervisor::reload() {
         return;
     }
     Config next = std::move(*result.config);
-    if (next.listen.to_string() != config_.listen.to_string() ||
-        next.monitor.to_string() != config_.monitor.to_string()) {
-        PGR_WARNING("changes to listen or monitor need a restart; keeping the old sockets");
-        next.listen = config_.listen;
-        next.monitor = config_.monitor;
+    // What the directive table marks not reloadable keeps its running value.
+    for (std::string_view name : keep_restart_only(config_, next)) {
+        PGR_WARNING("'%.*s' changed: needs a restart; keeping the running value",
+                    static_cast<int>(name.size()), name.data());
     }
     config_ = std::move(next);
     publish();

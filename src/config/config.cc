@@ -21,22 +21,12 @@
 #include <span>
 #include <utility>
 
-#include "pgrouter/config/config_lexer.h"
-#include "pgrouter/config/directives.h"
+#include "config_reader.h"
 
 namespace pgrouter {
 namespace {
 
-constexpr int kWorkersLimit = 256;  // kMaxWorkers slots in the shared segment
 constexpr std::size_t kMaxHostName = 253;
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
-}
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -107,7 +97,7 @@ bool valid_ipv6(std::string_view host) {
 // The key under which two spellings of one backend compare equal: host names are
 // case-insensitive, and IPv6 addresses have many spellings ("0::1" is "::1").
 std::string backend_key(const Endpoint& ep) {
-    std::string host = lower(ep.host);
+    std::string host = config_lower(ep.host);
     std::size_t percent = host.find('%');
     in6_addr addr{};
     char buf[INET6_ADDRSTRLEN];
@@ -142,237 +132,80 @@ bool valid_host(std::string_view host) {
     return true;
 }
 
-// Which directives named files, for load_config's checks.
-struct PathLines {
-    int hba = 0;
-    int authdb = 0;
-};
-
-class Interpreter;
-using HandlerFn = void (*)(Interpreter&, const ConfigStatement&);
-enum class BlockRule { None, Required, Optional };
-
-// How each directive of the table is read: its arguments (all take exactly `args`), its
-// block, and the function that stores it. Kept beside the functions; directives.cc holds
-// the names, and every name there must have an entry here (config_test checks).
-struct Handler {
-    DirectiveScope scope;
+struct Unit {
     std::string_view name;
-    int args;
-    std::string_view expect;  // the argument, as shown in "missing argument" messages
-    BlockRule block;
-    HandlerFn fn;
+    std::uint64_t factor;
 };
 
-class Interpreter {
-  public:
-    explicit Interpreter(std::string_view file) : file_(file) { config_.file = file_; }
-
-    ConfigResult run(ConfigSyntax syntax) {
-        for (const ConfigSyntaxError& e : syntax.errors) error(e.line, e.message);
-        block(DirectiveScope::Top, syntax.statements);
-        if (backend_statements_ == 0) {
-            error(0, "no backends configured (expected at least one 'backend HOST:PORT')");
-        }
-        ConfigResult out;
-        std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
-            return (a.line == 0 ? INT_MAX : a.line) < (b.line == 0 ? INT_MAX : b.line);
-        });
-        out.errors = std::move(errors_);
-        if (out.errors.empty()) out.config = std::move(config_);
-        return out;
+// "<digits><unit>" with a unit from `units` ("" is the bare number's unit, and units are
+// case-insensitive). Reports "bad <what>" (no number, a fraction, a sign), "unknown unit"
+// and "too large" itself.
+std::optional<std::uint64_t> scaled(ConfigReader& in, const ConfigArg& arg,
+                                    std::string_view directive, std::string_view what,
+                                    std::span<const Unit> units, std::string_view unit_list) {
+    std::string_view s = arg.text;
+    std::size_t digits = 0;
+    while (digits < s.size() && is_digit(s[digits])) ++digits;
+    std::string unit = config_lower(s.substr(digits));
+    if (digits == 0 ||
+        !std::all_of(unit.begin(), unit.end(), [](char c) { return c >= 'a' && c <= 'z'; })) {
+        in.error(arg.line,
+                 "bad " + std::string(what) + " " + quote(s) + " for " + quote(directive) +
+                     " (expected a number with an optional unit: " + std::string(unit_list) + ")");
+        return std::nullopt;
     }
-
-    const PathLines& path_lines() const { return lines_; }
-
-    void error(int line, std::string message) {
-        errors_.push_back({file_, line, std::move(message)});
+    auto it =
+        std::find_if(units.begin(), units.end(), [&](const Unit& u) { return u.name == unit; });
+    if (it == units.end()) {
+        in.error(arg.line, "unknown unit " + quote(s.substr(digits)) + " in " + quote(s) + " for " +
+                               quote(directive) + " (expected " + std::string(unit_list) + ")");
+        return std::nullopt;
     }
-
-    void block(DirectiveScope scope, const std::vector<ConfigStatement>& statements);
-
-    // Value readers: each reports its own error and returns nullopt on a bad value.
-    std::optional<Endpoint> address(const ConfigArg& arg, bool allow_any);
-    std::optional<std::uint16_t> port(const ConfigArg& arg, std::string_view directive);
-    std::optional<Millis> duration(const ConfigArg& arg, std::string_view directive);
-    std::optional<std::uint64_t> size(const ConfigArg& arg, std::string_view directive);
-    std::optional<long long> integer(const ConfigArg& arg, std::string_view directive, long long lo,
-                                     long long hi);
-    std::optional<std::string> text(const ConfigArg& arg, std::string_view directive,
-                                    bool allow_empty);
-
-    void backend(const ConfigStatement& st);
-    void tls_block(const ConfigStatement& st);
-
-    std::string file_;
-    Config config_;
-    BackendConfig defaults_;
-    BackendConfig* target_ = &defaults_;  // the backend whose block is being read
-    PathLines lines_;
-    int backend_statements_ = 0;
-    std::map<std::string, int> backend_lines_;  // backend_key() -> line
-    std::vector<ConfigError> errors_;
-
-  private:
-    void unknown(DirectiveScope scope, const ConfigStatement& st);
-};
-
-// Stores a string argument into the member `field` selects, when it is valid.
-template <std::string Config::*Field, bool AllowEmpty = false>
-void set_top_text(Interpreter& in, const ConfigStatement& st) {
-    if (auto v = in.text(st.args[0], st.name, AllowEmpty)) in.config_.*Field = std::move(*v);
-}
-
-template <std::string HealthConfig::*Field, bool AllowEmpty = false>
-void set_health_text(Interpreter& in, const ConfigStatement& st) {
-    if (auto v = in.text(st.args[0], st.name, AllowEmpty)) in.config_.health.*Field = std::move(*v);
-}
-
-template <Millis HealthConfig::*Field>
-void set_health_duration(Interpreter& in, const ConfigStatement& st) {
-    if (auto v = in.duration(st.args[0], st.name)) in.config_.health.*Field = *v;
-}
-
-template <std::string TlsConfig::*Field, int TlsConfig::*Line>
-void set_tls_path(Interpreter& in, const ConfigStatement& st) {
-    in.config_.tls.*Line = st.line;
-    if (auto v = in.text(st.args[0], st.name, false)) in.config_.tls.*Field = std::move(*v);
-}
-
-constexpr std::array kHandlers = {
-    Handler{DirectiveScope::Top, "listen", 1, "HOST:PORT", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                if (auto ep = in.address(st.args[0], true)) in.config_.listen = *ep;
-            }},
-    Handler{DirectiveScope::Top, "monitor", 1, "HOST:PORT", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                if (auto ep = in.address(st.args[0], true)) in.config_.monitor = *ep;
-            }},
-    Handler{DirectiveScope::Top, "workers", 1, "a number 1-256", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                if (auto n = in.integer(st.args[0], st.name, 1, kWorkersLimit)) {
-                    in.config_.workers = static_cast<int>(*n);
-                }
-            }},
-    Handler{DirectiveScope::Top, "hba", 1, "a file path", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                set_top_text<&Config::hba>(in, st);
-                in.lines_.hba = st.line;
-            }},
-    Handler{DirectiveScope::Top, "authdb", 1, "a file path", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                set_top_text<&Config::authdb>(in, st);
-                in.lines_.authdb = st.line;
-            }},
-    Handler{DirectiveScope::Top, "tls", 0, "a block", BlockRule::Required,
-            [](Interpreter& in, const ConfigStatement& st) { in.tls_block(st); }},
-    Handler{DirectiveScope::Top, "user", 1, "a user name", BlockRule::None,
-            set_top_text<&Config::user>},
-    Handler{DirectiveScope::Top, "group", 1, "a group name", BlockRule::None,
-            set_top_text<&Config::group>},
-    Handler{DirectiveScope::Top, "pidfile", 1, "a file path", BlockRule::None,
-            set_top_text<&Config::pidfile>},
-    Handler{DirectiveScope::Top, "log", 1, "a log level", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                if (auto level = parse_log_level(st.args[0].text)) {
-                    in.config_.log = *level;
-                } else {
-                    in.error(st.args[0].line, "bad log level " + quote(st.args[0].text) +
-                                                  " (expected EMERGENCY, ALERT, CRITICAL, "
-                                                  "ERROR, WARNING, NOTICE, INFO or DEBUG)");
-                }
-            }},
-    Handler{DirectiveScope::Top, "health", 0, "a block", BlockRule::Required,
-            [](Interpreter& in, const ConfigStatement& st) {
-                in.block(DirectiveScope::Health, st.block);
-            }},
-    Handler{DirectiveScope::Top, "backend", 1, "HOST:PORT or 'default'", BlockRule::Optional,
-            [](Interpreter& in, const ConfigStatement& st) { in.backend(st); }},
-
-    Handler{DirectiveScope::Tls, "ciphers", 1, "an OpenSSL cipher list", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                if (auto v = in.text(st.args[0], st.name, true)) in.config_.tls.ciphers = *v;
-            }},
-    Handler{DirectiveScope::Tls, "cert", 1, "a file path", BlockRule::None,
-            set_tls_path<&TlsConfig::cert, &TlsConfig::cert_line>},
-    Handler{DirectiveScope::Tls, "key", 1, "a file path", BlockRule::None,
-            set_tls_path<&TlsConfig::key, &TlsConfig::key_line>},
-    Handler{DirectiveScope::Tls, "ca", 1, "a file path", BlockRule::None,
-            set_tls_path<&TlsConfig::ca, &TlsConfig::ca_line>},
-
-    Handler{DirectiveScope::Health, "timeout", 1, "a duration", BlockRule::None,
-            set_health_duration<&HealthConfig::timeout>},
-    Handler{DirectiveScope::Health, "check", 1, "a duration", BlockRule::None,
-            set_health_duration<&HealthConfig::check>},
-    Handler{DirectiveScope::Health, "lag-interval", 1, "a duration", BlockRule::None,
-            set_health_duration<&HealthConfig::lag_interval>},
-    Handler{DirectiveScope::Health, "database", 1, "a database name", BlockRule::None,
-            set_health_text<&HealthConfig::database>},
-    Handler{DirectiveScope::Health, "username", 1, "a user name", BlockRule::None,
-            set_health_text<&HealthConfig::username>},
-    Handler{DirectiveScope::Health, "password", 1, "a password", BlockRule::None,
-            set_health_text<&HealthConfig::password, true>},
-
-    Handler{DirectiveScope::Backend, "tls", 1, "off, verify or skipverify", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                std::string mode = lower(st.args[0].text);
-                if (mode == "off") {
-                    in.target_->tls = TlsMode::Off;
-                } else if (mode == "verify") {
-                    in.target_->tls = TlsMode::Verify;
-                } else if (mode == "skipverify") {
-                    in.target_->tls = TlsMode::SkipVerify;
-                } else {
-                    in.error(st.args[0].line, "bad tls mode " + quote(st.args[0].text) +
-                                                  " (expected off, verify or skipverify)");
-                }
-            }},
-    Handler{DirectiveScope::Backend, "lag", 1, "a size", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                if (auto v = in.size(st.args[0], st.name)) in.target_->lag = *v;
-            }},
-    Handler{DirectiveScope::Backend, "weight", 1, "a number 0-1000000", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                if (auto v = in.integer(st.args[0], st.name, 0, kMaxWeight)) {
-                    in.target_->weight = static_cast<std::uint32_t>(*v);
-                }
-            }},
-    Handler{DirectiveScope::Backend, "ca", 1, "a file path", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                if (auto v = in.text(st.args[0], st.name, false)) in.target_->ca = *v;
-            }},
-    Handler{DirectiveScope::Backend, "replstatus", 1, "a port", BlockRule::None,
-            [](Interpreter& in, const ConfigStatement& st) {
-                if (auto p = in.port(st.args[0], st.name)) in.target_->replstatus_port = *p;
-            }},
-};
-
-const Handler* find_handler(DirectiveScope scope, std::string_view name) {
-    for (const Handler& h : kHandlers) {
-        if (h.scope == scope && h.name == name) return &h;
+    constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    auto n = to_unsigned(s.substr(0, digits), kMax);
+    if (!n || *n > kMax / it->factor) {
+        in.error(arg.line,
+                 std::string(what) + " " + quote(s) + " for " + quote(directive) + " is too large");
+        return std::nullopt;
     }
-    return nullptr;
+    return *n * it->factor;
 }
 
-const Directive* find_directive(DirectiveScope scope, std::string_view name) {
+}  // namespace
+
+ConfigReader::ConfigReader(std::string_view file) : target_(&defaults_), file_(file) {
+    config_.file = file_;
     for (const Directive& d : directives()) {
-        if (d.scope == scope && d.name == name) return &d;
+        if (d.default_value.empty()) continue;
+        ConfigStatement st;
+        st.name = d.name;
+        st.args.push_back({std::string(d.default_value), 0});
+        d.read(*this, st);  // Backend scope: into defaults_, which target_ points at
     }
-    return nullptr;
 }
 
-void Interpreter::block(DirectiveScope scope, const std::vector<ConfigStatement>& statements) {
+ConfigResult ConfigReader::run(ConfigSyntax syntax) {
+    for (const ConfigSyntaxError& e : syntax.errors) error(e.line, e.message);
+    block(DirectiveScope::Top, syntax.statements);
+    if (backend_statements_ == 0) {
+        error(0, "no backends configured (expected at least one 'backend HOST:PORT')");
+    }
+    ConfigResult out;
+    std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
+        return (a.line == 0 ? INT_MAX : a.line) < (b.line == 0 ? INT_MAX : b.line);
+    });
+    out.errors = std::move(errors_);
+    if (out.errors.empty()) out.config = std::move(config_);
+    return out;
+}
+
+void ConfigReader::block(DirectiveScope scope, const std::vector<ConfigStatement>& statements) {
     std::map<std::string, int> seen;
     for (const ConfigStatement& st : statements) {
-        std::string name = lower(st.name);  // directive names are case-insensitive
+        std::string name = config_lower(st.name);  // directive names are case-insensitive
         const Directive* d = find_directive(scope, name);
         if (d == nullptr) {
             unknown(scope, st);
-            continue;
-        }
-        const Handler* h = find_handler(scope, name);
-        if (h == nullptr) {
-            error(st.line, "directive " + quote(st.name) + " has no handler (a bug)");
             continue;
         }
         if (!(scope == DirectiveScope::Top && name == "backend")) {
@@ -384,26 +217,26 @@ void Interpreter::block(DirectiveScope scope, const std::vector<ConfigStatement>
             }
         }
         auto nargs = static_cast<int>(st.args.size());
-        if (nargs != h->args) {
-            std::string what = nargs < h->args ? "missing argument" : "too many arguments";
+        if (nargs != d->args) {
+            std::string what = nargs < d->args ? "missing argument" : "too many arguments";
             error(st.line,
-                  what + " for " + quote(st.name) + " (expected " + std::string(h->expect) + ")");
+                  what + " for " + quote(st.name) + " (expected " + std::string(d->expect) + ")");
             continue;
         }
-        if (h->block == BlockRule::Required && !st.has_block) {
+        if (d->block == BlockRule::Required && !st.has_block) {
             error(st.line, "expected '{' after " + quote(st.name));
             continue;
         }
-        if (h->block == BlockRule::None && st.has_block) {
+        if (d->block == BlockRule::None && st.has_block) {
             error(st.block_line, quote(st.name) + " does not take a block");
             continue;
         }
-        h->fn(*this, st);
+        d->read(*this, st);
     }
 }
 
-void Interpreter::unknown(DirectiveScope scope, const ConfigStatement& st) {
-    std::string name = lower(st.name);
+void ConfigReader::unknown(DirectiveScope scope, const ConfigStatement& st) {
+    std::string name = config_lower(st.name);
     std::string places;
     for (DirectiveScope other : {DirectiveScope::Top, DirectiveScope::Tls, DirectiveScope::Health,
                                  DirectiveScope::Backend}) {
@@ -433,9 +266,9 @@ void Interpreter::unknown(DirectiveScope scope, const ConfigStatement& st) {
     error(st.line, message);
 }
 
-void Interpreter::backend(const ConfigStatement& st) {
+void ConfigReader::backend(const ConfigStatement& st) {
     const ConfigArg& arg = st.args[0];
-    if (lower(arg.text) == "default") {
+    if (config_lower(arg.text) == "default") {
         if (!st.has_block) {
             error(st.line, "expected '{' after 'backend default'");
             return;
@@ -465,7 +298,7 @@ void Interpreter::backend(const ConfigStatement& st) {
     config_.backends.push_back(std::move(b));
 }
 
-void Interpreter::tls_block(const ConfigStatement& st) {
+void ConfigReader::tls_block(const ConfigStatement& st) {
     config_.tls.enabled = true;
     config_.tls.line = st.line;
     block(DirectiveScope::Tls, st.block);
@@ -477,7 +310,7 @@ void Interpreter::tls_block(const ConfigStatement& st) {
     }
 }
 
-std::optional<Endpoint> Interpreter::address(const ConfigArg& arg, bool allow_any) {
+std::optional<Endpoint> ConfigReader::address(const ConfigArg& arg, bool allow_any) {
     std::string_view s = arg.text;
     auto fail = [&](const std::string& message) {
         error(arg.line, message);
@@ -527,7 +360,7 @@ std::optional<Endpoint> Interpreter::address(const ConfigArg& arg, bool allow_an
     return Endpoint{std::string(host), static_cast<std::uint16_t>(*p)};
 }
 
-std::optional<std::uint16_t> Interpreter::port(const ConfigArg& arg, std::string_view directive) {
+std::optional<std::uint16_t> ConfigReader::port(const ConfigArg& arg, std::string_view directive) {
     auto p = to_unsigned(arg.text, 65535);
     if (!p || *p == 0) {
         error(arg.line,
@@ -537,46 +370,7 @@ std::optional<std::uint16_t> Interpreter::port(const ConfigArg& arg, std::string
     return static_cast<std::uint16_t>(*p);
 }
 
-struct Unit {
-    std::string_view name;
-    std::uint64_t factor;
-};
-
-// "<digits><unit>" with a unit from `units` ("" is the bare number's unit, and units are
-// case-insensitive). Reports "bad <what>" (no number, a fraction, a sign), "unknown unit"
-// and "too large" itself.
-std::optional<std::uint64_t> scaled(Interpreter& in, const ConfigArg& arg,
-                                    std::string_view directive, std::string_view what,
-                                    std::span<const Unit> units, std::string_view unit_list) {
-    std::string_view s = arg.text;
-    std::size_t digits = 0;
-    while (digits < s.size() && is_digit(s[digits])) ++digits;
-    std::string unit = lower(s.substr(digits));
-    if (digits == 0 ||
-        !std::all_of(unit.begin(), unit.end(), [](char c) { return c >= 'a' && c <= 'z'; })) {
-        in.error(arg.line,
-                 "bad " + std::string(what) + " " + quote(s) + " for " + quote(directive) +
-                     " (expected a number with an optional unit: " + std::string(unit_list) + ")");
-        return std::nullopt;
-    }
-    auto it =
-        std::find_if(units.begin(), units.end(), [&](const Unit& u) { return u.name == unit; });
-    if (it == units.end()) {
-        in.error(arg.line, "unknown unit " + quote(s.substr(digits)) + " in " + quote(s) + " for " +
-                               quote(directive) + " (expected " + std::string(unit_list) + ")");
-        return std::nullopt;
-    }
-    constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    auto n = to_unsigned(s.substr(0, digits), kMax);
-    if (!n || *n > kMax / it->factor) {
-        in.error(arg.line,
-                 std::string(what) + " " + quote(s) + " for " + quote(directive) + " is too large");
-        return std::nullopt;
-    }
-    return *n * it->factor;
-}
-
-std::optional<Millis> Interpreter::duration(const ConfigArg& arg, std::string_view directive) {
+std::optional<Millis> ConfigReader::duration(const ConfigArg& arg, std::string_view directive) {
     static constexpr std::array kUnits = {Unit{"", 1000}, Unit{"ms", 1}, Unit{"s", 1000},
                                           Unit{"m", 60 * 1000}, Unit{"h", 60 * 60 * 1000}};
     auto ms = scaled(*this, arg, directive, "duration", kUnits, "ms, s, m or h");
@@ -588,7 +382,7 @@ std::optional<Millis> Interpreter::duration(const ConfigArg& arg, std::string_vi
     return Millis(static_cast<Millis::rep>(*ms));
 }
 
-std::optional<std::uint64_t> Interpreter::size(const ConfigArg& arg, std::string_view directive) {
+std::optional<std::uint64_t> ConfigReader::size(const ConfigArg& arg, std::string_view directive) {
     static constexpr std::array kUnits = {Unit{"", 1},           Unit{"b", 1},
                                           Unit{"k", 1ULL << 10}, Unit{"kb", 1ULL << 10},
                                           Unit{"m", 1ULL << 20}, Unit{"mb", 1ULL << 20},
@@ -596,8 +390,8 @@ std::optional<std::uint64_t> Interpreter::size(const ConfigArg& arg, std::string
     return scaled(*this, arg, directive, "size", kUnits, "b, k, M or G");
 }
 
-std::optional<long long> Interpreter::integer(const ConfigArg& arg, std::string_view directive,
-                                              long long lo, long long hi) {
+std::optional<long long> ConfigReader::integer(const ConfigArg& arg, std::string_view directive,
+                                               long long lo, long long hi) {
     std::string_view s = arg.text;
     std::string_view digits = !s.empty() && s[0] == '-' ? s.substr(1) : s;
     std::string range = std::to_string(lo) + "-" + std::to_string(hi);
@@ -615,8 +409,8 @@ std::optional<long long> Interpreter::integer(const ConfigArg& arg, std::string_
     return static_cast<long long>(*n);
 }
 
-std::optional<std::string> Interpreter::text(const ConfigArg& arg, std::string_view directive,
-                                             bool allow_empty) {
+std::optional<std::string> ConfigReader::text(const ConfigArg& arg, std::string_view directive,
+                                              bool allow_empty) {
     if (arg.text.empty() && !allow_empty) {
         error(arg.line, "empty value for " + quote(directive));
         return std::nullopt;
@@ -624,9 +418,11 @@ std::optional<std::string> Interpreter::text(const ConfigArg& arg, std::string_v
     return arg.text;
 }
 
+namespace {
+
 ConfigResult parse(std::string_view text, std::string_view file, PathLines* lines) {
     try {
-        Interpreter in(file);
+        ConfigReader in(file);
         ConfigResult result = in.run(parse_config_syntax(text));
         if (lines != nullptr) *lines = in.path_lines();
         return result;
@@ -675,6 +471,14 @@ bool read_file(const std::string& path, std::string& out, int& err) {
 }
 
 }  // namespace
+
+std::string config_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+}
 
 std::string quote(std::string_view s) {
     constexpr std::size_t kShown = 80;

@@ -1,74 +1,210 @@
-// The one table of pgrouter.conf directives. The parser (config.cc) refuses every name that
-// is not here, the man page and etc/pgrouter.conf are checked against it, so a directive is
-// added here first. Defaults shown must match the member initialisers in config.h.
+// The one table of pgrouter.conf directives (see directives.h). A directive is added here and
+// only here: its name, scope, argument shape, default, reloadable flag, handler and doc line.
+// Handlers store a value into the Config being read and report bad values through the
+// reader; they never touch the file system.
 #include "pgrouter/config/directives.h"
 
 #include <array>
 
+#include "config_reader.h"
+
 namespace pgrouter {
 namespace {
 
+constexpr int kWorkersLimit = 256;  // kMaxWorkers slots in the shared segment
+
 using S = DirectiveScope;
+using B = BlockRule;
+using In = ConfigReader;
+using St = ConfigStatement;
+
+// Stores a string argument into the member `Field` selects, when it is valid.
+template <std::string Config::*Field, bool AllowEmpty = false>
+void set_top_text(In& in, const St& st) {
+    if (auto v = in.text(st.args[0], st.name, AllowEmpty)) in.config_.*Field = std::move(*v);
+}
+
+template <std::string HealthConfig::*Field, bool AllowEmpty = false>
+void set_health_text(In& in, const St& st) {
+    if (auto v = in.text(st.args[0], st.name, AllowEmpty)) in.config_.health.*Field = std::move(*v);
+}
+
+template <Millis HealthConfig::*Field>
+void set_health_duration(In& in, const St& st) {
+    if (auto v = in.duration(st.args[0], st.name)) in.config_.health.*Field = *v;
+}
+
+template <std::string TlsConfig::*Field, int TlsConfig::*Line>
+void set_tls_path(In& in, const St& st) {
+    in.config_.tls.*Line = st.line;
+    if (auto v = in.text(st.args[0], st.name, false)) in.config_.tls.*Field = std::move(*v);
+}
+
+template <Endpoint Config::*Field>
+void set_address(In& in, const St& st) {
+    if (auto ep = in.address(st.args[0], true)) in.config_.*Field = *ep;
+}
+
+// The `keep` of a directive that is not reloadable: its Config member.
+template <auto Field>
+bool keep(const Config& old, Config& next) {
+    if (old.*Field == next.*Field) return false;
+    next.*Field = old.*Field;
+    return true;
+}
+
+void read_log(In& in, const St& st) {
+    if (auto level = parse_log_level(st.args[0].text)) {
+        in.config_.log = *level;
+    } else {
+        in.error(st.args[0].line, "bad log level " + quote(st.args[0].text) +
+                                      " (expected EMERGENCY, ALERT, CRITICAL, ERROR, WARNING, "
+                                      "NOTICE, INFO or DEBUG)");
+    }
+}
+
+void read_backend_tls(In& in, const St& st) {
+    std::string mode = config_lower(st.args[0].text);
+    if (mode == "off") {
+        in.target_->tls = TlsMode::Off;
+    } else if (mode == "verify") {
+        in.target_->tls = TlsMode::Verify;
+    } else if (mode == "skipverify") {
+        in.target_->tls = TlsMode::SkipVerify;
+    } else {
+        in.error(st.args[0].line, "bad tls mode " + quote(st.args[0].text) +
+                                      " (expected off, verify or skipverify)");
+    }
+}
 
 constexpr std::array kDirectives = {
-    Directive{"listen", S::Top, "address", "*:5432", false,
+    Directive{"listen", S::Top, "address", 1, "HOST:PORT", B::None, "*:5432", false,
+              keep<&Config::listen>, set_address<&Config::listen>,
               "address and port to accept client connections on ('*' for every address)"},
-    Directive{"monitor", S::Top, "address", "127.0.0.1:14231", false,
+    Directive{"monitor", S::Top, "address", 1, "HOST:PORT", B::None, "127.0.0.1:14231", false,
+              keep<&Config::monitor>, set_address<&Config::monitor>,
               "address and port of the monitoring listener"},
-    Directive{"workers", S::Top, "integer", "number of CPUs", false,
-              "how many worker processes accept client connections (1-256)"},
-    Directive{"hba", S::Top, "path", "", true,
+    Directive{"workers", S::Top, "integer", 1, "a number 1-256", B::None, "", true, nullptr,
+              [](In& in, const St& st) {
+                  if (auto n = in.integer(st.args[0], st.name, 1, kWorkersLimit)) {
+                      in.config_.workers = static_cast<int>(*n);
+                  }
+              },
+              "how many worker processes accept client connections (1-256; default: the "
+              "number of CPUs)"},
+    Directive{"hba", S::Top, "path", 1, "a file path", B::None, "", true, nullptr,
+              [](In& in, const St& st) {
+                  set_top_text<&Config::hba>(in, st);
+                  in.lines_.hba = st.line;
+              },
               "host-based access file (pg_hba.conf syntax) checked for every client"},
-    Directive{"authdb", S::Top, "path", "", true,
+    Directive{"authdb", S::Top, "path", 1, "a file path", B::None, "", true, nullptr,
+              [](In& in, const St& st) {
+                  set_top_text<&Config::authdb>(in, st);
+                  in.lines_.authdb = st.line;
+              },
               "file of user names and password verifiers used to authenticate clients"},
-    Directive{"tls", S::Top, "block", "", false,
-              "block enabling TLS for clients: ciphers, cert, key, ca"},
-    Directive{"user", S::Top, "string", "", false, "user to run as after binding the ports"},
-    Directive{"group", S::Top, "string", "", false, "group to run as after binding the ports"},
-    Directive{"pidfile", S::Top, "path", "/run/pgrouter/pgrouter.pid", false,
-              "file holding the daemon's pid (none in the foreground unless set)"},
-    Directive{"log", S::Top, "level", "INFO", true,
+    Directive{"tls", S::Top, "block", 0, "a block", B::Required, "", true, nullptr,
+              [](In& in, const St& st) { in.tls_block(st); },
+              "block enabling TLS for clients: ciphers, cert, key, ca (files read again on "
+              "SIGHUP)"},
+    Directive{"user", S::Top, "string", 1, "a user name", B::None, "", false, keep<&Config::user>,
+              set_top_text<&Config::user>, "user to run as after binding the ports"},
+    Directive{"group", S::Top, "string", 1, "a group name", B::None, "", false,
+              keep<&Config::group>, set_top_text<&Config::group>,
+              "group to run as after binding the ports"},
+    Directive{"pidfile", S::Top, "path", 1, "a file path", B::None, "", false,
+              keep<&Config::pidfile>, set_top_text<&Config::pidfile>,
+              "file holding the daemon's pid (default: /run/pgrouter/pgrouter.pid when "
+              "daemonized, none in the foreground)"},
+    Directive{"log", S::Top, "level", 1, "a log level", B::None, "INFO", true, nullptr, read_log,
               "least severe messages logged: EMERGENCY ALERT CRITICAL ERROR WARNING NOTICE "
               "INFO DEBUG"},
-    Directive{"health", S::Top, "block", "", true,
+    Directive{"health", S::Top, "block", 0, "a block", B::Required, "", true, nullptr,
+              [](In& in, const St& st) { in.block(S::Health, st.block); },
               "block of health-check settings: timeout, check, lag-interval, database, "
               "username, password"},
-    Directive{"backend", S::Top, "address", "", true,
+    Directive{"backend", S::Top, "address", 1, "HOST:PORT or 'default'", B::Optional, "", true,
+              nullptr, [](In& in, const St& st) { in.backend(st); },
               "a PostgreSQL server to route to (HOST:PORT), or 'default' to set the defaults "
               "of the backends that follow"},
 
-    Directive{"ciphers", S::Tls, "string", "", true,
+    Directive{"ciphers", S::Tls, "string", 1, "an OpenSSL cipher list", B::None, "", true, nullptr,
+              [](In& in, const St& st) {
+                  if (auto v = in.text(st.args[0], st.name, true)) in.config_.tls.ciphers = *v;
+              },
               "OpenSSL cipher list offered to clients (empty: OpenSSL's default)"},
-    Directive{"cert", S::Tls, "path", "", true, "certificate chain (PEM) shown to clients"},
-    Directive{"key", S::Tls, "path", "", true, "private key (PEM) of the certificate"},
-    Directive{"ca", S::Tls, "path", "", true, "CA bundle (PEM) for verifying client certificates"},
+    Directive{"cert", S::Tls, "path", 1, "a file path", B::None, "", true, nullptr,
+              set_tls_path<&TlsConfig::cert, &TlsConfig::cert_line>,
+              "certificate chain (PEM) shown to clients"},
+    Directive{"key", S::Tls, "path", 1, "a file path", B::None, "", true, nullptr,
+              set_tls_path<&TlsConfig::key, &TlsConfig::key_line>,
+              "private key (PEM) of the certificate"},
+    Directive{"ca", S::Tls, "path", 1, "a file path", B::None, "", true, nullptr,
+              set_tls_path<&TlsConfig::ca, &TlsConfig::ca_line>,
+              "CA bundle (PEM) for verifying client certificates"},
 
-    Directive{"timeout", S::Health, "duration", "5s", true,
+    Directive{"timeout", S::Health, "duration", 1, "a duration", B::None, "5s", true, nullptr,
+              set_health_duration<&HealthConfig::timeout>,
               "how long one health check of a backend may take"},
-    Directive{"check", S::Health, "duration", "15s", true,
+    Directive{"check", S::Health, "duration", 1, "a duration", B::None, "15s", true, nullptr,
+              set_health_duration<&HealthConfig::check>,
               "how often every backend is checked for health"},
-    Directive{"lag-interval", S::Health, "duration", "250ms", true,
+    Directive{"lag-interval", S::Health, "duration", 1, "a duration", B::None, "250ms", true,
+              nullptr, set_health_duration<&HealthConfig::lag_interval>,
               "how often the replication lag of the standbys is measured"},
-    Directive{"database", S::Health, "string", "postgres", true,
+    Directive{"database", S::Health, "string", 1, "a database name", B::None, "postgres", true,
+              nullptr, set_health_text<&HealthConfig::database>,
               "database the health checks connect to"},
-    Directive{"username", S::Health, "string", "postgres", true,
-              "user the health checks connect as"},
-    Directive{"password", S::Health, "string", "", true, "password of the health-check user"},
+    Directive{"username", S::Health, "string", 1, "a user name", B::None, "postgres", true, nullptr,
+              set_health_text<&HealthConfig::username>, "user the health checks connect as"},
+    Directive{"password", S::Health, "string", 1, "a password", B::None, "", true, nullptr,
+              set_health_text<&HealthConfig::password, true>, "password of the health-check user"},
 
-    Directive{"tls", S::Backend, "tls-mode", "off", true,
-              "TLS to this backend: off, verify or skipverify"},
-    Directive{"lag", S::Backend, "size", "1M", true,
+    Directive{"tls", S::Backend, "tls-mode", 1, "off, verify or skipverify", B::None, "off", true,
+              nullptr, read_backend_tls, "TLS to this backend: off, verify or skipverify"},
+    Directive{"lag", S::Backend, "size", 1, "a size", B::None, "1M", true, nullptr,
+              [](In& in, const St& st) {
+                  if (auto v = in.size(st.args[0], st.name)) in.target_->lag = *v;
+              },
               "how far (bytes of WAL) a standby may trail the master and still take reads"},
-    Directive{"weight", S::Backend, "integer", "100", true,
-              "relative share of read queries (0-1000000; 0 takes none)"},
-    Directive{"ca", S::Backend, "path", "", true,
+    Directive{
+        "weight", S::Backend, "integer", 1, "a number 0-1000000", B::None, "100", true, nullptr,
+        [](In& in, const St& st) {
+            if (auto v = in.integer(st.args[0], st.name, 0, kMaxWeight)) {
+                in.target_->weight = static_cast<std::uint32_t>(*v);
+            }
+        },
+        "relative share of read queries (0-1000000; 0 takes none)"},
+    Directive{"ca", S::Backend, "path", 1, "a file path", B::None, "", true, nullptr,
+              [](In& in, const St& st) {
+                  if (auto v = in.text(st.args[0], st.name, false)) in.target_->ca = *v;
+              },
               "CA bundle (PEM) for 'tls verify' (empty: the system's store)"},
-    Directive{"replstatus", S::Backend, "port", "", true,
+    Directive{"replstatus", S::Backend, "port", 1, "a port", B::None, "", true, nullptr,
+              [](In& in, const St& st) {
+                  if (auto p = in.port(st.args[0], st.name)) in.target_->replstatus_port = *p;
+              },
               "port of the bgw_replstatus probe on this backend (none unless set)"},
 };
 
 }  // namespace
 
 std::span<const Directive> directives() { return kDirectives; }
+
+const Directive* find_directive(DirectiveScope scope, std::string_view name) {
+    for (const Directive& d : kDirectives) {
+        if (d.scope == scope && d.name == name) return &d;
+    }
+    return nullptr;
+}
+
+std::vector<std::string_view> keep_restart_only(const Config& old, Config& next) {
+    std::vector<std::string_view> changed;
+    for (const Directive& d : kDirectives) {
+        if (!d.reloadable && d.keep != nullptr && d.keep(old, next)) changed.push_back(d.name);
+    }
+    return changed;
+}
 
 }  // namespace pgrouter

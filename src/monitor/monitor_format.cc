@@ -37,7 +37,6 @@ std::string format_monitor(const Snapshot& snap, const MonitorTotals& totals) {
         if (b.health.status == BackendStatus::Ok) out += " " + std::to_string(b.health.lag);
         out += "\n";
     }
-    out += "pinned " + std::to_string(totals.pinned) + "\n";
     return out;
 }
 

@@ -90,11 +90,13 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
     }
 
     SharedSettings& st = seg.settings;
+    RoutingSettings& rt = seg.routing;
     seq_write_begin(seg.settings_seq);
     st.generation += 1;
     st.log_level = config.log;
     st.workers = workers;
-    st.health_timeout_ms = config.health.timeout.count();
+    rt.health_timeout_ms = config.health.timeout.count();
+    st.health_timeout_ms = rt.health_timeout_ms;
     st.health_check_ms = config.health.check.count();
     st.lag_interval_ms = config.health.lag_interval.count();
     copy_string(st.health_database, config.health.database);
@@ -122,35 +124,89 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
         spec.weight = b.weight;
         spec.replstatus_port = b.replstatus_port;
         copy_string(spec.ca, b.ca);
-        st.order[i] = static_cast<std::int16_t>(slot_of[i]);
+        rt.order[i] = static_cast<std::int16_t>(slot_of[i]);
     }
-    st.backend_count = static_cast<std::int32_t>(config.backends.size());
+    rt.backend_count = static_cast<std::int32_t>(config.backends.size());
     seq_write_end(seg.settings_seq);
     return true;
 }
 
+namespace {
+
+constexpr std::uint64_t kUnread = ~0ULL;  // a generation no counter reaches
+
+// Under settings_seq: the hot settings and the spec of each listed backend, in order.
+void copy_backends(const Segment& seg, RoutingSettings& routing, BackendSpec* specs) {
+    std::memcpy(static_cast<void*>(&routing), &seg.routing, sizeof(RoutingSettings));
+    int n = std::clamp<int>(routing.backend_count, 0, kMaxBackends);
+    for (int i = 0; i < n; ++i) {
+        int slot = std::clamp<int>(routing.order[i], 0, kMaxBackends - 1);
+        std::memcpy(static_cast<void*>(&specs[i]), &seg.backends[slot].spec, sizeof(BackendSpec));
+    }
+}
+
+// The entries copy_backends read, health not read yet.
+void set_backends(const RoutingSettings& routing, const BackendSpec* specs,
+                  std::vector<BackendView>& out) {
+    int n = std::clamp<int>(routing.backend_count, 0, kMaxBackends);
+    out.resize(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        BackendView& v = out[static_cast<std::size_t>(i)];
+        v.slot = std::clamp<int>(routing.order[i], 0, kMaxBackends - 1);
+        v.spec = specs[i];
+        v.health = BackendHealth{};
+    }
+}
+
+// Reads the entry's health when its counter moved since `seen` (and notes the new one). A
+// record of the slot's previous occupant, or one a writer keeps busy, reads as unchecked.
+void read_health(const Segment& seg, BackendView& v, std::uint64_t& seen) {
+    const BackendSlot& slot = seg.backends[v.slot];
+    std::uint64_t now = slot.health_seq.seq.load(std::memory_order_acquire);
+    if (now == seen) return;
+    if (!seq_read(slot.health_seq, slot.health, v.health)) {
+        v.health = BackendHealth{};
+        seen = kUnread;
+        return;
+    }
+    // What was read is at least as new as `now`: the next refresh re-reads if not equal.
+    if (v.health.epoch != v.spec.epoch) v.health = BackendHealth{};
+    seen = now;
+}
+
+}  // namespace
+
 bool take_snapshot(const Segment& seg, Snapshot& out) {
+    RoutingSettings routing;
     BackendSpec specs[kMaxBackends];
     bool ok = seq_read_with(seg.settings_seq, [&] {
         std::memcpy(static_cast<void*>(&out.settings), &seg.settings, sizeof(SharedSettings));
-        int n = std::clamp<int>(out.settings.backend_count, 0, kMaxBackends);
-        for (int i = 0; i < n; ++i) {
-            int slot = std::clamp<int>(out.settings.order[i], 0, kMaxBackends - 1);
-            std::memcpy(static_cast<void*>(&specs[i]), &seg.backends[slot].spec,
-                        sizeof(BackendSpec));
-        }
+        copy_backends(seg, routing, specs);
     });
     if (!ok) return false;
-    int n = std::clamp<int>(out.settings.backend_count, 0, kMaxBackends);
-    out.backends.resize(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) {
-        BackendView& v = out.backends[static_cast<std::size_t>(i)];
-        v.slot = out.settings.order[i];
-        v.spec = specs[i];
-        const BackendSlot& slot = seg.backends[v.slot];
-        if (!seq_read(slot.health_seq, slot.health, v.health) || v.health.epoch != v.spec.epoch) {
-            v.health = BackendHealth{};
+    set_backends(routing, specs, out.backends);
+    for (BackendView& v : out.backends) {
+        std::uint64_t seen = kUnread;
+        read_health(seg, v, seen);
+    }
+    return true;
+}
+
+bool refresh_routing_view(const Segment& seg, RoutingView& view) {
+    std::uint64_t seq = seg.settings_seq.seq.load(std::memory_order_acquire);
+    if (seq != view.settings_seq) {
+        RoutingSettings routing;
+        BackendSpec specs[kMaxBackends];
+        if (!seq_read_with(seg.settings_seq, [&] { copy_backends(seg, routing, specs); })) {
+            return false;
         }
+        view.settings = routing;
+        set_backends(routing, specs, view.backends);
+        view.health_seq.assign(view.backends.size(), kUnread);
+        view.settings_seq = seq;  // what was read is at least as new as `seq`
+    }
+    for (std::size_t i = 0; i < view.backends.size(); ++i) {
+        read_health(seg, view.backends[i], view.health_seq[i]);
     }
     return true;
 }
@@ -179,9 +235,6 @@ void repair_after_watcher_death(Segment& seg) {
             seq_repair(b.health_seq);
         }
     }
-    // The watcher may have died holding the structure lock; it was the only other holder.
-    seg.structure_lock.~interprocess_sharable_mutex();
-    new (&seg.structure_lock) boost::interprocess::interprocess_sharable_mutex();
 }
 
 }  // namespace pgrouter

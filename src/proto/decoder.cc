@@ -10,12 +10,6 @@ namespace {
 
 constexpr std::size_t kHeaderSize = 5;  // type byte + Int32 length
 
-std::uint32_t read_be32(const char* p) {
-    const auto* u = reinterpret_cast<const unsigned char*>(p);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-           std::uint32_t{u[3]};
-}
-
 DecodeResult frame(std::string_view buf, std::uint32_t limit) {
     if (buf.size() < kHeaderSize) return NeedMore{kHeaderSize};
     std::uint32_t len = read_be32(buf.data() + 1);

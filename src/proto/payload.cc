@@ -26,9 +26,7 @@ bool PayloadReader::read_i16(std::int16_t& v) {
 
 bool PayloadReader::read_i32(std::int32_t& v) {
     if (remaining() < 4) return fail();
-    const auto* u = reinterpret_cast<const unsigned char*>(data_.data() + pos_);
-    v = static_cast<std::int32_t>((std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) |
-                                  (std::uint32_t{u[2]} << 8) | std::uint32_t{u[3]});
+    v = static_cast<std::int32_t>(read_be32(data_.data() + pos_));
     pos_ += 4;
     return true;
 }

@@ -11,12 +11,6 @@ namespace {
 
 constexpr std::size_t kLengthWord = 4;
 
-std::uint32_t read_be32(std::string_view s, std::size_t at) {
-    const auto* u = reinterpret_cast<const unsigned char*>(s.data() + at);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-           std::uint32_t{u[3]};
-}
-
 StartupError invalid_length() {
     return StartupError{
         proto::kSqlstateProtocolViolation, "invalid length of startup packet", {}, false};
@@ -114,7 +108,7 @@ StartupResult parse_params(std::string_view body, std::uint32_t version) {
 
 StartupFrameResult frame_startup(std::string_view buf) {
     if (buf.size() < kLengthWord) return proto::NeedMore{kLengthWord};
-    std::uint32_t len = read_be32(buf, 0);
+    std::uint32_t len = proto::read_be32(buf.data());
     // PostgreSQL compares the body length (without the length word) to [4, 10000].
     if (len < 2 * kLengthWord || len - kLengthWord > proto::kStartupPacketLimit) {
         return invalid_length();
@@ -130,15 +124,15 @@ StartupResult parse_startup(std::string_view packet) {
         return invalid_length();
     }
     std::string_view body = packet.substr(kLengthWord);
-    std::uint32_t code = read_be32(body, 0);
+    std::uint32_t code = proto::read_be32(body.data());
 
     StartupPacket special;
     switch (code) {
         case proto::kCancelRequestCode:
             if (body.size() != 3 * kLengthWord) return invalid_length();
             special.kind = StartupKind::CancelRequest;
-            special.cancel_pid = static_cast<std::int32_t>(read_be32(body, 4));
-            special.cancel_key = static_cast<std::int32_t>(read_be32(body, 8));
+            special.cancel_pid = static_cast<std::int32_t>(proto::read_be32(body.data() + 4));
+            special.cancel_key = static_cast<std::int32_t>(proto::read_be32(body.data() + 8));
             return special;
         case proto::kSslRequestCode:
             special.kind = StartupKind::SslRequest;

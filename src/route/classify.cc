@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdlib>
 #include <optional>
 
@@ -78,6 +79,15 @@ std::optional<bool> parse_bool(std::string_view v) {
             break;
     }
     return std::nullopt;
+}
+
+// A transaction_isolation value ("serializable", "repeatable read", ...), case-insensitive.
+Isolation parse_isolation(std::string_view v) {
+    if (iequals(v, "serializable")) return Isolation::Serializable;
+    if (iequals(v, "repeatable read")) return Isolation::RepeatableRead;
+    if (iequals(v, "read committed")) return Isolation::ReadCommitted;
+    if (iequals(v, "read uncommitted")) return Isolation::ReadUncommitted;
+    return Isolation::Unchanged;
 }
 
 // What calling a built-in function means for routing.
@@ -151,6 +161,12 @@ class Walker {
 
     Classification& flags() { return flags_; }
 
+    // The bytes of the statement statement() looks at next, for the facts it names.
+    void at_statement(std::uint32_t at, std::uint32_t size) {
+        stmt_at_ = at;
+        stmt_size_ = size;
+    }
+
   private:
     Stmt select_like(std::uint32_t body, std::string_view read_reason);
     Stmt variable_set(std::uint32_t body);
@@ -170,13 +186,26 @@ class Walker {
         if (flags_.pins == 0) flags_.pin_reason = reason;
         flags_.pins |= bit;
     }
+    void fact(NamedAction action, std::string_view name,
+              Isolation isolation = Isolation::Unchanged) {
+        NamedFact f;
+        f.action = action;
+        f.isolation = isolation;
+        f.stmt_at = stmt_at_;
+        f.stmt_size = stmt_size_;
+        (void)flags_.add_fact(f, name);
+    }
     std::optional<std::string> const_text(std::uint32_t node) const;
     std::optional<bool> defelem_bool(std::uint32_t args, std::string_view name) const;
+    // The isolation level named by DefElem transaction_isolation in `args`.
+    Isolation defelem_isolation(std::uint32_t args) const;
 
     const Json& j_;
     const std::vector<std::string>& write_functions_;
-    Classification flags_;  // set, set_local, pins, discard, read_only_default
-    bool write_ = false;    // the statement being classified writes (from walk())
+    Classification flags_;  // set, set_local, pins, discard, read_only_default, facts
+    std::uint32_t stmt_at_ = 0;
+    std::uint32_t stmt_size_ = 0;
+    bool write_ = false;  // the statement being classified writes (from walk())
     std::string_view write_reason_;
 };
 
@@ -221,6 +250,17 @@ std::optional<bool> Walker::defelem_bool(std::uint32_t args, std::string_view na
             continue;
         }
         if (auto text = const_text(arg)) result = parse_bool(*text);
+    }
+    return result;
+}
+
+Isolation Walker::defelem_isolation(std::uint32_t args) const {
+    Isolation result = Isolation::Unchanged;
+    if (args == kNone) return result;
+    for (std::uint32_t item = j_.first(args); item != kNone; item = j_.next(item)) {
+        std::uint32_t def = j_.get(item, "DefElem");
+        if (def == kNone || j_.string(j_.get(def, "defname")) != "transaction_isolation") continue;
+        if (auto text = const_text(j_.get(def, "arg"))) result = parse_isolation(*text);
     }
     return result;
 }
@@ -321,19 +361,23 @@ void Walker::function_call(std::uint32_t body) {
                 // set_config(name, value, is_local): a constant true is SET LOCAL; false or
                 // anything computed is taken as a session-level SET.
                 std::uint32_t args = j_.get(body, "args");
-                std::uint32_t third = kNone;
-                if (args != kNone) {
-                    std::uint32_t a = j_.first(args);
-                    for (int i = 0; i < 2 && a != kNone; ++i) a = j_.next(a);
-                    third = a;
-                }
+                std::uint32_t first = j_.first(args);
+                std::uint32_t third = j_.next(j_.next(first));
                 std::optional<bool> local;
                 if (auto text = const_text(third)) local = parse_bool(*text);
-                if (local.value_or(false)) {
+                bool is_local = local.value_or(false);
+                if (is_local) {
                     flags_.set_local = true;
                 } else {
                     flags_.set = true;
                 }
+                // A computed name is kept as an empty one: the setting is not known.
+                std::string setting = lowered(const_text(first).value_or(""));
+                Isolation iso = Isolation::Unchanged;
+                if (setting == "default_transaction_isolation") {
+                    iso = parse_isolation(const_text(j_.next(first)).value_or(""));
+                }
+                fact(is_local ? NamedAction::SetLocal : NamedAction::Set, setting, iso);
                 break;
             }
         }
@@ -356,6 +400,9 @@ Walker::Stmt Walker::variable_set(std::uint32_t body) {
     std::uint32_t args = j_.get(body, "args");
 
     if (kind == "VAR_SET_MULTI" && name == "transaction") {
+        if (Isolation iso = defelem_isolation(args); iso != Isolation::Unchanged) {
+            flags_.isolation = iso;
+        }
         if (defelem_bool(args, "transaction_read_only").value_or(false)) {
             return {StatementKind::SetTransactionReadOnly, false, false,
                     "SET TRANSACTION READ ONLY"};
@@ -366,6 +413,17 @@ Walker::Stmt Walker::variable_set(std::uint32_t body) {
         flags_.set = true;
         if (auto ro = defelem_bool(args, "transaction_read_only")) {
             flags_.read_only_default = *ro ? ReadOnlyDefault::On : ReadOnlyDefault::Off;
+        }
+        // Each transaction mode given is the session default of that mode.
+        for (std::uint32_t item = j_.first(args); item != kNone; item = j_.next(item)) {
+            std::string mode = j_.string(j_.get(j_.get(item, "DefElem"), "defname"));
+            if (mode.empty()) continue;
+            Isolation iso =
+                mode == "transaction_isolation"
+                    ? parse_isolation(
+                          const_text(j_.get(j_.get(item, "DefElem"), "arg")).value_or(""))
+                    : Isolation::Unchanged;
+            fact(NamedAction::Set, "default_" + mode, iso);
         }
         return {StatementKind::Session, false, false, "SET SESSION CHARACTERISTICS"};
     }
@@ -380,9 +438,23 @@ Walker::Stmt Walker::variable_set(std::uint32_t body) {
     }
     if (is_local) {
         flags_.set_local = true;
+        fact(NamedAction::SetLocal, name);
         return {StatementKind::Session, false, false, "SET LOCAL"};
     }
     flags_.set = true;
+    bool reset = kind == "VAR_RESET" || kind == "VAR_SET_DEFAULT";
+    if (kind == "VAR_RESET_ALL") {
+        fact(NamedAction::ResetAll, "");
+    } else if (name == "default_transaction_isolation") {
+        Isolation iso = Isolation::Default;
+        if (!reset) {
+            iso = args == kNone ? Isolation::Unchanged
+                                : parse_isolation(const_text(j_.first(args)).value_or(""));
+        }
+        fact(reset ? NamedAction::Reset : NamedAction::Set, name, iso);
+    } else {
+        fact(reset ? NamedAction::Reset : NamedAction::Set, name);
+    }
     if (kind == "VAR_RESET_ALL") {
         flags_.read_only_default = ReadOnlyDefault::Off;
     } else if (name == "default_transaction_read_only") {
@@ -403,6 +475,10 @@ Walker::Stmt Walker::transaction(std::uint32_t body) {
     std::string_view kind = j_.at(j_.get(body, "kind")).text;
     if (kind == "TRANS_STMT_BEGIN" || kind == "TRANS_STMT_START") {
         std::optional<bool> ro = defelem_bool(j_.get(body, "options"), "transaction_read_only");
+        if (Isolation iso = defelem_isolation(j_.get(body, "options"));
+            iso != Isolation::Unchanged) {
+            flags_.isolation = iso;
+        }
         return {StatementKind::TransactionBegin, ro.value_or(false), ro.has_value() && !*ro,
                 "BEGIN"};
     }
@@ -412,6 +488,10 @@ Walker::Stmt Walker::transaction(std::uint32_t body) {
     }
     if (kind == "TRANS_STMT_SAVEPOINT" || kind == "TRANS_STMT_RELEASE" ||
         kind == "TRANS_STMT_ROLLBACK_TO") {
+        fact(kind == "TRANS_STMT_SAVEPOINT" ? NamedAction::Savepoint
+             : kind == "TRANS_STMT_RELEASE" ? NamedAction::Release
+                                            : NamedAction::RollbackTo,
+             j_.string(j_.get(body, "savepoint_name")));
         return {StatementKind::Session, false, false, "SAVEPOINT"};
     }
     // COMMIT PREPARED / ROLLBACK PREPARED run outside a block and finish a master's
@@ -466,6 +546,7 @@ Walker::Stmt Walker::statement(std::uint32_t wrapper) {
                                                          : Discard::Plans;
         if (flags_.discard == Discard::All) {
             flags_.set = true;
+            fact(NamedAction::ResetAll, "");
             flags_.read_only_default = ReadOnlyDefault::Off;
             flags_.unpins |= kPinAll;
         } else if (flags_.discard == Discard::Temp) {
@@ -531,50 +612,59 @@ Walker::Stmt Walker::statement(std::uint32_t wrapper) {
     return {StatementKind::Write, false, false, reason};
 }
 
-// Merges the statements of a unit. A unit may run on a standby only when every statement
-// may; a BEGIN that is not READ ONLY anywhere in it opens a block that later units share.
-Classification combine(Classification flags, const std::vector<Walker::Stmt>& stmts) {
-    Classification c = flags;
-    c.statements = static_cast<std::uint16_t>(std::min<std::size_t>(stmts.size(), 0xffff));
-    c.multi = stmts.size() > 1;
+// The value of Number node `node`, or `otherwise` when absent.
+std::size_t number(const Json& j, std::uint32_t node, std::size_t otherwise) {
+    if (node == kNone || j.at(node).type != JType::Number) return otherwise;
+    return std::strtoul(std::string(j.at(node).text).c_str(), nullptr, 10);
+}
+
+// The strength of a kind when statements or units are merged, strongest first.
+int strength(StatementKind k) {
+    switch (k) {
+        case StatementKind::Write:
+            return 0;
+        case StatementKind::TransactionBegin:
+            return 1;
+        case StatementKind::Read:
+            return 2;
+        case StatementKind::Session:
+            return 3;
+        case StatementKind::SetTransactionReadOnly:
+            return 4;
+        case StatementKind::TransactionEnd:
+            return 5;
+    }
+    return 0;
+}
+
+// The statements of one text, folded with merge(); `flags` holds what the walk gathered.
+Classification combine(const Classification& flags, std::vector<Walker::Stmt>& stmts) {
+    Classification c;
     if (stmts.empty()) {
         c.kind = StatementKind::Read;
         c.reason = "empty query";
-        return c;
     }
-    // Precedence, strongest first.
-    constexpr std::array kOrder = {StatementKind::Write,
-                                   StatementKind::TransactionBegin,
-                                   StatementKind::Read,
-                                   StatementKind::Session,
-                                   StatementKind::SetTransactionReadOnly,
-                                   StatementKind::TransactionEnd};
-    bool begin_rw = false;
-    bool begin_explicit_rw = false;
     for (std::size_t i = 0; i < stmts.size(); ++i) {
-        const Walker::Stmt& s = stmts[i];
-        if (s.kind != StatementKind::TransactionBegin) continue;
+        Classification one;
+        one.kind = stmts[i].kind;
+        one.reason = stmts[i].reason;
+        one.statements = 1;
         // BEGIN; SET TRANSACTION READ ONLY: a read-only block, decided before its first query.
         bool then_ro =
             i + 1 < stmts.size() && stmts[i + 1].kind == StatementKind::SetTransactionReadOnly;
-        if (!s.read_only && !then_ro) {
-            begin_rw = true;
-            begin_explicit_rw = begin_explicit_rw || s.read_write;
-        }
+        one.read_only =
+            stmts[i].read_only || (one.kind == StatementKind::TransactionBegin && then_ro);
+        one.read_write = stmts[i].read_write;
+        c = i == 0 ? one : merge(c, one);
     }
-    for (StatementKind k : kOrder) {
-        auto it = std::find_if(stmts.begin(), stmts.end(),
-                               [k](const Walker::Stmt& s) { return s.kind == k; });
-        if (it == stmts.end()) continue;
-        c.kind = k;
-        c.reason = it->reason;
-        if (k == StatementKind::TransactionBegin) {
-            c.read_only = !begin_rw;
-            c.read_write = begin_explicit_rw;
-        }
-        break;
-    }
-    return c;
+    Classification out = flags;
+    out.kind = c.kind;
+    out.reason = c.reason;
+    out.read_only = c.read_only;
+    out.read_write = c.read_write;
+    out.multi = stmts.size() > 1;
+    out.statements = static_cast<std::uint16_t>(std::min<std::size_t>(stmts.size(), 0xffff));
+    return out;
 }
 
 }  // namespace
@@ -615,10 +705,67 @@ Classification Classifier::classify(std::string_view sql) const {
     std::vector<Walker::Stmt> stmts;
     if (list != kNone) {
         for (std::uint32_t item = j.first(list); item != kNone; item = j.next(item)) {
+            // pg_query leaves out a zero location and the length of a last statement.
+            std::size_t at = std::min(number(j, j.get(item, "stmt_location"), 0), sql.size());
+            std::size_t len =
+                std::min(number(j, j.get(item, "stmt_len"), sql.size() - at), sql.size() - at);
+            while (len > 0 && std::isspace(static_cast<unsigned char>(sql[at]))) {
+                ++at;
+                --len;
+            }
+            walker.at_statement(static_cast<std::uint32_t>(at), static_cast<std::uint32_t>(len));
             stmts.push_back(walker.statement(j.get(item, "stmt")));
         }
     }
     return combine(walker.flags(), stmts);
+}
+
+bool Classification::add_fact(NamedFact f, std::string_view name) {
+    if (fact_count == kMaxFacts || name.size() > kNamesBytes - names_size_) {
+        facts_truncated = true;
+        return false;
+    }
+    f.name_at = names_size_;
+    f.name_size = static_cast<std::uint8_t>(name.size());
+    std::copy(name.begin(), name.end(), names_.begin() + names_size_);
+    names_size_ = static_cast<std::uint16_t>(names_size_ + name.size());
+    facts_[fact_count++] = f;
+    return true;
+}
+
+Classification merge(const Classification& a, const Classification& b) {
+    Classification c = a;
+    if (strength(b.kind) < strength(a.kind)) {
+        c.kind = b.kind;
+        c.reason = b.reason;
+    }
+    bool a_begin = a.kind == StatementKind::TransactionBegin;
+    bool b_begin = b.kind == StatementKind::TransactionBegin;
+    if (a_begin && b_begin) {
+        c.read_only = a.read_only && b.read_only;
+        c.read_write = (a.read_write && !a.read_only) || (b.read_write && !b.read_only);
+    } else if (b_begin) {
+        c.read_only = b.read_only;
+        c.read_write = b.read_write;
+    }
+    if (c.kind != StatementKind::TransactionBegin) c.read_only = c.read_write = false;
+    c.set = a.set || b.set;
+    c.set_local = a.set_local || b.set_local;
+    c.multi = true;
+    c.parse_error = a.parse_error || b.parse_error;
+    if (b.read_only_default != ReadOnlyDefault::Unchanged)
+        c.read_only_default = b.read_only_default;
+    if (b.discard != Discard::None) c.discard = b.discard;
+    if (b.isolation != Isolation::Unchanged) c.isolation = b.isolation;
+    c.pins = static_cast<std::uint16_t>(a.pins | b.pins);
+    c.unpins = static_cast<std::uint16_t>(a.unpins | b.unpins);
+    if (c.pin_reason.empty()) c.pin_reason = b.pin_reason;
+    c.statements = static_cast<std::uint16_t>(std::min(0xffff, a.statements + b.statements));
+    c.facts_truncated =
+        a.facts_truncated || b.facts_truncated || a.fact_count != 0 || b.fact_count != 0;
+    c.fact_count = 0;
+    c.names_size_ = 0;
+    return c;
 }
 
 std::string_view kind_name(StatementKind kind) {

@@ -16,16 +16,18 @@ ClassifyCache::ClassifyCache(std::size_t max_entries, std::size_t max_bytes)
     for (std::size_t i = slots_.size(); i-- > 0;) free_.push_back(static_cast<std::uint32_t>(i));
 }
 
-const Classification* ClassifyCache::find(std::string_view sql) {
-    auto it = index_.find(sql);
-    if (it == index_.end()) {
-        ++misses_;
-        return nullptr;
-    }
-    ++hits_;
+ClassifyCache::Slot* ClassifyCache::lookup(std::string_view key) {
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
     Slot& slot = slots_[it->second];
     slot.referenced = true;
-    return &slot.value;
+    return &slot;
+}
+
+const Classification* ClassifyCache::find(std::string_view key) {
+    Slot* slot = lookup(key);
+    ++(slot != nullptr ? hits_ : misses_);
+    return slot != nullptr ? &slot->value : nullptr;
 }
 
 void ClassifyCache::evict_one() {
@@ -64,9 +66,14 @@ void ClassifyCache::insert(std::string_view sql, const Classification& c) {
 
 Classification ClassifyCache::classify(std::string_view sql, const Classifier& classifier) {
     sql_cache_key(sql, key_);  // statements that differ only in constants share an entry
-    if (const Classification* hit = find(key_)) return *hit;
+    Slot* slot = lookup(key_);
+    if (slot == nullptr && key_ != sql) slot = lookup(sql);
+    ++(slot != nullptr ? hits_ : misses_);
+    if (slot != nullptr) return slot->value;
     Classification c = classifier.classify(sql);
-    insert(key_, c);
+    // Named facts point into their own text and may depend on its literals (the parameter
+    // set_config names, an isolation level): such an entry is the exact text's only.
+    insert(c.fact_count != 0 || c.facts_truncated ? sql : std::string_view(key_), c);
     return c;
 }
 

@@ -226,13 +226,11 @@ asio::awaitable<std::optional<LoginFailure>> start_backend_tls(BackendConnection
 
 }  // namespace
 
-asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, int slot,
-                                           const LoginParams& params,
+asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, const LoginParams& params,
                                            const BackendCredentials& credentials,
                                            std::chrono::milliseconds timeout) {
     auto executor = co_await asio::this_coro::executor;
     auto conn = std::make_unique<BackendConnection>(tcp::socket(executor));
-    conn->slot = slot;
     conn->address = Endpoint{spec.host, spec.port}.to_string();
     Deadline deadline(conn->wire.socket(), timeout);
     LoginResult result;

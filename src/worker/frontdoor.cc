@@ -8,6 +8,7 @@
 #include "pgrouter/os/shm.h"
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/worker/cancel.h"
+#include "pgrouter/worker/session_log.h"
 
 namespace pgrouter {
 
@@ -15,8 +16,6 @@ namespace {
 
 using namespace std::chrono_literals;
 constexpr auto kCancelTimeout = 5s;
-
-unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
 
 asio::awaitable<void> forward_cancel(Segment& seg, std::int32_t pid, std::int32_t key) {
     std::optional<CancelTarget> target = cancel_lookup(seg, pid, key);
@@ -52,8 +51,8 @@ asio::awaitable<bool> start_tls(Wire& client, std::shared_ptr<ssl::context> ctx,
         log_tls_failure(id, peer_of(client), "direct TLS connection without ALPN \"postgresql\"");
         co_return false;
     }
-    PGR_DEBUG("session %llu: TLS %s (%s)%s", ull(id), SSL_get_version(client.ssl()),
-              SSL_get_cipher_name(client.ssl()), direct ? ", direct negotiation" : "");
+    PGR_SESSION_DEBUG(id, "TLS %s (%s)%s", SSL_get_version(client.ssl()),
+                      SSL_get_cipher_name(client.ssl()), direct ? ", direct negotiation" : "");
     co_return true;
 }
 
@@ -73,7 +72,7 @@ asio::awaitable<std::optional<StartupParams>> read_startup(Wire& client, WorkerE
         }
         StartupFrameResult frame = frame_startup(data);
         if (auto* err = std::get_if<StartupError>(&frame)) {
-            PGR_DEBUG("session %llu: %s", ull(id), err->message.c_str());
+            PGR_SESSION_DEBUG(id, "%s", err->message.c_str());
             if (err->send_to_client) co_await send_fatal(client, err->sqlstate, err->message);
             co_return std::nullopt;
         }
@@ -86,7 +85,7 @@ asio::awaitable<std::optional<StartupParams>> read_startup(Wire& client, WorkerE
         StartupResult parsed = parse_startup(data.substr(0, size));
         client.input().consume(size);
         if (auto* err = std::get_if<StartupError>(&parsed)) {
-            PGR_DEBUG("session %llu: %s", ull(id), err->message.c_str());
+            PGR_SESSION_DEBUG(id, "%s", err->message.c_str());
             co_await send_fatal(client, err->sqlstate, err->message, err->hint);
             co_return std::nullopt;
         }
@@ -156,14 +155,14 @@ asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& 
         std::string why =
             rule == nullptr ? hba_no_entry_message(login.host, params->user, params->database, ssl)
                             : hba_reject_message(login.host, params->user, params->database, ssl);
-        PGR_NOTICE("session %llu: %s", ull(id), why.c_str());
+        PGR_SESSION_NOTICE(id, "%s", why.c_str());
         co_await send_fatal(client, proto::kSqlstateInvalidAuthorization, why);
         co_return std::nullopt;
     }
     if (auto mode = rule->option("clientcert")) {
         std::string why = client_cert_problem(client.ssl(), *mode, params->user);
         if (!why.empty()) {
-            PGR_NOTICE("session %llu: %s", ull(id), why.c_str());
+            PGR_SESSION_NOTICE(id, "%s", why.c_str());
             co_await send_fatal(client, proto::kSqlstateInvalidAuthorization, why);
             co_return std::nullopt;
         }
@@ -173,14 +172,14 @@ asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& 
         co_await authenticate_client(client, rule->method, params->user, access->authdb, end_point);
     if (!auth.ok) {
         if (auth.client_gone) co_return std::nullopt;
-        PGR_NOTICE("session %llu: authentication failed for user \"%s\" from %s: %s", ull(id),
-                   params->user.c_str(), login.host.c_str(), auth.log_detail.c_str());
+        PGR_SESSION_NOTICE(id, "authentication failed for user \"%s\" from %s: %s",
+                           params->user.c_str(), login.host.c_str(), auth.log_detail.c_str());
         co_await send_fatal(client, auth.sqlstate, auth.message);
         co_return std::nullopt;
     }
-    PGR_DEBUG("session %llu: user \"%s\" database \"%s\" from %s authenticated (%s)", ull(id),
-              params->user.c_str(), params->database.c_str(), login.host.c_str(),
-              hba_method_name(rule->method).data());
+    PGR_SESSION_DEBUG(id, "user \"%s\" database \"%s\" from %s authenticated (%s)",
+                      params->user.c_str(), params->database.c_str(), login.host.c_str(),
+                      hba_method_name(rule->method).data());
     login.params = std::move(*params);
     login.credentials = std::move(auth.credentials);
     co_return login;

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <exception>
+
 #include "pgrouter/base/asio.h"
 #include "pgrouter/base/log.h"
 #include "pgrouter/net/tls.h"
@@ -41,7 +43,18 @@ class Worker {
 
     void run() {
         poll_settings();
-        asio::co_spawn(io_, accept_loop(), asio::detached);
+        asio::co_spawn(io_, accept_loop(), [](const std::exception_ptr& e) {
+            if (!e) return;
+            // Without its accept loop the worker serves no new client: let it be replaced.
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                PGR_LOG(LogLevel::Alert, "accept loop ended with an exception: %s", ex.what());
+            } catch (...) {
+                PGR_LOG(LogLevel::Alert, "accept loop ended with an unknown exception");
+            }
+            _exit(kExitFatal);
+        });
         watch_signals();
         io_.run();
     }
@@ -61,6 +74,7 @@ class Worker {
                 continue;
             }
             slot_.accepted.fetch_add(1, std::memory_order_relaxed);
+            // run_session() logs what escapes a session itself, with the session's id.
             asio::co_spawn(io_, run_session(std::move(client), env_), asio::detached);
         }
     }

@@ -102,11 +102,11 @@ def make_certs(base):
     return Certs(cert, key)
 
 
-def start_pgrouter(reg, c, base, binary, ready, certs=None):
+def start_pgrouter(reg, c, base, binary, ready, certs=None, key="pgrouter"):
     """With certs, pgrouter also offers TLS (a tls block): (h) connects with sslmode=require,
     every other workload with sslmode=disable (SSLRequest is optional, plain clients stay
-    plain)."""
-    d = workdir(base, "pgrouter")
+    plain). `key` names a second pgrouter (an A/B baseline binary) in the same run."""
+    d = workdir(base, key)
     port, mon = procs.free_port(), procs.free_port()
     conf = f"""# written by make bench: pgrouter's defaults but for these lines
 listen 127.0.0.1:{port}
@@ -133,10 +133,10 @@ backend 127.0.0.1:{c.standby2}
           "".join(f'"{u}" "{secret}"\n' for u, secret in c.verifiers.items()), 0o600)
     write(os.path.join(d, "hba.conf"), "host all all 127.0.0.1/32 scram-sha-256\n")
     write(os.path.join(d, "pgrouter.conf"), conf)
-    p = reg.start("pgrouter", [os.path.abspath(binary), "-F", "-c", os.path.join(d, "pgrouter.conf")],
-                  os.path.join(d, "pgrouter.log"))
+    p = reg.start(key, [os.path.abspath(binary), "-F", "-c", os.path.join(d, "pgrouter.conf")],
+                  os.path.join(d, f"{key}.log"))
     plain = "disable" if certs else None
-    t = Target("pgrouter", "pgrouter", Endpoint(port, c.db, plain), Endpoint(port, c.db, plain), p,
+    t = Target(key, key, Endpoint(port, c.db, plain), Endpoint(port, c.db, plain), p,
                reads_from="any", idle_holds_backend=True,
                tls=Endpoint(port, c.db, "require") if certs else None,
                no_tls="" if certs else "started without TLS")

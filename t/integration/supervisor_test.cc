@@ -265,6 +265,35 @@ TEST_CASE("SIGHUP adds and removes backends and changes workers without dropping
     check_log_clean(r);
 }
 
+TEST_CASE("SIGHUP keeps what needs a restart, names it, and applies the rest", "[reload]") {
+    Cluster& c = Cluster::shared();
+    Ports p;
+    std::string pidfile = "pgrouter-reload.pid";
+    RouterProcess r(router_config(p, backend_lines(c, {0}), 2, "pidfile " + pidfile + "\n"));
+    REQUIRE(wait_until([&] { return can_connect(client_conninfo(p)); }, 10s));
+    std::size_t mark = r.log_size();
+    Ports moved;
+    std::string next =
+        router_config(moved, backend_lines(c, {0, 1}), 2, "pidfile other.pid\nlog DEBUG\n");
+    r.write_config(next);
+    r.signal(SIGHUP);
+    for (const char* name : {"listen", "monitor", "pidfile"}) {
+        INFO(name);
+        CHECK(r.wait_for_log(std::string("'") + name + "' changed: needs a restart", 10s, mark));
+    }
+    CHECK(r.wait_for_log("configuration reloaded", 10s, mark));
+    // The old sockets stay, the reloadable changes are in force.
+    CHECK(wait_until([&] { return backend_line_count(r.monitor(p.monitor)) == 2; }));
+    CHECK(can_connect(client_conninfo(p)));
+    CHECK_FALSE(port_open(moved.listen));
+    // Only those: the log lines before "configuration reloaded" name nothing reloadable.
+    std::string reload_log = r.log().substr(mark);
+    CHECK_FALSE(
+        std::regex_search(reload_log, std::regex("'(workers|log|backend|authdb)' changed")));
+    CHECK(r.stop() == 0);
+    check_log_clean(r);
+}
+
 TEST_CASE("SIGHUP with a broken config keeps the old one and says why", "[reload]") {
     Cluster& c = Cluster::shared();
     Ports p;

@@ -40,14 +40,13 @@ TEST_CASE("monitor dump matches the spec's example") {
           "10.0.0.1:6432 slave OK 200\n"
           "10.0.0.2:6432 slave OK 208\n"
           "10.0.0.4:6432 slave FAILED\n"
-          "10.0.0.5:6432 slave STARTING\n"
-          "pinned 0\n");
+          "10.0.0.5:6432 slave STARTING\n");
 }
 
 TEST_CASE("monitor dump with no backends and IPv6 addresses") {
     Snapshot snap;
     CHECK(format_monitor(snap, MonitorTotals{}) ==
-          "backends 0/0\nworkers 0\nclients 0\nconnections 0\npinned 0\n");
+          "backends 0/0\nworkers 0\nclients 0\nconnections 0\n");
     snap.backends = {view("::1", 5432, BackendRole::Master, BackendStatus::Ok, 0)};
     CHECK(format_monitor(snap, MonitorTotals{1, 0, 0}).find("[::1]:5432 master OK 0\n") !=
           std::string::npos);

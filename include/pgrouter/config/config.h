@@ -1,7 +1,8 @@
 // The parsed configuration: plain values, no I/O. parse_config() turns the text of a
 // pgrouter.conf into a Config or a list of errors (file:line: message); it never touches
 // the file system. load_config() reads the file and checks the files it names.
-// Defaults live in the member initialisers below and nowhere else.
+// Defaults live in the directive table (directives.cc) and nowhere else: every Config that
+// parse_config() returns starts from them, so the zeros below are never seen as settings.
 #pragma once
 
 #include <chrono>
@@ -24,14 +25,15 @@ struct Endpoint {
     std::string host;
     std::uint16_t port = 0;
     std::string to_string() const;  // "host:port", "[v6]:port"
+    bool operator==(const Endpoint&) const = default;
 };
 
 struct BackendConfig {
     std::string host;
     std::uint16_t port = 0;
     TlsMode tls = TlsMode::Off;
-    std::uint64_t lag = 1024 * 1024;  // bytes a standby may trail the master
-    std::uint32_t weight = 100;
+    std::uint64_t lag = 0;  // bytes a standby may trail the master
+    std::uint32_t weight = 0;
     std::string ca;                     // CA file for tls verify; empty: system store
     std::uint16_t replstatus_port = 0;  // bgw_replstatus probe; 0: none
     int line = 0;                       // where it was declared, for messages
@@ -39,11 +41,11 @@ struct BackendConfig {
 };
 
 struct HealthConfig {
-    Millis timeout{5000};
-    Millis check{15000};
-    Millis lag_interval{250};
-    std::string database = "postgres";
-    std::string username = "postgres";
+    Millis timeout{0};
+    Millis check{0};
+    Millis lag_interval{0};
+    std::string database;
+    std::string username;
     std::string password;
 };
 
@@ -61,8 +63,8 @@ struct TlsConfig {
 
 struct Config {
     std::string file;  // where it was read from
-    Endpoint listen{"*", 5432};
-    Endpoint monitor{"127.0.0.1", 14231};
+    Endpoint listen;
+    Endpoint monitor;
     int workers = 0;  // 0: number of CPUs, resolved by the supervisor
     std::string hba;
     std::string authdb;
@@ -70,7 +72,7 @@ struct Config {
     std::string user;
     std::string group;
     std::string pidfile;  // empty: none in the foreground, kDefaultPidfile when daemonized
-    LogLevel log = LogLevel::Info;
+    LogLevel log{};
     HealthConfig health;
     std::vector<BackendConfig> backends;
 };

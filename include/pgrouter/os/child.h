@@ -2,7 +2,6 @@
 // of children. Each entry point runs the child's loop and leaves with _exit(); none returns.
 #pragma once
 
-#include "pgrouter/config/config.h"
 #include "pgrouter/os/shm_layout.h"
 
 namespace pgrouter {
@@ -12,7 +11,6 @@ inline constexpr int kExitFatal = 3;
 
 struct ChildContext {
     Segment* segment = nullptr;
-    const Config* config = nullptr;  // the supervisor's config at fork time
     int listen_fd = -1;
     int monitor_fd = -1;
     int index = 0;  // worker slot

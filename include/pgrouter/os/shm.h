@@ -45,6 +45,8 @@ struct BackendView {
     BackendHealth health;
 };
 
+// Everything: the cold settings and the backend table. For the watcher, the monitor and
+// the rare reader (a cancel request); a session's routing reads a RoutingView instead.
 struct Snapshot {
     SharedSettings settings;
     std::vector<BackendView> backends;  // active slots, in configuration order
@@ -52,6 +54,21 @@ struct Snapshot {
 
 // Any process. False when a writer is stuck mid-update (it died; retry later).
 [[nodiscard]] bool take_snapshot(const Segment& seg, Snapshot& out);
+
+// What routing reads: the backend table and the hot settings, never the cold ones. Kept
+// between refreshes with the generation (sequence count) each part was read at, so that a
+// refresh copies only what a writer changed since: nothing at all in the steady state.
+struct RoutingView {
+    RoutingSettings settings;
+    std::vector<BackendView> backends;      // active slots, in configuration order
+    std::uint64_t settings_seq = ~0ULL;     // of the settings and specs above; ~0: never read
+    std::vector<std::uint64_t> health_seq;  // of each entry's health
+};
+
+// Any process. Brings `view` up to date; false (view unchanged) when the supervisor is stuck
+// mid-update. A health record a writer keeps busy reads as not yet checked, as in
+// take_snapshot.
+[[nodiscard]] bool refresh_routing_view(const Segment& seg, RoutingView& view);
 
 // Supervisor only, after a child died: zero the dead worker's counters and cancel slots.
 void reset_worker_slot(Segment& seg, int worker);

@@ -1,18 +1,20 @@
 // The fixed layout of the shared segment: plain structs, no pointers, no allocator.
 // Every field group has exactly one writer:
-//   settings + backends[].spec  — the supervisor (start, SIGHUP), under settings_seq
+//   routing + settings + backends[].spec — the supervisor (start, SIGHUP), under settings_seq
 //   backends[].health           — the watcher, under that backend's health seq
 //   workers[i]                  — worker i only (the supervisor zeroes it before a respawn)
 //   cancel[]                    — a slot belongs to the worker whose index it carries
 // Readers never lock: they copy under a sequence counter and retry (see seqlock.h), so a
-// child killed at any instant cannot strand a lock that a reader waits for.
+// child killed at any instant cannot strand a lock that a reader waits for. The counters are
+// also the generations readers compare to copy only what changed (RoutingView in shm.h).
+// No lock orders the supervisor against the watcher either: a slot that changes hands gets a
+// new spec epoch, and a health record carrying an older epoch reads as unchecked.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <boost/interprocess/sync/interprocess_semaphore.hpp>
-#include <boost/interprocess/sync/interprocess_sharable_mutex.hpp>
 #include <cstdint>
 
 #include "pgrouter/config/config.h"
@@ -20,7 +22,7 @@
 namespace pgrouter {
 
 inline constexpr std::uint64_t kShmMagic = 0x7067726f75746572ULL;  // "pgrouter"
-inline constexpr std::uint32_t kShmLayoutVersion = 1;
+inline constexpr std::uint32_t kShmLayoutVersion = 2;
 inline constexpr int kMaxBackends = 64;
 inline constexpr int kMaxWorkers = 256;
 inline constexpr int kCancelSlots = 1 << 16;
@@ -78,7 +80,16 @@ struct BackendSlot {
     BackendHealth health;
 };
 
-// Settings that running children pick up on reload.
+// The hot part of the supervisor's settings: what every routing decision of a session reads.
+// Kept small and apart from SharedSettings so that a session never copies file paths or the
+// health password.
+struct RoutingSettings {
+    std::int64_t health_timeout_ms = 0;     // health.timeout, also the bound of a backend login
+    std::int32_t backend_count = 0;         // entries of `order` in use
+    std::int16_t order[kMaxBackends] = {};  // slot indexes, in configuration order
+};
+
+// The cold settings that running children pick up on reload.
 struct SharedSettings {
     std::uint64_t generation = 0;  // bumped on every publish
     LogLevel log_level = LogLevel::Info;
@@ -96,8 +107,6 @@ struct SharedSettings {
     char tls_key[kPathLen] = {};
     char tls_ca[kPathLen] = {};
     char tls_ciphers[kPathLen] = {};
-    std::int32_t backend_count = 0;         // entries of `order` in use
-    std::int16_t order[kMaxBackends] = {};  // slot indexes, in configuration order
 };
 
 // One per worker; each counter in its own cache line, written by its worker only.
@@ -126,14 +135,11 @@ struct Segment {
     std::uint32_t size = sizeof(Segment);
     pid_t supervisor = 0;
 
-    // Serialises structural changes between the supervisor (reload) and the watcher (a
-    // pass over the backend table). Never taken by workers or the monitor. The supervisor
-    // re-creates it after the watcher dies, the only other process that can hold it.
-    boost::interprocess::interprocess_sharable_mutex structure_lock;
     // Posted by workers that failed to reach a backend; the watcher waits on it.
     boost::interprocess::interprocess_semaphore recheck{0};
 
     SeqCount settings_seq;
+    RoutingSettings routing;
     SharedSettings settings;
     BackendSlot backends[kMaxBackends];
     WorkerSlot workers[kMaxWorkers];

@@ -1,6 +1,7 @@
 // PostgreSQL v3 protocol vocabulary: message type bytes by their names in the protocol
 // documentation, authentication request codes, special startup codes, SQLSTATEs the
-// front door sends, and the decoded-message view. Names only: no I/O, no allocation.
+// front door sends, the decoded-message view and the wire's integer format. Names only:
+// no I/O, no allocation.
 #pragma once
 
 #include <cstddef>
@@ -155,5 +156,13 @@ struct ProtoError {
 };
 
 using DecodeResult = std::variant<NeedMore, Message, ProtoError>;
+
+// The protocol's Int32: four bytes, most significant first. The caller has checked that
+// four bytes are there.
+inline std::uint32_t read_be32(const char* p) {
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
+           std::uint32_t{u[3]};
+}
 
 }  // namespace pgrouter::proto

@@ -5,7 +5,10 @@
 // clock, and it never throws. Parsing costs tens of µs, so callers go through ClassifyCache.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +47,40 @@ enum class Discard : std::uint8_t { None, Plans, Sequences, Temp, All };
 // which only costs a BEGIN on the master when an operator set it on in postgresql.conf.
 enum class ReadOnlyDefault : std::uint8_t { Unchanged, On, Off };
 
+// A transaction isolation level as a statement names it. Default: RESET, SET ... TO
+// DEFAULT, RESET ALL, DISCARD ALL (the server's own default, assumed not SERIALIZABLE).
+enum class Isolation : std::uint8_t {
+    Unchanged,
+    Default,
+    ReadUncommitted,
+    ReadCommitted,
+    RepeatableRead,
+    Serializable,
+};
+
+// What one statement does to session state that the session tracks by name.
+enum class NamedAction : std::uint8_t {
+    Set,         // SET x, SET ROLE, SET SESSION AUTHORIZATION, SET TIME ZONE, set_config(x, v,
+                 // false); SET SESSION CHARACTERISTICS: one per default_transaction_* it sets
+    SetLocal,    // SET LOCAL x, set_config(x, v, true): for the current transaction only
+    Reset,       // RESET x, SET x TO DEFAULT
+    ResetAll,    // RESET ALL, DISCARD ALL (no name)
+    Savepoint,   // SAVEPOINT s
+    Release,     // RELEASE [SAVEPOINT] s
+    RollbackTo,  // ROLLBACK TO [SAVEPOINT] s
+};
+
+// One named fact of a unit: the parameter (lower-cased; empty when set_config's name is not
+// a constant) or the savepoint name, and the statement's bytes in the unit's text.
+struct NamedFact {
+    NamedAction action = NamedAction::Set;
+    Isolation isolation = Isolation::Unchanged;  // the value, for default_transaction_isolation
+    std::uint8_t name_size = 0;
+    std::uint16_t name_at = 0;    // into Classification::names_
+    std::uint32_t stmt_at = 0;    // the statement, leading blanks skipped
+    std::uint32_t stmt_size = 0;  // up to (not including) its semicolon
+};
+
 // The classification of one unit (one Query message, or one prepared statement's text).
 // Trivially copyable; the strings are static literals, so caching and copying never
 // allocate.
@@ -69,9 +106,35 @@ struct Classification {
     std::uint16_t statements = 0;      // 0: empty (only blanks, comments, semicolons)
     std::string_view reason = "";      // why this kind, for debug logs ("FOR UPDATE/SHARE")
     std::string_view pin_reason = "";  // the first pin's cause ("LISTEN"), empty when none
+    // BEGIN / START TRANSACTION / SET TRANSACTION: the level named (the last one in the unit).
+    Isolation isolation = Isolation::Unchanged;
+
+    // Facts named in the unit, in statement order. Inline (no allocation, so the cache and
+    // copies stay cheap): a unit with more than kMaxFacts of them, or longer names, keeps the
+    // first ones and sets facts_truncated. merge() drops them (they index one text).
+    static constexpr std::size_t kMaxFacts = 8;
+    static constexpr std::size_t kNamesBytes = 192;
+    std::uint8_t fact_count = 0;
+    bool facts_truncated = false;
+    std::uint16_t names_size_ = 0;
+    std::array<NamedFact, kMaxFacts> facts_{};
+    std::array<char, kNamesBytes> names_{};
 
     [[nodiscard]] bool pins_master() const { return pins != 0; }
+    [[nodiscard]] std::span<const NamedFact> facts() const { return {facts_.data(), fact_count}; }
+    [[nodiscard]] std::string_view name_of(const NamedFact& f) const {
+        return {names_.data() + f.name_at, f.name_size};
+    }
+    // Adds a fact; false (and facts_truncated) when there is no room left for it.
+    bool add_fact(NamedFact f, std::string_view name);
 };
+
+// The classification of units sent one after another as one (extended messages up to a Sync,
+// a pipelined batch): the strongest kind wins (Write, then a BEGIN, then Read, Session,
+// SET TRANSACTION READ ONLY, COMMIT/ROLLBACK), pins and settings add up, and a BEGIN stays
+// read-only only when every BEGIN in it is. The one merge rule: classify() folds the
+// statements of one text with it too.
+[[nodiscard]] Classification merge(const Classification& a, const Classification& b);
 
 // Classifies with the PostgreSQL 15 grammar. One per process (pg_query keeps per-thread
 // parser memory); classify() is const and reentrant within a thread.

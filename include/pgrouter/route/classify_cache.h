@@ -35,7 +35,9 @@ class ClassifyCache {
     // Remembers `c` under `key` (replacing an older entry), evicting as needed.
     void insert(std::string_view key, const Classification& c);
     // find(), else classify with `classifier` and insert: the one call sessions make. The
-    // key is sql_cache_key(sql), so statements differing only in constants share an entry.
+    // key is sql_cache_key(sql), so statements differing only in constants share an entry,
+    // unless the classification names facts (Classification::facts()): those are cached
+    // under the exact text, which is looked up second.
     [[nodiscard]] Classification classify(std::string_view sql, const Classifier& classifier);
     // Forgets everything (after a reload changed the write-function list).
     void clear();
@@ -60,6 +62,7 @@ class ClassifyCache {
         bool referenced = false;
     };
 
+    Slot* lookup(std::string_view key);  // marks the entry used; no hit/miss counted
     void evict_one();
 
     std::unordered_map<std::string, std::uint32_t, Hash, std::equal_to<>> index_;

@@ -9,10 +9,12 @@
 namespace pgrouter {
 
 // Writes the key of `sql` into `key`. Only plain data statements (first word SELECT, WITH,
-// INSERT, UPDATE, DELETE, VALUES or TABLE, and no set_config) are normalised: for the
-// others a literal can change the classification (SET default_transaction_read_only =
-// 'on'), so their key is the text itself. Dollar quotes, quoted identifiers, comments and
-// $n parameters are kept as they are; unterminated constructs end normalisation.
+// INSERT, UPDATE, DELETE, VALUES or TABLE) are normalised: for the others a literal can
+// change the classification (SET default_transaction_read_only = 'on'), so their key is
+// the text itself. (A data statement whose literals matter, set_config(), is one the
+// classifier names facts for, and the cache keeps those under the exact text.) Dollar quotes,
+// quoted identifiers, comments and $n parameters are kept as they are; unterminated constructs end
+// normalisation.
 void sql_cache_key(std::string_view sql, std::string& key);
 
 }  // namespace pgrouter

@@ -27,7 +27,6 @@ struct LoginParams {
 struct BackendConnection {
     explicit BackendConnection(tcp::socket s) : wire(std::move(s)) {}
     Wire wire;
-    int slot = -1;  // backend table slot
     std::string address;
     std::int32_t pid = 0;  // the backend's own BackendKeyData
     std::int32_t key = 0;
@@ -48,8 +47,7 @@ struct LoginResult {
 };
 
 // Connects to spec's host:port and logs in; the whole exchange must finish within timeout.
-asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, int slot,
-                                           const LoginParams& params,
+asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, const LoginParams& params,
                                            const BackendCredentials& credentials,
                                            std::chrono::milliseconds timeout);
 

@@ -33,7 +33,7 @@ struct WorkerEnv {
     Classifier classifier;
     ClassifyCache cache;  // query text → classification, shared by the worker's sessions
     std::mt19937_64 rng{std::random_device{}()};
-    Snapshot snapshot;  // the backend table as last read by one of the sessions
+    RoutingView routing;  // the backend table as last refreshed by one of the sessions
 };
 
 }  // namespace pgrouter

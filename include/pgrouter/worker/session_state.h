@@ -1,0 +1,111 @@
+// What a session is, apart from its connections (PgBouncer's varcache.c, grown): the SET log
+// that brings any of its backends to the client's settings, the savepoints and pending SETs
+// of the open block, the pins, the transaction status and the router's view of the session.
+// Pure: no sockets, no clock, no shared memory; the session feeds in each finished unit.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pgrouter/proto/message.h"
+#include "pgrouter/route/classify.h"
+#include "pgrouter/route/router.h"
+
+namespace pgrouter {
+
+// A change of the session's settings or savepoints, from the classifier's facts about one
+// text (a Query, or a prepared statement that a unit executes).
+struct SessionChange {
+    NamedAction action = NamedAction::Set;       // never SetLocal: that one ends with the block
+    Isolation isolation = Isolation::Unchanged;  // the value, for default_transaction_isolation
+    std::string name;  // the parameter or savepoint; empty: a parameter that is not known
+    std::string text;  // the statement that made it (replayed for Set, Reset, ResetAll)
+};
+
+// Appends the changes `text` (classified as `cls`) makes. When the classifier had to drop
+// facts of a SET, the whole text is one more change, keyed by itself.
+void collect_changes(std::string_view text, const Classification& cls,
+                     std::vector<SessionChange>& out);
+
+// The session's settings in force, compacted by parameter: one entry per parameter (the
+// latest SET or RESET of it), RESET ALL / DISCARD ALL first when one was made, so a client
+// that SETs in a loop never grows it. Entries carry increasing sequence numbers; a backend
+// that has run every entry up to number N catches up by running those after N, in order.
+class SetLog {
+  public:
+    struct Entry {
+        std::string key;   // the parameter; the text itself for a parameter not known
+        std::string text;  // what to run
+        Isolation isolation = Isolation::Unchanged;
+        std::uint64_t seq = 0;
+    };
+
+    // Records a Set, Reset or ResetAll (other actions are ignored).
+    void record(const SessionChange& c);
+    // The number of the latest entry ever recorded (0: none).
+    std::uint64_t head() const { return seq_; }
+    // The entries a backend up to date to `applied` must still run, in order.
+    template <class F>
+    void since(std::uint64_t applied, F&& run) const {
+        for (const Entry& e : entries_) {
+            if (e.seq > applied) run(e);
+        }
+    }
+    const std::vector<Entry>& entries() const { return entries_; }
+    // default_transaction_isolation is SERIALIZABLE in the session (a standby refuses such
+    // transactions, so its blocks start on the master).
+    bool serializable_default() const { return serializable_default_; }
+
+  private:
+    std::vector<Entry> entries_;
+    std::uint64_t seq_ = 0;
+    bool serializable_default_ = false;
+};
+
+// A unit that came back with its ReadyForQuery.
+struct UnitOutcome {
+    proto::TransactionStatus status = proto::TransactionStatus::Idle;  // after the unit
+    int slot = -1;                                                     // the backend that ran it
+    bool on_master = false;                                            // that backend is the master
+    std::uint32_t epoch = 0;                                           // its spec.epoch
+    bool error = false;                                                // an ErrorResponse came back
+    std::string_view tag;  // the last CommandComplete tag
+    const Classification* cls = nullptr;
+    const std::vector<SessionChange>* changes = nullptr;
+    std::int64_t now_ns = 0;  // when (monotonic), for read-your-writes
+};
+
+class SessionState {
+  public:
+    // Applies a finished unit. A SET made outside a block holds at once; one made inside a
+    // block holds only if the block commits (a rolled-back SET must not reach the session's
+    // other backends), and ROLLBACK TO a savepoint drops the SETs made after it. True when
+    // the session became pinned or unpinned.
+    bool finish(const UnitOutcome& u);
+    // The block's backend was lost: the block and its pending SETs are gone.
+    void block_lost();
+
+    const SetLog& log() const { return log_; }
+    RouteSession& route() { return route_; }
+    const RouteSession& route() const { return route_; }
+    proto::TransactionStatus txn_status() const { return txn_status_; }
+    bool in_block() const { return txn_status_ != proto::TransactionStatus::Idle; }
+    std::uint16_t pins() const { return pins_; }
+    // The pending changes of the open block (tests).
+    const std::vector<SessionChange>& pending() const { return pending_; }
+
+  private:
+    void note_changes(const UnitOutcome& u, bool was_in_block);
+    void pending_change(const SessionChange& c);
+
+    SetLog log_;
+    RouteSession route_;
+    proto::TransactionStatus txn_status_ = proto::TransactionStatus::Idle;
+    std::uint16_t pins_ = 0;
+    bool block_wrote_ = false;            // the open block wrote on the master
+    std::vector<SessionChange> pending_;  // the open block's changes, savepoints as markers
+};
+
+}  // namespace pgrouter

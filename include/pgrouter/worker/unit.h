@@ -1,0 +1,52 @@
+// Cutting the client's messages into units, the pieces pgrouter routes as one: a Query, a
+// FunctionCall, or extended-protocol messages up to a Sync (or a Flush, after which the rest
+// of the batch follows to the same backend). The cutter is the one place that decides where
+// a unit ends and how it is classified; it also keeps the client's prepared statements up
+// to date (Parse) and collects what the unit changes in the session. Pure: messages in,
+// units out.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pgrouter/proto/message.h"
+#include "pgrouter/route/classify.h"
+#include "pgrouter/worker/session_state.h"
+#include "pgrouter/worker/statements.h"
+
+namespace pgrouter {
+
+struct Unit {
+    std::string bytes;  // the client's messages, as sent
+    Classification cls;
+    bool sync = true;  // ends with ReadyForQuery (false after a Flush: the batch goes on)
+    StatementRefs refs;
+    std::vector<SessionChange> changes;  // SETs and savepoints, in order
+};
+
+class UnitCutter {
+  public:
+    using Classify = std::function<Classification(std::string_view sql)>;
+
+    UnitCutter(Statements& statements, Classify classify)
+        : statements_(statements), classify_(std::move(classify)) {}
+
+    // Adds one client message (anything but Terminate and the Copy messages, which belong to
+    // no unit). True when it ends the unit: then unit() is complete until the next add().
+    bool add(const proto::Message& m);
+    Unit& unit() { return unit_; }
+
+  private:
+    void extended(const proto::Message& m);
+    void use(std::string_view name);
+
+    Statements& statements_;
+    Classify classify_;
+    Unit unit_;
+    bool complete_ = false;  // unit_ was handed out: the next add() starts a new one
+    bool have_cls_ = false;  // some message of the unit was classified
+};
+
+}  // namespace pgrouter

@@ -1,0 +1,124 @@
+// The session's state apart from its connections (see session_state.h).
+#include "pgrouter/worker/session_state.h"
+
+#include <algorithm>
+
+namespace pgrouter {
+
+namespace {
+
+bool replayed(NamedAction a) {
+    return a == NamedAction::Set || a == NamedAction::Reset || a == NamedAction::ResetAll;
+}
+
+}  // namespace
+
+void collect_changes(std::string_view text, const Classification& cls,
+                     std::vector<SessionChange>& out) {
+    for (const NamedFact& f : cls.facts()) {
+        if (f.action == NamedAction::SetLocal) continue;
+        out.push_back(SessionChange{f.action, f.isolation, std::string(cls.name_of(f)),
+                                    std::string(text.substr(f.stmt_at, f.stmt_size))});
+    }
+    if (cls.facts_truncated && cls.set) {
+        out.push_back(SessionChange{NamedAction::Set, Isolation::Unchanged, {}, std::string(text)});
+    }
+}
+
+void SetLog::record(const SessionChange& c) {
+    if (c.action == NamedAction::ResetAll) {
+        // Everything before it is undone by it: a backend catching up runs it first.
+        entries_.clear();
+        entries_.push_back(Entry{{}, c.text, Isolation::Default, ++seq_});
+        serializable_default_ = false;
+        return;
+    }
+    if (!replayed(c.action)) return;
+    const std::string& key = c.name.empty() ? c.text : c.name;
+    auto old = std::find_if(entries_.begin(), entries_.end(),
+                            [&](const Entry& e) { return e.key == key; });
+    if (old != entries_.end()) entries_.erase(old);
+    entries_.push_back(Entry{key, c.text, c.isolation, ++seq_});
+    if (key == "default_transaction_isolation") {
+        serializable_default_ = c.isolation == Isolation::Serializable;
+    }
+}
+
+bool SessionState::finish(const UnitOutcome& u) {
+    bool was_in_block = in_block();
+    txn_status_ = u.status;
+    route_.block_slot = in_block() ? u.slot : -1;
+    // Only writes count: BEGIN/COMMIT of a block that only read leave reads free.
+    bool wrote = u.on_master && (u.cls->kind == StatementKind::Write || u.cls->pins != 0);
+    if (in_block()) {
+        block_wrote_ = block_wrote_ || wrote;
+    } else {
+        if (wrote || block_wrote_) note_commit(route_.ryw, u.now_ns);
+        block_wrote_ = false;
+    }
+    if (u.error) {
+        if (!in_block()) pending_.clear();
+        return false;
+    }
+    note_changes(u, was_in_block);
+    if (u.cls->read_only_default == ReadOnlyDefault::On) route_.read_only_default = true;
+    if (u.cls->read_only_default == ReadOnlyDefault::Off) route_.read_only_default = false;
+    auto pins = static_cast<std::uint16_t>((pins_ & ~u.cls->unpins) | u.cls->pins);
+    if (pins == pins_) return false;
+    pins_ = pins;
+    route_.pinned_slot = pins_ != 0 ? u.slot : -1;
+    route_.pinned_epoch = pins_ != 0 ? u.epoch : 0;
+    return true;
+}
+
+void SessionState::note_changes(const UnitOutcome& u, bool was_in_block) {
+    for (const SessionChange& c : *u.changes) pending_change(c);
+    if (in_block()) return;
+    // The unit ended the block, or ran outside one: its changes hold unless rolled back.
+    bool keep = (!was_in_block && u.tag != "ROLLBACK") || u.tag == "COMMIT" || u.tag.empty();
+    if (keep) {
+        for (const SessionChange& c : pending_) log_.record(c);
+    }
+    pending_.clear();
+}
+
+void SessionState::pending_change(const SessionChange& c) {
+    auto marker = [&] {
+        for (std::size_t i = pending_.size(); i-- > 0;) {
+            if (pending_[i].action == NamedAction::Savepoint && pending_[i].name == c.name) {
+                return i;
+            }
+        }
+        return pending_.size();
+    };
+    switch (c.action) {
+        case NamedAction::RollbackTo:
+            // The savepoint stays; what was changed after it is undone.
+            if (std::size_t at = marker(); at < pending_.size()) pending_.resize(at + 1);
+            break;
+        case NamedAction::Release:
+            // The savepoint and those made after it go; their changes stay.
+            if (std::size_t at = marker(); at < pending_.size()) {
+                pending_.erase(
+                    std::remove_if(
+                        pending_.begin() + static_cast<std::ptrdiff_t>(at), pending_.end(),
+                        [](const SessionChange& p) { return p.action == NamedAction::Savepoint; }),
+                    pending_.end());
+            }
+            break;
+        case NamedAction::SetLocal:
+            break;
+        default:
+            pending_.push_back(c);
+            break;
+    }
+}
+
+void SessionState::block_lost() {
+    txn_status_ = proto::TransactionStatus::Idle;
+    route_.block_slot = -1;
+    block_wrote_ = false;
+    pending_.clear();
+}
+
+}  // namespace pgrouter

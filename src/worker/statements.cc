@@ -1,0 +1,62 @@
+// The client's prepared statements per backend (see statements.h).
+#include "pgrouter/worker/statements.h"
+
+#include "pgrouter/proto/encoder.h"
+
+namespace pgrouter {
+
+const Statement& Statements::define(std::string_view name, std::string_view parse,
+                                    std::string_view sql, const Classification& cls) {
+    Statement& st = statements_[std::string(name)];
+    st = Statement{std::string(parse), static_cast<std::size_t>(sql.data() - parse.data()),
+                   sql.size(), cls, ++versions_};
+    return st;
+}
+
+const Statement* Statements::find(std::string_view name) const {
+    auto it = statements_.find(name);
+    return it == statements_.end() ? nullptr : &it->second;
+}
+
+bool Statements::backend_has(int slot, std::string_view name) const {
+    auto b = backends_.find(slot);
+    const Statement* st = find(name);
+    if (b == backends_.end() || st == nullptr) return false;
+    auto have = b->second.have.find(name);
+    return have != b->second.have.end() && have->second == st->version;
+}
+
+int Statements::prepare(int slot, const StatementRefs& refs, std::string& out) {
+    Backend& backend = backends_[slot];
+    int hidden = 0;
+    for (const std::string& name : backend.to_close) {
+        proto::MessageBuilder(out, proto::FrontendMsg::Close).u8('S').cstr(name);
+        hidden += 1;
+    }
+    backend.to_close.clear();
+    for (const std::string& name : refs.uses) {
+        auto it = statements_.find(name);
+        if (it == statements_.end() || refs.parsed.count(name) != 0) continue;
+        auto have = backend.have.find(name);
+        if (have != backend.have.end() && have->second == it->second.version) continue;
+        out += it->second.parse;  // this backend has not seen the statement
+        backend.have[name] = it->second.version;
+        hidden += 1;
+    }
+    for (const std::string& name : refs.parsed) {
+        auto it = statements_.find(name);
+        if (it != statements_.end()) backend.have[name] = it->second.version;
+    }
+    for (const std::string& name : refs.closed) {
+        backend.have.erase(name);
+        for (auto& [other_slot, other] : backends_) {
+            if (other_slot != slot && other.have.erase(name) != 0) other.to_close.insert(name);
+        }
+        // A Close then a new Parse of a name in one unit defines it afresh (the order is
+        // not kept, so a named statement parsed in the unit stays); the unnamed one goes.
+        if (name.empty() || refs.parsed.count(name) == 0) statements_.erase(name);
+    }
+    return hidden;
+}
+
+}  // namespace pgrouter

@@ -1,0 +1,81 @@
+// The unit cutter (see unit.h).
+#include "pgrouter/worker/unit.h"
+
+#include "pgrouter/proto/payload.h"
+
+namespace pgrouter {
+
+using proto::FrontendMsg;
+
+bool UnitCutter::add(const proto::Message& m) {
+    if (complete_) {
+        // A new unit; the buffers keep their capacity.
+        unit_.bytes.clear();
+        unit_.cls = Classification{};
+        unit_.sync = true;
+        unit_.refs.clear();
+        unit_.changes.clear();
+        have_cls_ = false;
+        complete_ = false;
+    }
+    unit_.bytes.append(m.bytes());
+    if (m.is(FrontendMsg::Query)) {
+        // Extended messages not yet synced travel with the Query, which alone classifies
+        // the unit (issue 13: their statements should count too).
+        std::string_view sql = m.payload.substr(0, m.payload.find('\0'));
+        unit_.cls = classify_(sql);
+        collect_changes(sql, unit_.cls, unit_.changes);
+        return complete_ = true;
+    }
+    if (m.is(FrontendMsg::FunctionCall)) {
+        unit_.cls = Classification{};  // Write: the master
+        return complete_ = true;
+    }
+    extended(m);
+    if (m.is(FrontendMsg::Sync) || m.is(FrontendMsg::Flush)) {
+        if (!have_cls_) unit_.cls.kind = StatementKind::Read;  // Describe/Close only
+        unit_.sync = m.is(FrontendMsg::Sync);
+        return complete_ = true;
+    }
+    return false;
+}
+
+void UnitCutter::use(std::string_view name) {
+    const Statement* st = statements_.find(name);
+    if (st == nullptr) return;
+    unit_.refs.uses.emplace_back(name);
+    unit_.cls = have_cls_ ? merge(unit_.cls, st->cls) : st->cls;
+    have_cls_ = true;
+}
+
+// Remembers statements and what the extended messages of a unit refer to.
+void UnitCutter::extended(const proto::Message& m) {
+    proto::PayloadReader in(m.payload);
+    std::string_view name;
+    if (m.is(FrontendMsg::Parse)) {
+        std::string_view sql;
+        if (!in.read_cstr(name) || !in.read_cstr(sql)) return;
+        Classification parsed = classify_(sql);
+        // The text inside the stored message: type, length, name and its NUL come first.
+        std::string_view bytes = m.bytes();
+        statements_.define(name, bytes, bytes.substr(5 + name.size() + 1, sql.size()), parsed);
+        unit_.cls = have_cls_ ? merge(unit_.cls, parsed) : parsed;
+        have_cls_ = true;
+        unit_.refs.parsed.insert(std::string(name));
+    } else if (m.is(FrontendMsg::Bind)) {
+        std::string_view portal;
+        if (!in.read_cstr(portal) || !in.read_cstr(name)) return;
+        use(name);
+        // A SET or SAVEPOINT through the extended protocol (a prepared SET, pgJDBC, psycopg).
+        if (const Statement* st = statements_.find(name)) {
+            collect_changes(st->sql(), st->cls, unit_.changes);
+        }
+    } else if (m.is(FrontendMsg::Describe) || m.is(FrontendMsg::Close)) {
+        std::uint8_t what = 0;
+        if (!in.read_u8(what) || !in.read_cstr(name) || what != 'S') return;
+        use(name);
+        if (m.is(FrontendMsg::Close)) unit_.refs.closed.insert(std::string(name));
+    }
+}
+
+}  // namespace pgrouter
