@@ -292,7 +292,8 @@ void FakeBackend::run_conn(Conn& c) {
 }
 
 // pgrouter's health probe sends one simple query per check (health_probe.cc): the full
-// check also asks for the system identifier, as a fifth column.
+// check also asks for the system identifier, as a sixth column after "streaming" (a fake
+// standby's WAL receiver always streams).
 void FakeBackend::run_watcher(Conn& c) {
     for (;;) {
         auto until = Clock::now() + std::chrono::hours(24);
@@ -300,7 +301,7 @@ void FakeBackend::run_watcher(Conn& c) {
         if (!m || m->type == 'X') return;
         if (m->type != 'Q') continue;
         bool full = query_text(*m).find("system_identifier") != std::string::npos;
-        std::vector<std::string> names{"r", "lsn", "receive_lsn", "timeline"};
+        std::vector<std::string> names{"r", "lsn", "receive_lsn", "timeline", "streaming"};
         if (full) names.emplace_back("system_identifier");
         std::string out = fake::row_description(names);
         {
@@ -317,6 +318,7 @@ void FakeBackend::run_watcher(Conn& c) {
                 row.i32(-1);  // NULL: a primary receives no WAL
             }
             text("1");
+            text(opts_.standby ? "t" : "f");
             if (full) text(kSystemIdentifier);
         }
         out += fake::command_complete("SELECT 1") + fake::ready();

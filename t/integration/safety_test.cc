@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "../harness/cluster.h"
@@ -174,7 +175,8 @@ TEST_CASE("connect-time and per-request SETs to long-existing objects keep reads
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
     std::string master = std::to_string(c.port(0));
-    PgConn conn(r.conninfo());
+    auto conn_ptr = std::make_unique<PgConn>(r.conninfo());
+    PgConn& conn = *conn_ptr;
     CHECK(run(conn, "SET application_name = 'safety'") == "OK SET");
     CHECK(run(conn, "SET extra_float_digits = 3") == "OK SET");
     auto seen = count_values(conn, 20, "SELECT inet_server_port()");
@@ -187,6 +189,7 @@ TEST_CASE("connect-time and per-request SETs to long-existing objects keep reads
     }
     WARN("reads on standbys after a per-request SET search_path: " << on_standbys << "/20");
     CHECK(on_standbys >= 18);
+    conn_ptr.reset();
     r.finish();
 }
 

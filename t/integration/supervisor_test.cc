@@ -145,8 +145,7 @@ TEST_CASE("clients log in through pgrouter; writes reach the master; the monitor
         CHECK(std::regex_match(dump, std::regex("backends [0-9]+/3\nworkers 2\nclients 3\n"
                                                 "connections [3-9]\n"
                                                 "(127\\.0\\.0\\.1:[0-9]+ (master|slave) "
-                                                "(OK [0-9]+|FAILED|STARTING)\n){3}"
-                                                "pinned 0\n")));
+                                                "(OK [0-9]+|FAILED|STARTING)\n){3}")));
         CHECK(monitor_count(dump, "clients") == 3);
         CHECK(dump.find("127.0.0.1:" + std::to_string(c.port(1))) != std::string::npos);
     }

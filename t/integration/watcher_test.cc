@@ -428,6 +428,11 @@ TEST_CASE("watcher: failover, split brain, a foreign server and bgw_replstatus",
     CHECK(master >= 0);
     CHECK(master < kFastTargetMs);
     CHECK(r.wait_for_log("backend " + addr(c, 1) + " was promoted: now master on timeline 2", 1s));
+    // Standby 2 still follows the dead primary on timeline 1: fenced until it follows the
+    // new master (and moved before the old primary is back, which it would follow again).
+    CHECK(wait_line(r, p, addr(c, 2), is("slave", "FAILED"), promoted, 5s) >= 0);
+    c.follow(2, 1);
+    CHECK(wait_line(r, p, addr(c, 2), is("slave", "OK"), Clock::now(), 30s) >= 0);
 
     // Split brain: the old primary comes back, still a primary, on the old timeline.
     c.start(0);
@@ -453,10 +458,8 @@ TEST_CASE("watcher: failover, split brain, a foreign server and bgw_replstatus",
         return;
     }
     // bgw_replstatus: with SQL samples only every 3 s, the role probe still sees standby2's
-    // promotion at once. Standby 2, left on timeline 1 and fenced, first follows the new
-    // master onto timeline 2; promoted, it is on timeline 3 and wins over standby 1.
-    c.follow(2, 1);
-    c.wait_streaming();
+    // promotion at once. Standby 2 follows standby 1 on timeline 2; promoted, it is on
+    // timeline 3 and wins over standby 1.
     Ports q;
     std::string backends = "backend " + addr(c, 1) + " { replstatus " +
                            std::to_string(c.replstatus_port(1)) + " }\nbackend " + addr(c, 2) +
