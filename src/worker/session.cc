@@ -593,10 +593,13 @@ class Session : public std::enable_shared_from_this<Session> {
             case Answer::Hold:
             case Answer::Drop:
                 return false;
-            case Answer::Replay:
-                PGR_SESSION_DEBUG(id_, "standby %s refused the read; replaying it on the master",
-                                  server.conn->address.c_str());
+            case Answer::Replay: {
+                auto fields = proto::parse_error_fields(m.payload);
+                PGR_SESSION_DEBUG(id_, "standby %s refused a write (%s); replaying on the master",
+                                  server.conn->address.c_str(),
+                                  fields ? fields->sqlstate.c_str() : "?");
                 return false;
+            }
             case Answer::GhostError: {
                 auto fields = proto::parse_error_fields(m.payload);
                 PGR_SESSION_WARNING(id_, "replaying session state on %s failed: %s",
