@@ -756,6 +756,7 @@ Classification merge(const Classification& a, const Classification& b) {
     c.pins = static_cast<std::uint16_t>(a.pins | b.pins);
     c.unpins = static_cast<std::uint16_t>(a.unpins | b.unpins);
     if (c.pin_reason.empty()) c.pin_reason = b.pin_reason;
+    if (c.server_local.empty()) c.server_local = b.server_local;
     c.statements = static_cast<std::uint16_t>(std::min(0xffff, a.statements + b.statements));
     c.facts_truncated =
         a.facts_truncated || b.facts_truncated || a.fact_count != 0 || b.fact_count != 0;

@@ -191,6 +191,15 @@ TEST_CASE("classifier: merge() keeps the strongest kind and a read-only BEGIN",
     CHECK(pin.pins == kPinListen);
     CHECK(pin.pin_reason == "LISTEN");
     CHECK(merge(classifier.classify("SET x = 1"), classifier.classify("SELECT 1")).facts_truncated);
+    // A server-local statement anywhere in a batch sends the batch to the master, in either order,
+    // as classify() does for one text of both.
+    for (auto [a, b] : {std::pair{"SELECT 1", "SELECT pg_is_in_recovery()"},
+                        std::pair{"SELECT pg_is_in_recovery()", "SELECT 1"}}) {
+        INFO(a << " + " << b);
+        CHECK(merge(classifier.classify(a), classifier.classify(b)).server_local ==
+              classifier.classify(std::string(a) + "; " + b).server_local);
+        CHECK_FALSE(merge(classifier.classify(a), classifier.classify(b)).server_local.empty());
+    }
 }
 
 TEST_CASE("classify cache: texts with facts are never shared by their folded key",
