@@ -12,6 +12,8 @@
 #include <cstring>
 #include <string>
 
+#include "pgrouter/base/ascii.h"
+
 namespace pgrouter {
 
 namespace {
@@ -124,12 +126,8 @@ std::string_view log_level_name(LogLevel level) {
 }
 
 std::optional<LogLevel> parse_log_level(std::string_view name) {
-    std::string upper(name);
-    for (char& c : upper) {
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    }
     for (std::size_t i = 0; i < kLevelNames.size(); ++i) {
-        if (kLevelNames[i] == upper) return static_cast<LogLevel>(i);
+        if (ascii_iequals(kLevelNames[i], name)) return static_cast<LogLevel>(i);
     }
     return std::nullopt;
 }

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "config_reader.h"
+#include "pgrouter/base/ascii.h"
 
 namespace pgrouter {
 namespace {
@@ -97,7 +98,7 @@ bool valid_ipv6(std::string_view host) {
 // The key under which two spellings of one backend compare equal: host names are
 // case-insensitive, and IPv6 addresses have many spellings ("0::1" is "::1").
 std::string backend_key(const Endpoint& ep) {
-    std::string host = config_lower(ep.host);
+    std::string host = ascii_lowered(ep.host);
     std::size_t percent = host.find('%');
     in6_addr addr{};
     char buf[INET6_ADDRSTRLEN];
@@ -146,7 +147,7 @@ std::optional<std::uint64_t> scaled(ConfigReader& in, const ConfigArg& arg,
     std::string_view s = arg.text;
     std::size_t digits = 0;
     while (digits < s.size() && is_digit(s[digits])) ++digits;
-    std::string unit = config_lower(s.substr(digits));
+    std::string unit = ascii_lowered(s.substr(digits));
     if (digits == 0 ||
         !std::all_of(unit.begin(), unit.end(), [](char c) { return c >= 'a' && c <= 'z'; })) {
         in.error(arg.line,
@@ -202,7 +203,7 @@ ConfigResult ConfigReader::run(ConfigSyntax syntax) {
 void ConfigReader::block(DirectiveScope scope, const std::vector<ConfigStatement>& statements) {
     std::map<std::string, int> seen;
     for (const ConfigStatement& st : statements) {
-        std::string name = config_lower(st.name);  // directive names are case-insensitive
+        std::string name = ascii_lowered(st.name);  // directive names are case-insensitive
         const Directive* d = find_directive(scope, name);
         if (d == nullptr) {
             unknown(scope, st);
@@ -236,7 +237,7 @@ void ConfigReader::block(DirectiveScope scope, const std::vector<ConfigStatement
 }
 
 void ConfigReader::unknown(DirectiveScope scope, const ConfigStatement& st) {
-    std::string name = config_lower(st.name);
+    std::string name = ascii_lowered(st.name);
     std::string places;
     for (DirectiveScope other : {DirectiveScope::Top, DirectiveScope::Tls, DirectiveScope::Health,
                                  DirectiveScope::Backend}) {
@@ -268,7 +269,7 @@ void ConfigReader::unknown(DirectiveScope scope, const ConfigStatement& st) {
 
 void ConfigReader::backend(const ConfigStatement& st) {
     const ConfigArg& arg = st.args[0];
-    if (config_lower(arg.text) == "default") {
+    if (ascii_lowered(arg.text) == "default") {
         if (!st.has_block) {
             error(st.line, "expected '{' after 'backend default'");
             return;
@@ -471,14 +472,6 @@ bool read_file(const std::string& path, std::string& out, int& err) {
 }
 
 }  // namespace
-
-std::string config_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
-}
 
 std::string quote(std::string_view s) {
     constexpr std::size_t kShown = 80;

@@ -17,9 +17,6 @@
 
 namespace pgrouter {
 
-// ASCII lower case: directive names, units and keywords are case-insensitive.
-std::string config_lower(std::string_view s);
-
 // Lines of the directives that name files, for load_config's checks.
 struct PathLines {
     int hba = 0;

@@ -7,6 +7,7 @@
 #include <array>
 
 #include "config_reader.h"
+#include "pgrouter/base/ascii.h"
 
 namespace pgrouter {
 namespace {
@@ -64,7 +65,7 @@ void read_log(In& in, const St& st) {
 }
 
 void read_backend_tls(In& in, const St& st) {
-    std::string mode = config_lower(st.args[0].text);
+    std::string mode = ascii_lowered(st.args[0].text);
     if (mode == "off") {
         in.target_->tls = TlsMode::Off;
     } else if (mode == "verify") {

@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "pgrouter/base/ascii.h"
 #include "pgrouter/base/clock.h"
 
 namespace pgrouter {
@@ -140,7 +141,7 @@ std::string short_error(std::string_view message) {
     // "Connection refused" (strerror) reads as "connection refused"; "SSL ..." stays.
     if (out.size() > 1 && std::isupper(static_cast<unsigned char>(out[0])) &&
         std::islower(static_cast<unsigned char>(out[1]))) {
-        out[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(out[0])));
+        out[0] = ascii_lower(out[0]);
     }
     return out;
 }

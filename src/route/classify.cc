@@ -16,6 +16,7 @@
 
 #include "builtins.h"
 #include "classify_json.h"
+#include "pgrouter/base/ascii.h"
 
 namespace pgrouter {
 
@@ -26,25 +27,9 @@ using json::Json;
 using json::JType;
 using json::kNone;
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
-    }
-    return true;
-}
-
-std::string lowered(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = lower(c);
-    return out;
-}
-
 // pg_temp, or pg_temp_N: the session's (or another session's) temporary schema.
 bool is_pg_temp(std::string_view schema) {
-    if (schema.size() < 7 || !iequals(schema.substr(0, 7), "pg_temp")) return false;
+    if (schema.size() < 7 || !ascii_iequals(schema.substr(0, 7), "pg_temp")) return false;
     return schema.size() == 7 || schema[7] == '_';
 }
 
@@ -52,9 +37,9 @@ bool is_pg_temp(std::string_view schema) {
 std::optional<bool> parse_bool(std::string_view v) {
     if (v.empty()) return std::nullopt;
     auto prefix_of = [&](std::string_view word) {
-        return v.size() <= word.size() && iequals(v, word.substr(0, v.size()));
+        return v.size() <= word.size() && ascii_iequals(v, word.substr(0, v.size()));
     };
-    switch (lower(v[0])) {
+    switch (ascii_lower(v[0])) {
         case 't':
             if (prefix_of("true")) return true;
             break;
@@ -85,10 +70,10 @@ std::optional<bool> parse_bool(std::string_view v) {
 
 // A transaction_isolation value ("serializable", "repeatable read", ...), case-insensitive.
 Isolation parse_isolation(std::string_view v) {
-    if (iequals(v, "serializable")) return Isolation::Serializable;
-    if (iequals(v, "repeatable read")) return Isolation::RepeatableRead;
-    if (iequals(v, "read committed")) return Isolation::ReadCommitted;
-    if (iequals(v, "read uncommitted")) return Isolation::ReadUncommitted;
+    if (ascii_iequals(v, "serializable")) return Isolation::Serializable;
+    if (ascii_iequals(v, "repeatable read")) return Isolation::RepeatableRead;
+    if (ascii_iequals(v, "read committed")) return Isolation::ReadCommitted;
+    if (ascii_iequals(v, "read uncommitted")) return Isolation::ReadUncommitted;
     return Isolation::Unchanged;
 }
 
@@ -272,7 +257,7 @@ void Walker::function_call(std::uint32_t body) {
     std::uint32_t list = j_.get(body, "funcname");
     if (list != kNone) {
         for (std::uint32_t item = j_.first(list); item != kNone; item = j_.next(item)) {
-            names.push_back(lowered(j_.string(j_.get(j_.get(item, "String"), "sval"))));
+            names.push_back(ascii_lowered(j_.string(j_.get(j_.get(item, "String"), "sval"))));
         }
     }
     if (names.empty()) return;
@@ -331,7 +316,7 @@ void Walker::function_call(std::uint32_t body) {
                     flags_.set = true;
                 }
                 // A computed name is kept as an empty one: the setting is not known.
-                std::string setting = lowered(const_text(first).value_or(""));
+                std::string setting = ascii_lowered(const_text(first).value_or(""));
                 Isolation iso = Isolation::Unchanged;
                 if (setting == "default_transaction_isolation") {
                     iso = parse_isolation(const_text(j_.next(first)).value_or(""));
@@ -362,22 +347,22 @@ void Walker::server_local_call(std::uint32_t body, std::string_view name) {
     std::uint32_t args = j_.get(body, "args");
     if (name != "current_setting" || args == kNone) return;
     if (auto setting = const_text(j_.first(args))) {
-        mark_server_local(server_local(ServerLocalObject::Setting, lowered(*setting)));
+        mark_server_local(server_local(ServerLocalObject::Setting, ascii_lowered(*setting)));
     }
 }
 
 // A relation from the server-local table, unqualified or in pg_catalog. (A CTE of the
 // same name is taken for the relation: the master answers it as well.)
 void Walker::range_var(std::uint32_t body) {
-    std::string schema = lowered(j_.string(j_.get(body, "schemaname")));
+    std::string schema = ascii_lowered(j_.string(j_.get(body, "schemaname")));
     if (!schema.empty() && schema != "pg_catalog") return;
-    mark_server_local(
-        server_local(ServerLocalObject::Relation, lowered(j_.string(j_.get(body, "relname")))));
+    mark_server_local(server_local(ServerLocalObject::Relation,
+                                   ascii_lowered(j_.string(j_.get(body, "relname")))));
 }
 
 Walker::Stmt Walker::show(std::uint32_t body) {
     mark_server_local(
-        server_local(ServerLocalObject::Setting, lowered(j_.string(j_.get(body, "name")))));
+        server_local(ServerLocalObject::Setting, ascii_lowered(j_.string(j_.get(body, "name")))));
     return {StatementKind::Read, false, false, "SHOW"};
 }
 
@@ -390,7 +375,7 @@ Walker::Stmt Walker::select_like(std::uint32_t body, std::string_view read_reaso
 
 Walker::Stmt Walker::variable_set(std::uint32_t body) {
     std::string_view kind = j_.at(j_.get(body, "kind")).text;
-    std::string name = lowered(j_.string(j_.get(body, "name")));
+    std::string name = ascii_lowered(j_.string(j_.get(body, "name")));
     std::uint32_t local_node = j_.get(body, "is_local");
     bool is_local = local_node != kNone && j_.at(local_node).type == JType::True;
     std::uint32_t args = j_.get(body, "args");
@@ -667,7 +652,7 @@ Classification combine(const Classification& flags, std::vector<Walker::Stmt>& s
 
 Classifier::Classifier(std::vector<std::string> write_functions) {
     for (const std::string& f : write_functions) {
-        if (!f.empty()) write_functions_.push_back(lowered(f));
+        if (!f.empty()) write_functions_.push_back(ascii_lowered(f));
     }
 }
 

@@ -5,6 +5,8 @@
 #include <array>
 #include <cctype>
 
+#include "pgrouter/base/ascii.h"
+
 namespace pgrouter {
 
 namespace {
@@ -17,7 +19,7 @@ bool ident_char(char c) {
 bool starts_with_ci(std::string_view s, std::string_view word) {
     if (s.size() < word.size()) return false;
     for (std::size_t i = 0; i < word.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(s[i])) != word[i]) return false;
+        if (ascii_lower(s[i]) != word[i]) return false;
     }
     return s.size() == word.size() || !ident_char(s[word.size()]);
 }
