@@ -4,9 +4,9 @@
 # Both packages are built from a copy of the source tree in $(BUILD), never from the tree
 # itself: by default the files git knows about in the working tree (tracked, and untracked
 # but not ignored; so no build/ output), or with PKG_TREE=head exactly the commit HEAD
-# (`git archive`). The version comes from include/pgrouter/version.h and nowhere else.
+# (`git archive`). The version comes from include/pgrouter/base/version.h and nowhere else.
 
-PKG_VERSION  := $(shell sed -nE 's/^inline constexpr std::string_view kVersion = "([^"]+)";.*/\1/p' include/pgrouter/version.h 2>/dev/null)
+PKG_VERSION  := $(shell sed -nE 's/^inline constexpr std::string_view kVersion = "([^"]+)";.*/\1/p' include/pgrouter/base/version.h 2>/dev/null)
 PKG_DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
 PKG_DEB_SRC  := $(BUILD)/deb-src
 PKG_DEB      := $(BUILD)/pgrouter_$(PKG_VERSION)_$(PKG_DEB_ARCH).deb
@@ -28,7 +28,7 @@ endif
 
 # $(call pkg_copy_tree,DIR): a fresh copy of the source tree in DIR.
 define pkg_copy_tree
-	@test -n "$(PKG_VERSION)" || { echo "packaging: no kVersion in include/pgrouter/version.h" >&2; exit 1; }
+	@test -n "$(PKG_VERSION)" || { echo "packaging: no kVersion in include/pgrouter/base/version.h" >&2; exit 1; }
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "packaging: needs a git checkout" >&2; exit 1; }
 	rm -rf $(1) && mkdir -p $(1)
 	$(pkg_tree_tar) | tar -xf - -C $(1)

@@ -12,7 +12,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 MAKE=${MAKE:-make}
-VERSION=$(sed -nE 's/^inline constexpr std::string_view kVersion = "([^"]+)";.*/\1/p' include/pgrouter/version.h)
+VERSION=$(sed -nE 's/^inline constexpr std::string_view kVersion = "([^"]+)";.*/\1/p' include/pgrouter/base/version.h)
 PAGES="man/pgrouter.8 man/pgrouter.conf.5 man/pgrouter-hba.5"
 
 passed=0 failed=0 skipped=0
@@ -104,8 +104,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-echo "== version $VERSION (include/pgrouter/version.h)"
-[ -n "$VERSION" ] && ok "version.h defines kVersion" || fail "no kVersion in include/pgrouter/version.h"
+echo "== version $VERSION (include/pgrouter/base/version.h)"
+[ -n "$VERSION" ] && ok "version.h defines kVersion" || fail "no kVersion in include/pgrouter/base/version.h"
 for page in $PAGES; do
     check "$page carries the version (.Os pgrouter $VERSION)" grep -qx ".Os pgrouter $VERSION" "$page"
 done
