@@ -185,6 +185,18 @@ std::optional<TransactionStatus> parse_ready_for_query(std::string_view payload)
     return std::nullopt;
 }
 
+std::optional<std::string_view> parse_data_row_first(std::string_view payload) {
+    PayloadReader r(payload);
+    std::int16_t columns = 0;
+    std::int32_t size = 0;
+    std::string_view value;
+    if (!r.read_i16(columns) || columns < 1 || !r.read_i32(size) || size < 0 ||
+        !r.read_bytes(static_cast<std::size_t>(size), value)) {
+        return std::nullopt;
+    }
+    return value;
+}
+
 std::optional<NegotiateProtocolVersion> parse_negotiate_protocol_version(std::string_view payload) {
     PayloadReader r(payload);
     std::int32_t version = 0;

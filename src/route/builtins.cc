@@ -6,6 +6,7 @@
 // (pg_wal_lsn_diff(pg_current_wal_lsn(), ...) is server-local through its argument).
 #include "builtins.h"
 
+#include <algorithm>
 #include <array>
 
 namespace pgrouter {
@@ -173,6 +174,13 @@ std::string_view server_local(ServerLocalObject what, std::string_view name) {
         if (r.match == Match::Exact ? name == r.name : name.starts_with(r.name)) return r.reason;
     }
     return {};
+}
+
+bool names_catalog_objects(std::string_view name) {
+    static constexpr std::array<std::string_view, 6> kNames = {
+        "role",          "session_authorization", "search_path", "default_tablespace",
+        "temp_tablespaces", "default_text_search_config"};
+    return name.empty() || std::find(kNames.begin(), kNames.end(), name) != kNames.end();
 }
 
 }  // namespace pgrouter

@@ -46,4 +46,10 @@ enum class ServerLocalObject : unsigned char { Function, Relation, Setting };
 // WAL", "statistics"...); empty when it is not in the table.
 [[nodiscard]] std::string_view server_local(ServerLocalObject what, std::string_view name);
 
+// Whether setting parameter `name` (lower-case) names catalog objects that a statement
+// resolves against the catalog (a role, a schema, a tablespace, a text search
+// configuration): on a standby it means what it meant on the master only once the standby
+// has replayed the catalog as of the SET. An empty name (not known) counts as one.
+[[nodiscard]] bool names_catalog_objects(std::string_view name);
+
 }  // namespace pgrouter

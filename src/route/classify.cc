@@ -88,6 +88,7 @@ class Walker {
         bool read_only = false;
         bool read_write = false;
         std::string_view reason;
+        bool modes = false;  // BEGIN / SET TRANSACTION: only sets the transaction's modes
     };
 
     // `wrapper` is a Node: an object with one member named after the node type.
@@ -135,6 +136,7 @@ class Walker {
         f.isolation = isolation;
         f.stmt_at = stmt_at_;
         f.stmt_size = stmt_size_;
+        if (action == NamedAction::Set && names_catalog_objects(name)) flags_.names_objects = true;
         (void)flags_.add_fact(f, name);
     }
     std::optional<std::string> const_text(std::uint32_t node) const;
@@ -386,9 +388,9 @@ Walker::Stmt Walker::variable_set(std::uint32_t body) {
         }
         if (defelem_bool(args, "transaction_read_only").value_or(false)) {
             return {StatementKind::SetTransactionReadOnly, false, false,
-                    "SET TRANSACTION READ ONLY"};
+                    "SET TRANSACTION READ ONLY", true};
         }
-        return {StatementKind::Session, false, false, "SET TRANSACTION"};
+        return {StatementKind::Session, false, false, "SET TRANSACTION", true};
     }
     if (kind == "VAR_SET_MULTI" && name == "session characteristics") {
         flags_.set = true;
@@ -413,9 +415,9 @@ Walker::Stmt Walker::variable_set(std::uint32_t body) {
         std::optional<std::string> v = args == kNone ? std::nullopt : const_text(j_.first(args));
         if (v && parse_bool(*v).value_or(false)) {
             return {StatementKind::SetTransactionReadOnly, false, false,
-                    "SET transaction_read_only"};
+                    "SET transaction_read_only", true};
         }
-        return {StatementKind::Session, false, false, "SET transaction_read_only"};
+        return {StatementKind::Session, false, false, "SET transaction_read_only", true};
     }
     if (is_local) {
         flags_.set_local = true;
@@ -461,7 +463,7 @@ Walker::Stmt Walker::transaction(std::uint32_t body) {
             flags_.isolation = iso;
         }
         return {StatementKind::TransactionBegin, ro.value_or(false), ro.has_value() && !*ro,
-                "BEGIN"};
+                "BEGIN", true};
     }
     if (kind == "TRANS_STMT_COMMIT" || kind == "TRANS_STMT_ROLLBACK" ||
         kind == "TRANS_STMT_PREPARE") {
@@ -625,6 +627,7 @@ Classification combine(const Classification& flags, std::vector<Walker::Stmt>& s
         c.kind = StatementKind::Read;
         c.reason = "empty query";
     }
+    bool modes = !stmts.empty();
     for (std::size_t i = 0; i < stmts.size(); ++i) {
         Classification one;
         one.kind = stmts[i].kind;
@@ -636,6 +639,7 @@ Classification combine(const Classification& flags, std::vector<Walker::Stmt>& s
         one.read_only =
             stmts[i].read_only || (one.kind == StatementKind::TransactionBegin && then_ro);
         one.read_write = stmts[i].read_write;
+        modes = modes && stmts[i].modes;
         c = i == 0 ? one : merge(c, one);
     }
     Classification out = flags;
@@ -644,6 +648,7 @@ Classification combine(const Classification& flags, std::vector<Walker::Stmt>& s
     out.read_only = c.read_only;
     out.read_write = c.read_write;
     out.multi = stmts.size() > 1;
+    out.transaction_modes = modes;
     out.statements = static_cast<std::uint16_t>(std::min<std::size_t>(stmts.size(), 0xffff));
     return out;
 }
@@ -732,6 +737,8 @@ Classification merge(const Classification& a, const Classification& b) {
     if (c.kind != StatementKind::TransactionBegin) c.read_only = c.read_write = false;
     c.set = a.set || b.set;
     c.set_local = a.set_local || b.set_local;
+    c.names_objects = a.names_objects || b.names_objects;
+    c.transaction_modes = a.transaction_modes && b.transaction_modes;
     c.multi = true;
     c.parse_error = a.parse_error || b.parse_error;
     if (b.read_only_default != ReadOnlyDefault::Unchanged)

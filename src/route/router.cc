@@ -156,6 +156,10 @@ RouteDecision route(const Classification& unit, const RouteSession& session,
     if (!unit.server_local.empty() && master >= 0) {
         return to(backends, master, "server_local: the master answers");
     }
+    // A SET is interpreted where it first runs: on the master, whose catalog is current
+    // (a role or schema created a moment ago exists there); the session replays it on its
+    // standbys afterwards. With no master, a standby takes it rather than nobody.
+    if (unit.set && master >= 0) return to(backends, master, "SET: the master first");
 
     // 5. Reads (and what may run anywhere).
     ReadYourWrites ryw = settle_read_your_writes(session.ryw, backends);

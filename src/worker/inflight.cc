@@ -1,6 +1,8 @@
 // The in-flight queue and the meaning of backend messages (see inflight.h).
 #include "pgrouter/worker/inflight.h"
 
+#include <algorithm>
+
 #include "pgrouter/proto/payload.h"
 #include "pgrouter/proto/sqlstate.h"
 
@@ -20,8 +22,41 @@ void InflightQueue::push(InFlight f) {
     units_.push_back(std::move(f));
 }
 
+StandbyRefusal standby_refusal(std::string_view sqlstate, std::string_view message) {
+    if (sqlstate == proto::kSqlstateReadOnlySqlTransaction) return StandbyRefusal::Write;
+    bool feature = (sqlstate == proto::kSqlstateFeatureNotSupported &&
+                    (message == "cannot use serializable mode in a hot standby" ||
+                     message == "cannot set transaction read-write mode during recovery")) ||
+                   (sqlstate == proto::kSqlstateObjectNotInPrerequisiteState &&
+                    message == "recovery is in progress");
+    return feature ? StandbyRefusal::Feature : StandbyRefusal::None;
+}
+
+const InFlight* InflightQueue::last_answering() const {
+    for (auto it = units_.rbegin(); it != units_.rend(); ++it) {
+        if (!it->ghost) return &*it;
+    }
+    return nullptr;
+}
+
+bool InflightQueue::replaying_state(int slot) const {
+    return std::any_of(units_.begin(), units_.end(),
+                       [slot](const InFlight& f) { return f.replays_state && f.slot == slot; });
+}
+
 Answer InflightQueue::on_message(const proto::Message& m) {
     InFlight& f = units_.front();
+    if (f.unapplied && f.hold) {
+        // The session's state did not apply on this backend: it must not serve this read,
+        // which runs again on the master, where that state was first applied.
+        replay_ = true;
+        replay_wrote_ = false;
+        held_.clear();
+        f.ghost = true;  // drop what it answers
+        f.hold = false;
+        f.unapplied = false;
+        return m.is(BackendMsg::ReadyForQuery) ? Answer::Done : Answer::Replay;
+    }
     if (f.swallow > 0 && (m.is(BackendMsg::ParseComplete) || m.is(BackendMsg::CloseComplete))) {
         f.swallow -= 1;
         return Answer::Swallow;
@@ -30,21 +65,29 @@ Answer InflightQueue::on_message(const proto::Message& m) {
         f.error = true;
         if (f.hold) {
             auto fields = proto::parse_error_fields(m.payload);
-            std::string_view code = fields ? std::string_view(fields->sqlstate) : "";
-            // 25006: a write a standby refuses; 0A000: what a hot standby cannot do at
-            // all (SERIALIZABLE). Either way the master can, and nothing was sent yet.
-            if (code == proto::kSqlstateReadOnlySqlTransaction ||
-                code == proto::kSqlstateFeatureNotSupported) {
+            StandbyRefusal refusal = fields ? standby_refusal(fields->sqlstate, fields->message)
+                                            : StandbyRefusal::None;
+            // What only a standby refuses: the master can run it, and nothing was sent yet.
+            if (refusal != StandbyRefusal::None) {
                 replay_ = true;
-                replay_wrote_ = code == proto::kSqlstateReadOnlySqlTransaction;
+                replay_wrote_ = refusal == StandbyRefusal::Write;
                 held_.clear();
                 f.ghost = true;  // drop the rest of the standby's answer
                 f.hold = false;
                 return Answer::Replay;
             }
         }
-        if (f.ghost) return Answer::GhostError;
+        if (f.replays_state) {
+            for (std::size_t i = 1; i < units_.size(); ++i) {
+                if (units_[i].slot == f.slot && !units_[i].ghost) {
+                    units_[i].unapplied = true;
+                    break;
+                }
+            }
+            return Answer::StateFailed;
+        }
     }
+    if (f.captures_lsn && m.is(BackendMsg::DataRow)) return Answer::Lsn;
     if (m.is(BackendMsg::ReadyForQuery)) return Answer::Done;
     if (m.is(BackendMsg::CommandComplete)) f.tag.assign(m.payload.substr(0, m.payload.find('\0')));
     if (f.ghost) return Answer::Drop;

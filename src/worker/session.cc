@@ -14,6 +14,7 @@
 #include "pgrouter/base/clock.h"
 #include "pgrouter/base/counted.h"
 #include "pgrouter/base/deadline.h"
+#include "pgrouter/health/health.h"
 #include "pgrouter/os/shm.h"
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/proto/payload.h"
@@ -21,6 +22,7 @@
 #include "pgrouter/worker/backend.h"
 #include "pgrouter/worker/cancel.h"
 #include "pgrouter/worker/frontdoor.h"
+#include "pgrouter/worker/ghosts.h"
 #include "pgrouter/worker/inflight.h"
 #include "pgrouter/worker/session_log.h"
 #include "pgrouter/worker/session_state.h"
@@ -48,7 +50,9 @@ struct Server {
         : conn(std::move(c)), counted(slot.connections) {}
     std::unique_ptr<BackendConnection> conn;
     Counted counted;
-    std::uint64_t sets_applied = 0;  // the SET log's entries up to this number ran here
+    StateApplied applied;       // how far the session's state was replayed here
+    bool state_failed = false;  // a replay failed (what failed: state_error)
+    std::string state_error;
     bool broken = false;
     bool watched = false;   // an idle wait for readability is pending
     bool readable = false;  // that wait fired
@@ -333,15 +337,16 @@ class Session : public std::enable_shared_from_this<Session> {
         if (sticky_slot_ >= 0) {
             slot = sticky_slot_;
             reason = "rest of a flushed batch";
-        } else if (!inflight_.empty()) {
-            slot = inflight_.back().slot;
+        } else if (const InFlight* last = inflight_.last_answering()) {
+            slot = last->slot;
             reason = "follows the units in flight";
         } else {
             RouteSession& rs = state_.route();
             if (rs.ryw.commit_at_ns != 0) rs.ryw = settle_read_your_writes(rs.ryw, snap_.backends);
             Classification routed = unit.cls;
-            if (state_.log().serializable_default() &&
-                routed.kind == StatementKind::TransactionBegin) {
+            bool serializable = state_.log().serializable_default() ||
+                                routed.isolation == Isolation::Serializable;
+            if (serializable && routed.kind == StatementKind::TransactionBegin) {
                 routed.read_only = false;  // SERIALIZABLE: a standby cannot run it
                 routed.read_write = true;
             }
@@ -364,31 +369,35 @@ class Session : public std::enable_shared_from_this<Session> {
         co_await send_unit(slot, unit, unit.refs, unit.cls, reason, true);
     }
 
-    // Brings backend `server` (at `slot`) up to date for the unit: the session's SETs it has
-    // not run yet go first, as ghost units; then the Close and Parse messages of the
-    // prepared statements, whose answers the unit's InFlight swallows.
-    void catch_up(int slot, Server& server, const StatementRefs& refs, InFlight& f) {
-        std::string& out = server.conn->wire.output();
-        state_.log().since(server.sets_applied, [&](const SetLog::Entry& e) {
-            proto::encode_query(out, e.text);
-            InFlight ghost;
-            ghost.slot = slot;
-            ghost.ghost = true;
-            inflight_.push(std::move(ghost));
-        });
-        server.sets_applied = state_.log().head();
-        f.swallow += statements_.prepare(slot, refs, out);
+    int replay_state(int slot, Server& server, bool standby) {
+        return queue_state_replay(inflight_, server.conn->wire.output(), slot, state_.log(),
+                                  state_.catalog_lsn(), standby, server.applied);
+    }
+
+    // Waits for the state replays sent to `server` to be answered. False when they failed
+    // (or the connection did): the unit must not run there.
+    asio::awaitable<bool> state_applied(int slot, Server& server) {
+        if (co_await server.conn->wire.flush()) {
+            close("lost while replaying session state", Closing::Abnormal, &server);
+        }
+        while (inflight_.replaying_state(slot) && !server.broken && !closed_) {
+            co_await wait_wakeup();
+        }
+        bool ok = !server.broken && !server.state_failed;
+        server.state_failed = false;
+        co_return ok;
     }
 
     // Sends `unit` to `slot` and, for a read held on a standby, waits for its outcome and
     // replays it on the master after a refusal (25006) or the standby's loss. `refs` is what
-    // the unit does with prepared statements (none on a replay: already noted).
+    // the unit does with prepared statements.
     asio::awaitable<void> send_unit(int slot, Unit& unit, const StatementRefs& refs,
                                     const Classification& cls, std::string_view reason,
                                     bool may_hold) {
         LoginFailure failure;
         Server* server = co_await server_for(slot, failure);
-        if (server == nullptr && may_hold && inflight_.empty() && !state_.in_block() &&
+        bool answering = inflight_.last_answering() != nullptr;
+        if (server == nullptr && may_hold && !answering && !state_.in_block() &&
             cls.kind != StatementKind::Write && cls.pins == 0) {
             // A standby that cannot be reached for a read: the master serves it instead.
             refresh_snapshot();
@@ -410,26 +419,52 @@ class Session : public std::enable_shared_from_this<Session> {
             PGR_SESSION_DEBUG(id_, "%s unit → %s (%.*s)", kind_name(cls.kind).data(),
                               server->conn->address.c_str(), len(reason), reason.data());
         }
-        bool nothing_in_flight = inflight_.empty();  // before the ghosts of catch_up()
+        const BackendView* view = view_of(slot);
+        bool standby = view != nullptr && view->health.role == BackendRole::Slave;
+        // Outside a block, or at the start of one that can still move to the master.
+        bool hold = may_hold && standby && unit.sync && !answering &&
+                    (!state_.in_block() || movable_.movable());
+        if (replay_state(slot, *server, standby) > 0 && !hold && !co_await state_applied(slot, *server)) {
+            // The session's state did not apply there, and the unit could not be taken back
+            // once sent: it does not run there. A read goes to the master instead.
+            if (closed_) co_return;
+            refresh_snapshot();
+            int master = master_slot();
+            if (master >= 0 && master != slot && !answering && !state_.in_block() &&
+                !server->broken) {
+                co_await send_unit(master, unit, refs, cls, "session state refused, master",
+                                   false);
+                co_return;
+            }
+            co_return unit_error_to_client(
+                proto::kSqlstateConnectionFailure,
+                "could not apply the session's settings on backend " + server->conn->address +
+                    (server->state_error.empty() ? "" : ": " + server->state_error),
+                unit.sync);
+        }
         InFlight f;
         f.slot = slot;
         f.cls = cls;
         f.sync = unit.sync;
-        catch_up(slot, *server, refs, f);
-        const BackendView* view = view_of(slot);
-        bool standby = view != nullptr && view->health.role == BackendRole::Slave;
-        f.hold = may_hold && standby && unit.sync && nothing_in_flight && !state_.in_block();
+        f.swallow = statements_.prepare(slot, refs, server->conn->wire.output());
+        f.hold = hold;
         f.changes = unit.changes;
+        if (standby && cls.transaction_modes && unit.sync && unit.bytes.front() == 'Q') {
+            f.modes_text = unit.bytes;
+        }
         // In flight before a byte goes out: an answer that comes back at once must find
         // its unit (the response pump takes what an idle backend says for idle chatter).
         cancel_set_backend(env_.seg, cancel_, slot, server->conn->pid, server->conn->key);
         last_slot_ = slot;
         sticky_slot_ = unit.sync ? -1 : slot;
-        bool hold = f.hold;
         inflight_.push(std::move(f));
-        wake();
         Wire& wire = server->conn->wire;
         wire.output() += unit.bytes;
+        if (cls.names_objects && unit.sync && !standby && cls.kind != StatementKind::Write) {
+            // Not after a Write: it may be a COPY FROM, which a Query would break.
+            queue_lsn_capture(inflight_, wire.output(), slot);
+        }
+        wake();
         if (co_await wire.flush()) {
             // The response pump finds the connection closed and answers for what was lost
             // (or replays a held read elsewhere).
@@ -449,10 +484,37 @@ class Session : public std::enable_shared_from_this<Session> {
             proto::encode_ready_for_query(client_.output(), state_.txn_status());
             co_return;
         }
+        if (state_.in_block() && movable_.movable()) co_await move_block_start(slot, master);
         Classification write = cls;
         if (wrote) write.kind = StatementKind::Write;
-        StatementRefs noted;  // named: a temporary must not live across co_await (GCC 12)
-        co_await send_unit(master, unit, noted, write, "replay on the master", false);
+        // The same statement references: the master gets a Parse for what it lacks (and
+        // not for what it has), and the registry learns what the unit parsed there.
+        co_await send_unit(master, unit, refs, write, "replay on the master", false);
+    }
+
+    // The block that began on standby `standby` moves to the master: the standby's block
+    // ends, and its start (BEGIN, SET TRANSACTION) runs again on the master, unseen, before
+    // the unit that the standby refused.
+    asio::awaitable<void> move_block_start(int standby, int master) {
+        auto it = servers_.find(standby);
+        if (it != servers_.end() && !it->second->broken) {
+            std::string rollback;
+            proto::encode_query(rollback, "ROLLBACK");
+            Wire& wire = it->second->conn->wire;
+            queue_ghost(inflight_, wire.output(), standby, rollback);
+            if (co_await wire.flush()) {
+                close("lost while ending a block", Closing::Abnormal, it->second.get());
+            }
+        }
+        LoginFailure failure;
+        if (Server* server = co_await server_for(master, failure)) {
+            replay_state(master, *server, false);  // SETs before the block, not inside it
+            for (const std::string& text : movable_.start()) {
+                queue_ghost(inflight_, server->conn->wire.output(), master, text);
+            }
+        }
+        movable_.clear();
+        PGR_SESSION_DEBUG(id_, "the block moves from a standby to the master");
     }
 
     // ---- backends → client -----------------------------------------------------------------
@@ -594,17 +656,36 @@ class Session : public std::enable_shared_from_this<Session> {
             case Answer::Drop:
                 return false;
             case Answer::Replay: {
+                if (!m.is(BackendMsg::ErrorResponse)) {
+                    PGR_SESSION_DEBUG(id_, "standby %s lacks the session's state; replaying on "
+                                      "the master", server.conn->address.c_str());
+                    return false;
+                }
                 auto fields = proto::parse_error_fields(m.payload);
                 PGR_SESSION_DEBUG(id_, "standby %s refused a write (%s); replaying on the master",
                                   server.conn->address.c_str(),
                                   fields ? fields->sqlstate.c_str() : "?");
                 return false;
             }
-            case Answer::GhostError: {
+            case Answer::StateFailed: {
                 auto fields = proto::parse_error_fields(m.payload);
-                PGR_SESSION_WARNING(id_, "replaying session state on %s failed: %s",
+                server.state_error = fields ? fields->message : "?";
+                PGR_SESSION_WARNING(id_,
+                                    "could not apply the session's state on %s (%s): %s; it "
+                                    "does not serve the session until it can",
                                     server.conn->address.c_str(),
-                                    fields ? fields->message.c_str() : "?");
+                                    fields ? fields->sqlstate.c_str() : "?",
+                                    server.state_error.c_str());
+                server.state_failed = true;
+                server.applied = {};  // all of it again next time (SETs are idempotent)
+                state_.state_refused();
+                return false;
+            }
+            case Answer::Lsn: {
+                auto text = proto::parse_data_row_first(m.payload);
+                if (auto lsn = text ? parse_lsn(*text) : std::nullopt) {
+                    state_.catalog_seen(wal_record_end(*lsn));
+                }
                 return false;
             }
             case Answer::Done:
@@ -630,11 +711,15 @@ class Session : public std::enable_shared_from_this<Session> {
             u.cls = &f.cls;
             u.changes = &f.changes;
             u.now_ns = now_ns();
+            bool was_in_block = state_.in_block();
             // The SETs it made ran on its backend: if that one was up to date, it still is.
             auto it = servers_.find(f.slot);
-            bool in_sync = it != servers_.end() && it->second->sets_applied == state_.log().head();
+            bool in_sync = it != servers_.end() && it->second->applied.sets == state_.log().head();
             if (state_.finish(u)) pins_changed();
-            if (in_sync) it->second->sets_applied = state_.log().head();
+            movable_.finished(was_in_block, state_.in_block(),
+                              view != nullptr && view->health.role == BackendRole::Slave, f.error,
+                              f.modes_text);
+            if (in_sync) it->second->applied.sets = state_.log().head();
             client_.output().append(m.bytes());
         }
         inflight_.pop_front();
@@ -693,6 +778,7 @@ class Session : public std::enable_shared_from_this<Session> {
     RoutingView& snap_ = env_.routing;  // the worker's; refreshed before each decision
     std::mt19937_64& rng_ = env_.rng;
     SessionState state_;
+    MovableBlock movable_;  // the start of a block on a standby, while it can still move
     std::optional<Counted> pinned_counted_;  // in the monitor's "pinned" while pinned
     bool close_after_flush_ = false;
 

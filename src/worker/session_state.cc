@@ -114,6 +114,17 @@ void SessionState::pending_change(const SessionChange& c) {
     }
 }
 
+void MovableBlock::finished(bool was_in_block, bool in_block, bool on_standby, bool error,
+                            std::string_view text) {
+    bool start = !was_in_block || movable();
+    if (!in_block || !on_standby || error || text.empty() || !start) {
+        start_.clear();
+        return;
+    }
+    if (!was_in_block) start_.clear();
+    start_.emplace_back(text);
+}
+
 void SessionState::block_lost() {
     txn_status_ = proto::TransactionStatus::Idle;
     route_.block_slot = -1;

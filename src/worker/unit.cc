@@ -20,11 +20,13 @@ bool UnitCutter::add(const proto::Message& m) {
     }
     unit_.bytes.append(m.bytes());
     if (m.is(FrontendMsg::Query)) {
-        // Extended messages not yet synced travel with the Query, which alone classifies
-        // the unit (issue 13: their statements should count too).
+        // Extended messages not yet synced travel with the Query as one unit (the backend
+        // answers them all with the Query's one ReadyForQuery), and their statements count:
+        // pgJDBC's unsynced BEGIN before a simple SAVEPOINT opens a read-write block.
         std::string_view sql = m.payload.substr(0, m.payload.find('\0'));
-        unit_.cls = classify_(sql);
-        collect_changes(sql, unit_.cls, unit_.changes);
+        Classification query = classify_(sql);
+        unit_.cls = have_cls_ ? merge(unit_.cls, query) : query;
+        collect_changes(sql, query, unit_.changes);
         return complete_ = true;
     }
     if (m.is(FrontendMsg::FunctionCall)) {

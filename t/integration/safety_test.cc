@@ -114,7 +114,7 @@ std::string errors_of(const std::vector<RawMessage>& msgs) {
 }  // namespace
 
 TEST_CASE("SET ROLE to a role a paused standby has not replayed: no read runs as another user",
-          "[safety][!shouldfail][set]") {
+          "[safety][set]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
     std::string role = unique_name("sr_role");
@@ -143,7 +143,7 @@ TEST_CASE("SET ROLE to a role a paused standby has not replayed: no read runs as
 }
 
 TEST_CASE("SET search_path to a schema a paused standby has not replayed resolves as on the master",
-          "[safety][!shouldfail][set]") {
+          "[safety][set]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
     std::string schema = unique_name("sp_schema");
@@ -194,7 +194,7 @@ TEST_CASE("connect-time and per-request SETs to long-existing objects keep reads
 }
 
 TEST_CASE("a prepared statement refused by a standby (25006) is replayed on the master",
-          "[safety][!shouldfail][replay][extended]") {
+          "[safety][replay][extended]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
     std::string master = std::to_string(c.port(0));
@@ -206,14 +206,16 @@ TEST_CASE("a prepared statement refused by a standby (25006) is replayed on the 
     c.wait_replayed(1);
     c.wait_replayed(2);
     // Named (node-pg, pgJDBC prepareThreshold=1, pgx) and unnamed (asyncpg-like) statements.
-    PgConn named(r.conninfo());
+    auto named_ptr = std::make_unique<PgConn>(r.conninfo());
+    PgConn& named = *named_ptr;
     REQUIRE(outcome(PQprepare(named.get(), "ps_w", "SELECT ps_replay_write()", 0, nullptr)) ==
             "OK ");
     for (int i = 0; i < 5; ++i) {
         CHECK(outcome(PQexecPrepared(named.get(), "ps_w", 0, nullptr, nullptr, nullptr, 0)) ==
               master);
     }
-    PgConn unnamed(r.conninfo());
+    auto unnamed_ptr = std::make_unique<PgConn>(r.conninfo());
+    PgConn& unnamed = *unnamed_ptr;
     for (int i = 0; i < 5; ++i) {
         CHECK(outcome(PQexecParams(unnamed.get(), "SELECT ps_replay_write()", 0, nullptr, nullptr,
                                    nullptr, nullptr, 0)) == master);
@@ -222,14 +224,17 @@ TEST_CASE("a prepared statement refused by a standby (25006) is replayed on the 
     // The statement registry stays true: the named statement runs again, and a read after it.
     CHECK(outcome(PQexecPrepared(named.get(), "ps_w", 0, nullptr, nullptr, nullptr, 0)) == master);
     CHECK(run(named, "SELECT 1") == "1");
+    named_ptr.reset();
+    unnamed_ptr.reset();
     r.finish();
 }
 
 TEST_CASE("BEGIN READ ONLY then SERIALIZABLE on a standby moves the block to the master",
-          "[safety][!shouldfail][replay][transaction]") {
+          "[safety][replay][transaction]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
-    PgConn conn(r.conninfo());
+    auto conn_ptr = std::make_unique<PgConn>(r.conninfo());
+    PgConn& conn = *conn_ptr;
     for (int i = 0; i < 5; ++i) {
         CHECK(run(conn, "BEGIN READ ONLY") == "OK BEGIN");
         CHECK(run(conn, "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE") == "OK SET");
@@ -239,18 +244,20 @@ TEST_CASE("BEGIN READ ONLY then SERIALIZABLE on a standby moves the block to the
     CHECK(run(conn, "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY") == "OK BEGIN");
     CHECK(run(conn, "SELECT 1") == "1");
     CHECK(run(conn, "COMMIT") == "OK COMMIT");
+    conn_ptr.reset();
     r.finish();
 }
 
 TEST_CASE("unsynced extended BEGIN followed by a simple Query is one unit on the master",
-          "[safety][!shouldfail][extended][transaction]") {
+          "[safety][extended][transaction]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
     c.exec(0, "DROP TABLE IF EXISTS unsynced_t; CREATE TABLE unsynced_t (x int)", kTestUser,
            kTestDb);
     c.wait_replayed(1);
     c.wait_replayed(2);
-    RawClient rc(r.port);
+    auto rc_ptr = std::make_unique<RawClient>(r.port);
+    RawClient& rc = *rc_ptr;
     auto login = rc.login(kTestUser, kTestDb, kTestPassword);
     REQUIRE(find_message(login, 'Z') != nullptr);
     // pgJDBC autosave: BEGIN as Parse/Bind/Execute without Sync, then a simple SAVEPOINT.
@@ -276,5 +283,6 @@ TEST_CASE("unsynced extended BEGIN followed by a simple Query is one unit on the
     REQUIRE(!commit.empty());
     CHECK(commit.back().payload == "I");
     CHECK(c.exec(0, "SELECT count(*) FROM unsynced_t", kTestUser, kTestDb) == "2");
+    rc_ptr.reset();
     r.finish();
 }

@@ -138,6 +138,41 @@ TEST_CASE("classifier: named facts from the parse tree", "[classify][facts]") {
     }
 }
 
+TEST_CASE("classifier: SETs that name catalog objects", "[classify][facts]") {
+    Classifier c;
+    for (const char* sql :
+         {"SET ROLE r", "SET SESSION AUTHORIZATION r", "SET search_path = s, public",
+          "set Search_Path to s", "SELECT set_config('role', 'r', false)",
+          "SELECT set_config('search_path', 's', false)", "SET default_tablespace = ts",
+          "SET temp_tablespaces = ts", "SET default_text_search_config = 'english'",
+          "SELECT set_config($1, 'x', false)", "SET application_name = 'a'; SET ROLE r"}) {
+        INFO(sql);
+        CHECK(c.classify(sql).names_objects);
+    }
+    for (const char* sql :
+         {"SET application_name = 'a'", "SET extra_float_digits = 3", "RESET ROLE", "RESET ALL",
+          "SET LOCAL search_path = s", "SELECT set_config('role', 'r', true)",
+          "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "SELECT 1", "DISCARD ALL"}) {
+        INFO(sql);
+        CHECK_FALSE(c.classify(sql).names_objects);
+    }
+}
+
+TEST_CASE("classifier: units that only set the transaction's modes", "[classify][facts]") {
+    Classifier c;
+    for (const char* sql : {"BEGIN", "BEGIN READ ONLY", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "SET TRANSACTION READ ONLY",
+                            "BEGIN; SET TRANSACTION READ ONLY", "SET transaction_read_only = on"}) {
+        INFO(sql);
+        CHECK(c.classify(sql).transaction_modes);
+    }
+    for (const char* sql : {"BEGIN; SELECT 1", "SELECT 1", "COMMIT", "SET search_path = s", "",
+                            "SET LOCAL work_mem = '1MB'", "SAVEPOINT a"}) {
+        INFO(sql);
+        CHECK_FALSE(c.classify(sql).transaction_modes);
+    }
+}
+
 TEST_CASE("classifier: names that do not fit are dropped, never cut", "[classify][facts]") {
     Classifier classifier;
     std::string sql;

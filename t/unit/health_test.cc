@@ -69,6 +69,10 @@ TEST_CASE("lsn: text form to 64 bits and back") {
     CHECK(parse_lsn("16/B374D848") == 0x16B374D848ULL);
     CHECK(parse_lsn("0/0") == 0u);
     CHECK(parse_lsn("0/3000108") == 0x3000108u);
+    CHECK(wal_record_end(0x4000028u) == 0x4000000u);  // segment start: long header
+    CHECK(wal_record_end(0x4002018u) == 0x4002000u);  // page start: short header
+    CHECK(wal_record_end(0x4002000u) == 0x4002000u);
+    CHECK(wal_record_end(0x3000108u) == 0x3000108u);
     CHECK(parse_lsn("FFFFFFFF/FFFFFFFF") == 0xFFFFFFFFFFFFFFFFULL);
     CHECK(parse_lsn("a/b") == 0xA0000000BULL);
     for (const char* bad : {"", "/", "16/", "/B3", "16B374D848", "1/2/3", "G/0", "123456789/0",

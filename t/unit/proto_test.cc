@@ -225,6 +225,11 @@ TEST_CASE("payload parsers reject malformed bodies", "[proto]") {
     CHECK_FALSE(parse_backend_key_data("1234567"));
     CHECK_FALSE(parse_ready_for_query("X"));
     CHECK_FALSE(parse_ready_for_query("II"));
+    CHECK(parse_data_row_first("\0\1"s + be32(9) + "0/3000148") == "0/3000148");
+    CHECK(parse_data_row_first("\0\2"s + be32(1) + "a" + be32(1) + "b") == "a");
+    CHECK_FALSE(parse_data_row_first("\0\1"s + be32(0xffffffffu)));  // NULL
+    CHECK_FALSE(parse_data_row_first("\0\1"s + be32(10) + "0/3000148"));  // short
+    CHECK_FALSE(parse_data_row_first("\0\0"s));
     CHECK_FALSE(parse_negotiate_protocol_version(be32(196608) + be32(0x7fffffff) + "a\0"s));
     CHECK_FALSE(parse_negotiate_protocol_version(be32(196608) + be32(0xffffffffu)));
 }

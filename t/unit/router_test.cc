@@ -344,6 +344,32 @@ TEST_CASE("router: questions about the server itself go to the master", "[router
     }
 }
 
+TEST_CASE("router: a SET runs on the master first, then anywhere", "[router]") {
+    std::vector<BackendView> b = cluster();
+    RouteSession s;
+    Classification set = kRead;  // SET ROLE r / SELECT set_config('role', 'r', false)
+    set.kind = StatementKind::Session;
+    set.set = true;
+    std::mt19937_64 rng(5);
+    for (int i = 0; i < 200; ++i) REQUIRE(slot_of(set, s, b, rng()) == 0);
+    CHECK(route(set, s, b, 0).reason == "SET: the master first");
+    // SET LOCAL and SET TRANSACTION are not replayed: where the unit would go anyway.
+    Classification local = set;
+    local.set = false;
+    local.set_local = true;
+    CHECK(slot_of(local, s, b, 0) != 0);
+    SECTION("inside a block: the block's backend") {
+        s.block_slot = 2;
+        CHECK(slot_of(set, s, b) == 2);
+    }
+    SECTION("no master: a standby takes it rather than nobody") {
+        b[0].health.status = BackendStatus::Failed;
+        RouteDecision d = route(set, s, b, 0);
+        CHECK(d.ok());
+        CHECK(d.slot != 0);
+    }
+}
+
 TEST_CASE("router: find_master", "[router]") {
     std::vector<BackendView> b = cluster();
     CHECK(find_master(b) == 0);

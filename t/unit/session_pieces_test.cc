@@ -176,11 +176,56 @@ TEST_CASE("inflight: what backend messages mean for the head unit", "[inflight]"
     CHECK(wrote);
     q.pop_front();
 
+    // A ghost of pgrouter's own that is not a state replay: its error is nobody's business.
     InFlight ghost;
     ghost.ghost = true;
     q.push(ghost);
     CHECK(q.on_message(msg(done)) == Answer::Drop);
-    CHECK(q.on_message(msg(err)) == Answer::GhostError);
+    CHECK(q.on_message(msg(err)) == Answer::Drop);
+    CHECK(q.on_message(msg(rfq)) == Answer::Done);
+    q.pop_front();
+
+    SECTION("a failed state replay: the held read behind it runs again on the master") {
+        InFlight replay = ghost;
+        replay.slot = 2;
+        replay.replays_state = true;
+        q.push(replay);  // SET ROLE r: fails, r not replayed yet
+        q.push(replay);  // SET search_path: succeeds
+        q.push(held);
+        CHECK(q.on_message(msg(err)) == Answer::StateFailed);
+        CHECK(q.on_message(msg(rfq)) == Answer::Done);
+        q.pop_front();
+        CHECK(q.on_message(msg(done)) == Answer::Drop);
+        CHECK(q.on_message(msg(rfq)) == Answer::Done);
+        q.pop_front();
+        CHECK(q.front().unapplied);
+        CHECK(q.on_message(msg(row)) == Answer::Replay);  // never reaches the client
+        CHECK(q.on_message(msg(done)) == Answer::Drop);
+        CHECK(q.on_message(msg(rfq)) == Answer::Done);
+        CHECK(q.take_replay(wrote));
+        CHECK_FALSE(wrote);  // not a write: read-your-writes is not concerned
+    }
+    SECTION("a failed state replay marks only the next unit of that backend") {
+        InFlight replay = ghost;
+        replay.slot = 2;
+        replay.replays_state = true;
+        InFlight other = held;
+        other.slot = 3;
+        q.push(replay);
+        q.push(other);
+        q.push(held);
+        CHECK(q.on_message(msg(err)) == Answer::StateFailed);
+        CHECK_FALSE(q.units()[1].unapplied);
+        CHECK(q.units()[2].unapplied);
+    }
+    SECTION("the master's WAL position comes back in a capture's DataRow") {
+        InFlight capture = ghost;
+        capture.captures_lsn = true;
+        q.push(capture);
+        CHECK(q.on_message(msg(row)) == Answer::Lsn);
+        CHECK(q.on_message(msg(done)) == Answer::Drop);
+        CHECK(q.on_message(msg(err)) == Answer::Drop);  // in an aborted block: no position
+    }
 }
 
 TEST_CASE("unit cutter and statements: units end at Query, Sync and Flush", "[unit][statements]") {
@@ -220,4 +265,66 @@ TEST_CASE("unit cutter and statements: units end at Query, Sync and Flush", "[un
     CHECK(cutter.add(frontend(query)));
     CHECK(cutter.unit().cls.kind == StatementKind::Read);
     CHECK(cutter.unit().bytes == query);
+
+    // Unsynced extended messages and the Query after them are one unit, classified by both.
+    std::string begin, unnamed, execute, savepoint;
+    proto::MessageBuilder(begin, proto::FrontendMsg::Parse).cstr("").cstr("BEGIN").i16(0);
+    proto::MessageBuilder(unnamed, proto::FrontendMsg::Bind).cstr("").cstr("").i16(0).i16(0).i16(0);
+    proto::MessageBuilder(execute, proto::FrontendMsg::Execute).cstr("").i32(0);
+    proto::encode_query(savepoint, "SAVEPOINT a");
+    CHECK(!cutter.add(frontend(begin)));
+    CHECK(!cutter.add(frontend(unnamed)));
+    CHECK(!cutter.add(frontend(execute)));
+    CHECK(cutter.add(frontend(savepoint)));
+    CHECK(cutter.unit().cls.kind == StatementKind::TransactionBegin);
+    CHECK_FALSE(cutter.unit().cls.read_only);
+    CHECK(cutter.unit().bytes == begin + unnamed + execute + savepoint);
+    REQUIRE(cutter.unit().changes.size() == 1);
+    CHECK(cutter.unit().changes[0].action == NamedAction::Savepoint);
+}
+
+TEST_CASE("standby refusals and the movable start of a block", "[inflight][session_state]") {
+    CHECK(standby_refusal("25006", "cannot execute INSERT in a read-only transaction") ==
+          StandbyRefusal::Write);
+    CHECK(standby_refusal("0A000", "cannot use serializable mode in a hot standby") ==
+          StandbyRefusal::Feature);
+    CHECK(standby_refusal("0A000", "cannot set transaction read-write mode during recovery") ==
+          StandbyRefusal::Feature);
+    CHECK(standby_refusal("55000", "recovery is in progress") == StandbyRefusal::Feature);
+    // The same codes for other reasons are the statement's own errors.
+    CHECK(standby_refusal("0A000", "cached plan must not change result type") ==
+          StandbyRefusal::None);
+    CHECK(standby_refusal("55000", "cursor \"c\" is not positioned on a row") ==
+          StandbyRefusal::None);
+    CHECK(standby_refusal("42P01", "relation \"t\" does not exist") == StandbyRefusal::None);
+
+    MovableBlock b;
+    b.finished(false, true, true, false, "Q:BEGIN READ ONLY");
+    CHECK(b.movable());
+    b.finished(true, true, true, false, "Q:SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    REQUIRE(b.start().size() == 2);
+    SECTION("a statement of another kind: the block stays where it is") {
+        b.finished(true, true, true, false, "");
+        CHECK_FALSE(b.movable());
+        b.finished(true, true, true, false, "Q:SET TRANSACTION READ ONLY");
+        CHECK_FALSE(b.movable());
+    }
+    SECTION("the block ends") {
+        b.finished(true, false, true, false, "");
+        CHECK_FALSE(b.movable());
+    }
+    SECTION("a failed statement") {
+        b.finished(true, true, true, true, "Q:SET TRANSACTION READ WRITE");
+        CHECK_FALSE(b.movable());
+    }
+    SECTION("on the master nothing is to move") {
+        MovableBlock m;
+        m.finished(false, true, false, false, "Q:BEGIN");
+        CHECK_FALSE(m.movable());
+    }
+    SECTION("a new block starts afresh") {
+        b.finished(true, false, true, false, "");
+        b.finished(false, true, true, false, "Q:BEGIN");
+        CHECK(b.start().size() == 1);
+    }
 }

@@ -92,6 +92,9 @@ struct BackendKeyData {
 
 [[nodiscard]] std::optional<TransactionStatus> parse_ready_for_query(std::string_view payload);
 
+// The first column of a DataRow, in the text it carries; nullopt for a NULL or a malformed row.
+[[nodiscard]] std::optional<std::string_view> parse_data_row_first(std::string_view payload);
+
 struct NegotiateProtocolVersion {
     std::uint32_t version = 0;
     std::vector<std::string_view> unsupported_options;

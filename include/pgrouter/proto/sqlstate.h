@@ -13,6 +13,7 @@ inline constexpr std::string_view kSqlstateInvalidPassword = "28P01";
 inline constexpr std::string_view kSqlstateConnectionFailure = "08006";
 inline constexpr std::string_view kSqlstateProtocolViolation = "08P01";
 inline constexpr std::string_view kSqlstateFeatureNotSupported = "0A000";
+inline constexpr std::string_view kSqlstateObjectNotInPrerequisiteState = "55000";
 inline constexpr std::string_view kSqlstateTooManyConnections = "53300";
 inline constexpr std::string_view kSqlstateAdminShutdown = "57P01";
 inline constexpr std::string_view kSqlstateCannotConnectNow = "57P03";

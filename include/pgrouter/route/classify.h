@@ -95,6 +95,12 @@ struct Classification {
     bool set = false;
     // SET LOCAL, set_config(.., true): lasts for the current transaction only.
     bool set_local = false;
+    // A session-level SET of a parameter that names catalog objects (role, session
+    // authorization, search_path, tablespaces, text search configuration; see builtins.h):
+    // a standby serves the session only once it has replayed the catalog as of the SET.
+    bool names_objects = false;
+    // Only BEGIN / START TRANSACTION / SET TRANSACTION: sets the modes of the transaction.
+    bool transaction_modes = false;
     bool multi = false;        // more than one statement
     bool parse_error = false;  // the grammar refused it (kind is Write)
     // Non-empty: the unit asks about the server itself rather than about data (recovery

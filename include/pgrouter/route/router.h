@@ -90,8 +90,9 @@ struct RouteDecision {
 //  2. A pinned session, or a unit that pins: the master; 57P01 when the master changed.
 //  3. Write, TransactionBegin not READ ONLY (unless default_transaction_read_only is on and
 //     READ WRITE was not given): the master, else 25006.
-//  4. A unit that asks about the server itself (Classification::server_local): the master;
-//     with no master, as rule 5.
+//  4. A unit that asks about the server itself (Classification::server_local), or that
+//     changes session settings (Classification::set: interpreted against the master's
+//     catalog, then replayed on standbys): the master; with no master, as rule 5.
 //  5. Everything else (Read, read-only BEGIN, Session, TransactionEnd and SET TRANSACTION
 //     outside a block): weighted random among standbys that are Ok, Slave, not fenced,
 //     weight > 0, lag <= lag_threshold and fresh_enough(); none → the master; no master →

@@ -24,10 +24,27 @@ struct InFlight {
     bool hold = false;   // a read on a standby: hold responses back while a replay is possible
     bool sync = true;    // ends with ReadyForQuery (false after a Flush: the batch goes on)
     bool error = false;  // an ErrorResponse came back
+    // A ghost that brings its backend to the session's state (a SET replay, the catalog
+    // check): if it fails, the backend must not serve the session's next unit.
+    bool replays_state = false;
+    bool captures_lsn = false;  // a ghost asking the master its WAL position (its DataRow)
+    bool unapplied = false;     // the session's state failed to apply before this unit
+    // A simple Query that only sets the transaction's modes (BEGIN READ ONLY), sent to a
+    // standby: its bytes, should its block move to the master (MovableBlock).
+    std::string modes_text;
     Classification cls;
     std::string tag;                     // the last CommandComplete tag ("COMMIT", ...)
     std::vector<SessionChange> changes;  // what it changes in the session, if it succeeds
 };
+
+// What an error from a standby says about the statement: nothing special, or that only a
+// standby refuses it (the master would run it): 25006 (a write: "cannot execute INSERT in a
+// read-only transaction", or a command refused during recovery), 0A000 "cannot use
+// serializable mode in a hot standby" / "cannot set transaction read-write mode during
+// recovery", 55000 "recovery is in progress" (WAL control functions). 0A000 and 55000 are
+// told apart from their other uses by PostgreSQL's (English) message.
+enum class StandbyRefusal : std::uint8_t { None, Write, Feature };
+[[nodiscard]] StandbyRefusal standby_refusal(std::string_view sqlstate, std::string_view message);
 
 enum class Answer : std::uint8_t {
     Swallow,     // the answer to an injected Parse/Close: nothing reaches the client
@@ -35,8 +52,11 @@ enum class Answer : std::uint8_t {
     Hold,        // kept back with the held read's answer so far
     Release,     // the held answer, this message last, may go to the client: release_held()
     Drop,        // part of a ghost's answer, or of a refused read's: nothing reaches the client
-    GhostError,  // a SET replay failed (dropped; worth a warning)
-    Replay,      // the standby refused the held read: run it again on the master
+    StateFailed,  // a ghost bringing the backend to the session's state failed: that backend
+                  // must not serve the session until it is brought up to date again
+    Lsn,          // the DataRow of a ghost that asked the master its WAL position
+    Replay,       // the standby refused the held read (or could not take the session's
+                  // state before it): run it again on the master
     Done,        // ReadyForQuery: the head unit is finished (release_held() first when held)
 };
 
@@ -47,9 +67,15 @@ class InflightQueue {
     InFlight& front() { return units_.front(); }
     InFlight& back() { return units_.back(); }
     const std::vector<InFlight>& units() const { return units_; }
+    // The latest unit whose answer goes to the client (not a ghost); null when none.
+    const InFlight* last_answering() const;
+    // Whether state replays sent to backend `slot` are still to be answered.
+    bool replaying_state(int slot) const;
 
     // Queues a unit. The rest of a flushed batch on the same backend joins the batch (one
-    // unit, one ReadyForQuery).
+    // unit, one ReadyForQuery). A unit queued behind ghosts that replay the session's state
+    // must be a held read: should they fail, it is replayed on the master (a unit that
+    // cannot be held waits for the ghosts' answers before it is sent).
     void push(InFlight f);
     void pop_front() { units_.erase(units_.begin()); }
     // Everything in flight is lost (with its held answer).

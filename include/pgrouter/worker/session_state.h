@@ -4,6 +4,7 @@
 // Pure: no sockets, no clock, no shared memory; the session feeds in each finished unit.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -77,6 +78,24 @@ struct UnitOutcome {
     std::int64_t now_ns = 0;  // when (monotonic), for read-your-writes
 };
 
+// The start of a transaction block on a standby that can still move to the master: the
+// block ran only BEGIN and SET TRANSACTION (simple Queries) so far. When its next statement
+// is one that only a standby refuses (SET TRANSACTION ISOLATION LEVEL SERIALIZABLE), the
+// session rolls the standby's block back, runs these on the master, and the statement there.
+class MovableBlock {
+  public:
+    // A unit finished. `text`: its bytes when it only sets transaction modes and is a simple
+    // Query (empty otherwise); `on_standby`: where it ran; the block status before and after.
+    void finished(bool was_in_block, bool in_block, bool on_standby, bool error,
+                  std::string_view text);
+    bool movable() const { return !start_.empty(); }
+    const std::vector<std::string>& start() const { return start_; }
+    void clear() { start_.clear(); }
+
+  private:
+    std::vector<std::string> start_;  // the block's units so far, as sent
+};
+
 class SessionState {
   public:
     // Applies a finished unit. A SET made outside a block holds at once; one made inside a
@@ -93,6 +112,15 @@ class SessionState {
     proto::TransactionStatus txn_status() const { return txn_status_; }
     bool in_block() const { return txn_status_ != proto::TransactionStatus::Idle; }
     std::uint16_t pins() const { return pins_; }
+    // The master's WAL position after the session's latest SET that names catalog objects
+    // (0: none known): a standby serves the session only once it has replayed that far.
+    std::uint64_t catalog_lsn() const { return catalog_lsn_; }
+    void catalog_seen(std::uint64_t lsn) { catalog_lsn_ = std::max(catalog_lsn_, lsn); }
+    // A backend could not take the session's state: standbys serve the session only once
+    // the watcher has seen them replay the catalog position of its SETs.
+    void state_refused() {
+        route_.ryw.min_lsn = std::max(route_.ryw.min_lsn, catalog_lsn_);
+    }
     // The pending changes of the open block (tests).
     const std::vector<SessionChange>& pending() const { return pending_; }
 
@@ -104,6 +132,7 @@ class SessionState {
     RouteSession route_;
     proto::TransactionStatus txn_status_ = proto::TransactionStatus::Idle;
     std::uint16_t pins_ = 0;
+    std::uint64_t catalog_lsn_ = 0;
     bool block_wrote_ = false;            // the open block wrote on the master
     std::vector<SessionChange> pending_;  // the open block's changes, savepoints as markers
 };

@@ -1,0 +1,42 @@
+// Ghost units: statements pgrouter sends a backend on the session's behalf, whose answers
+// the client never sees. The session's SETs replayed on a backend that has not run them, the
+// check that a standby has replayed the catalog the session's SETs were interpreted against,
+// the question of the master's WAL position after such a SET, and the start of a block that
+// moves to the master. Pure: each writes its messages into the backend's output buffer and
+// queues its InFlight; the session sends the buffer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "pgrouter/worker/inflight.h"
+#include "pgrouter/worker/session_state.h"
+
+namespace pgrouter {
+
+// How far one backend connection has taken the session's state.
+struct StateApplied {
+    std::uint64_t sets = 0;          // the SET log's entries up to this number ran there
+    std::uint64_t catalog_lsn = 0;   // a standby: checked to have replayed the catalog this far
+};
+
+// Queues on backend `slot` what it lacks of the session's state: the SET log's entries since
+// `applied.sets`, and on a standby the catalog check when `catalog_lsn` passed what it was
+// checked at. Each is a state replay: should one fail, the backend must not serve the
+// session's next unit. Returns how many were queued.
+int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLog& log,
+                       std::uint64_t catalog_lsn, bool standby, StateApplied& applied);
+
+// Queues the question of the master's WAL position (Answer::Lsn brings its DataRow).
+void queue_lsn_capture(InflightQueue& q, std::string& out, int slot);
+
+// Queues `bytes` (whole protocol messages ending in a ReadyForQuery's worth: a Query) as a
+// ghost whose answer is dropped.
+void queue_ghost(InflightQueue& q, std::string& out, int slot, std::string_view bytes);
+
+// A query that succeeds on a standby that has replayed WAL up to `lsn`, and fails (22P02,
+// with a message saying so) on one that has not.
+[[nodiscard]] std::string catalog_check_query(std::uint64_t lsn);
+
+}  // namespace pgrouter

@@ -1,0 +1,59 @@
+// Ghost units (see ghosts.h).
+#include "pgrouter/worker/ghosts.h"
+
+#include "pgrouter/health/health.h"
+#include "pgrouter/proto/encoder.h"
+
+namespace pgrouter {
+
+namespace {
+
+void queue(InflightQueue& q, int slot, bool replays_state, bool captures_lsn) {
+    InFlight g;
+    g.slot = slot;
+    g.ghost = true;
+    g.replays_state = replays_state;
+    g.captures_lsn = captures_lsn;
+    q.push(std::move(g));
+}
+
+}  // namespace
+
+int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLog& log,
+                       std::uint64_t catalog_lsn, bool standby, StateApplied& applied) {
+    int queued = 0;
+    auto replay = [&](std::string_view text) {
+        proto::encode_query(out, text);
+        queue(q, slot, true, false);
+        ++queued;
+    };
+    log.since(applied.sets, [&](const SetLog::Entry& e) { replay(e.text); });
+    applied.sets = log.head();
+    if (standby && catalog_lsn > applied.catalog_lsn) {
+        replay(catalog_check_query(catalog_lsn));
+        applied.catalog_lsn = catalog_lsn;
+    }
+    return queued;
+}
+
+void queue_lsn_capture(InflightQueue& q, std::string& out, int slot) {
+    proto::encode_query(out, "SELECT pg_catalog.pg_current_wal_insert_lsn()");
+    queue(q, slot, false, true);
+}
+
+void queue_ghost(InflightQueue& q, std::string& out, int slot, std::string_view bytes) {
+    out += bytes;
+    queue(q, slot, false, false);
+}
+
+std::string catalog_check_query(std::uint64_t lsn) {
+    std::string at = format_lsn(lsn);
+    return "SELECT CASE WHEN pg_catalog.pg_last_wal_replay_lsn() >= '" + at +
+           "'::pg_catalog.pg_lsn THEN 0 ELSE ('pgrouter: this standby has not replayed the "
+           "catalog up to " +
+           at +
+           ", only up to ' || COALESCE(pg_catalog.pg_last_wal_replay_lsn()::text, 'nothing'))"
+           "::pg_catalog.int4 END";
+}
+
+}  // namespace pgrouter
