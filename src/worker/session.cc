@@ -14,6 +14,7 @@
 #include "pgrouter/base/clock.h"
 #include "pgrouter/base/counted.h"
 #include "pgrouter/base/deadline.h"
+#include "pgrouter/net/relay.h"
 #include "pgrouter/os/shm.h"
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/proto/payload.h"
@@ -173,6 +174,16 @@ class Session : public std::enable_shared_from_this<Session> {
         });
     }
 
+    // max-message-size and classify-limit (the built-in defaults before any snapshot).
+    std::uint32_t max_message() const {
+        std::uint32_t n = snap_.settings.max_message_size;
+        return n != 0 ? n : proto::kDefaultDataMessageLimit;
+    }
+    std::size_t classify_limit() const {
+        std::size_t n = snap_.settings.classify_limit;
+        return n != 0 ? n : SIZE_MAX;
+    }
+
     std::chrono::milliseconds login_timeout() const {
         return std::chrono::milliseconds(
             std::max<std::int64_t>(snap_.settings.health_timeout_ms, 1));
@@ -280,7 +291,18 @@ class Session : public std::enable_shared_from_this<Session> {
             if (!client_.output().empty() && co_await client_.flush()) {
                 co_return close("client connection lost", Closing::Abnormal);
             }
-            WireRead r = co_await client_.read_frontend();
+            proto::DecodeLimits limits;
+            limits.data = max_message();
+            WireRead r = co_await client_.read_frontend(limits, classify_limit());
+            if (auto* head = std::get_if<WireLongMessage>(&r);
+                head != nullptr && !closed_ && UnitCutter::takes_long(head->type)) {
+                co_await dispatch_long(*head);
+                if (closed_) co_return;
+                continue;
+            }
+            if (std::holds_alternative<WireLongMessage>(r)) {
+                r = co_await client_.read_frontend(limits);  // any other type is read whole
+            }
             if (closed_) co_return;
             if (std::holds_alternative<WireClosed>(r)) {
                 co_return close("client closed the connection", Closing::Normal);
@@ -308,6 +330,26 @@ class Session : public std::enable_shared_from_this<Session> {
             co_await dispatch(cutter_.unit());
             if (closed_) co_return;
         }
+    }
+
+    // A Query or Parse too long to classify: its unit goes where the cutter says with
+    // what has arrived of it, and the rest follows as it arrives, never held whole.
+    asio::awaitable<void> dispatch_long(const WireLongMessage& head) {
+        std::string_view first = client_.input().data();
+        Unit& unit = cutter_.add_long(head.type, first);
+        std::size_t rest = head.size - first.size();
+        client_.input().consume(first.size());
+        int before = last_slot_;
+        last_slot_ = -1;
+        co_await dispatch(unit);
+        Server* to = nullptr;
+        if (auto it = servers_.find(last_slot_); it != servers_.end() && !it->second->broken) {
+            to = it->second.get();
+        }
+        if (last_slot_ < 0) last_slot_ = before;  // not sent: the client has the error
+        RelayResult r = co_await relay(client_, to != nullptr ? &to->conn->wire : nullptr, rest);
+        if (r.from_lost) co_return close("client closed the connection", Closing::Normal);
+        if (r.to_lost && to != nullptr) close("lost while sending a unit", Closing::Abnormal, to);
     }
 
     asio::awaitable<void> copy_to_backend(std::string_view bytes) {
@@ -487,8 +529,10 @@ class Session : public std::enable_shared_from_this<Session> {
             Server& server = *it->second;
             Wire& wire = server.conn->wire;
             bool progressed = false;
+            bool violated = false;
             for (;;) {
-                proto::DecodeResult r = proto::decode_backend(wire.input().data());
+                proto::DecodeResult r = proto::decode_backend(wire.input().data(), max_message());
+                violated = std::holds_alternative<proto::ProtoError>(r);
                 auto* m = std::get_if<proto::Message>(&r);
                 if (m == nullptr) break;
                 progressed = true;
@@ -496,6 +540,14 @@ class Session : public std::enable_shared_from_this<Session> {
                 wire.consume(*m);
                 if (unit_done) break;
                 if (inflight_.empty() || inflight_.front().slot != slot) break;
+            }
+            if (violated) {
+                // A length word over max-message-size: the connection is as good as lost.
+                PGR_SESSION_NOTICE(id_, "backend %s sent an invalid message length",
+                                   server.conn->address.c_str());
+                co_await backend_lost(server);
+                if (closed_) co_return;
+                continue;
             }
             if (progressed) continue;
             if (!client_.output().empty() && co_await client_.flush()) {
@@ -544,7 +596,11 @@ class Session : public std::enable_shared_from_this<Session> {
                 continue;
             }
             for (;;) {
-                proto::DecodeResult r = proto::decode_backend(wire.input().data());
+                proto::DecodeResult r = proto::decode_backend(wire.input().data(), max_message());
+                if (std::holds_alternative<proto::ProtoError>(r)) {
+                    idle_backend_gone(slot, *server, "idle backend sent an invalid message length");
+                    break;
+                }
                 auto* m = std::get_if<proto::Message>(&r);
                 if (m == nullptr) break;
                 bool going = m->is(BackendMsg::ErrorResponse);
