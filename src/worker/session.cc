@@ -294,13 +294,17 @@ class Session : public std::enable_shared_from_this<Session> {
             proto::DecodeLimits limits;
             limits.data = max_message();
             WireRead r = co_await client_.read_frontend(limits, classify_limit());
-            if (auto* head = std::get_if<WireLongMessage>(&r);
-                head != nullptr && !closed_ && UnitCutter::takes_long(head->type)) {
-                co_await dispatch_long(*head);
-                if (closed_) co_return;
-                continue;
-            }
-            if (std::holds_alternative<WireLongMessage>(r)) {
+            if (auto* head = std::get_if<WireLongMessage>(&r)) {
+                bool copy = head->type == static_cast<char>(FrontendMsg::CopyData);
+                if (!closed_ && (copy || UnitCutter::takes_long(head->type))) {
+                    if (copy) {
+                        co_await copy_to_backend(head->size);
+                    } else {
+                        co_await dispatch_long(*head);
+                    }
+                    if (closed_) co_return;
+                    continue;
+                }
                 r = co_await client_.read_frontend(limits);  // any other type is read whole
             }
             if (closed_) co_return;
@@ -320,8 +324,8 @@ class Session : public std::enable_shared_from_this<Session> {
             }
             if (m.is(FrontendMsg::CopyData) || m.is(FrontendMsg::CopyDone) ||
                 m.is(FrontendMsg::CopyFail)) {
-                co_await copy_to_backend(m.bytes());
-                client_.consume(m);
+                co_await copy_to_backend(m.size);
+                if (closed_) co_return;
                 continue;
             }
             bool complete = cutter_.add(m);
@@ -347,18 +351,24 @@ class Session : public std::enable_shared_from_this<Session> {
             to = it->second.get();
         }
         if (last_slot_ < 0) last_slot_ = before;  // not sent: the client has the error
-        RelayResult r = co_await relay(client_, to != nullptr ? &to->conn->wire : nullptr, rest);
-        if (r.from_lost) co_return close("client closed the connection", Closing::Normal);
-        if (r.to_lost && to != nullptr) close("lost while sending a unit", Closing::Abnormal, to);
+        co_await relay_to(to, rest, "lost while sending a unit");
     }
 
-    asio::awaitable<void> copy_to_backend(std::string_view bytes) {
+    // The client's next `n` bytes, a Copy message (whole or as it arrives), go to the
+    // backend of the COPY in progress.
+    asio::awaitable<void> copy_to_backend(std::size_t n) {
         int slot = !inflight_.empty() ? inflight_.back().slot : last_slot_;
         auto it = servers_.find(slot);
-        if (it == servers_.end()) co_return;  // no COPY in progress: the backend ignores it
-        if (co_await it->second->conn->wire.send(bytes)) {
-            close("lost while sending COPY data", Closing::Abnormal, it->second.get());
-        }
+        // None: no COPY in progress; the bytes are dropped, as a backend would ignore them.
+        Server* to = it != servers_.end() ? it->second.get() : nullptr;
+        co_await relay_to(to, n, "lost while sending COPY data");
+    }
+
+    // The client's next `n` bytes go to `to` (or nowhere) as they arrive.
+    asio::awaitable<void> relay_to(Server* to, std::size_t n, std::string_view lost) {
+        RelayResult r = co_await relay(client_, to != nullptr ? &to->conn->wire : nullptr, n);
+        if (r.from_lost) co_return close("client closed the connection", Closing::Normal);
+        if (r.to_lost && to != nullptr) close(lost, Closing::Abnormal, to);
     }
 
     asio::awaitable<void> terminate_backends() {

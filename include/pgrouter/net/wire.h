@@ -1,8 +1,9 @@
 // One PostgreSQL connection endpoint on the event loop: a socket, its read buffer and its
 // pending output. Reads return whole framed messages (limits checked before allocating; the
 // buffer grows with the bytes that arrive, never with a length word), or the head of a
-// message too long to hold whole; writes send the accumulated output. The only place sessions touch socket reads/writes.
-// With TLS (after handshake_server/handshake_client) every read and write goes through it.
+// message too long to hold whole; writes send the accumulated output. The only place
+// sessions touch socket reads/writes. With TLS (after handshake_server/handshake_client)
+// every read and write goes through it.
 #pragma once
 
 #include <boost/asio/ssl/stream.hpp>
