@@ -174,16 +174,6 @@ class Session : public std::enable_shared_from_this<Session> {
         });
     }
 
-    // max-message-size and classify-limit (the built-in defaults before any snapshot).
-    std::uint32_t max_message() const {
-        std::uint32_t n = snap_.settings.max_message_size;
-        return n != 0 ? n : proto::kDefaultDataMessageLimit;
-    }
-    std::size_t classify_limit() const {
-        std::size_t n = snap_.settings.classify_limit;
-        return n != 0 ? n : SIZE_MAX;
-    }
-
     std::chrono::milliseconds login_timeout() const {
         return std::chrono::milliseconds(
             std::max<std::int64_t>(snap_.settings.health_timeout_ms, 1));
@@ -291,9 +281,9 @@ class Session : public std::enable_shared_from_this<Session> {
             if (!client_.output().empty() && co_await client_.flush()) {
                 co_return close("client connection lost", Closing::Abnormal);
             }
-            proto::DecodeLimits limits;
-            limits.data = max_message();
-            WireRead r = co_await client_.read_frontend(limits, classify_limit());
+            proto::DecodeLimits limits;  // max-message-size and classify-limit, as published
+            limits.data = snap_.settings.max_message_size;
+            WireRead r = co_await client_.read_frontend(limits, snap_.settings.classify_limit);
             if (auto* head = std::get_if<WireLongMessage>(&r)) {
                 bool copy = head->type == static_cast<char>(FrontendMsg::CopyData);
                 if (!closed_ && (copy || UnitCutter::takes_long(head->type))) {
@@ -541,7 +531,8 @@ class Session : public std::enable_shared_from_this<Session> {
             bool progressed = false;
             bool violated = false;
             for (;;) {
-                proto::DecodeResult r = proto::decode_backend(wire.input().data(), max_message());
+                proto::DecodeResult r =
+                    proto::decode_backend(wire.input().data(), snap_.settings.max_message_size);
                 violated = std::holds_alternative<proto::ProtoError>(r);
                 auto* m = std::get_if<proto::Message>(&r);
                 if (m == nullptr) break;
@@ -606,7 +597,8 @@ class Session : public std::enable_shared_from_this<Session> {
                 continue;
             }
             for (;;) {
-                proto::DecodeResult r = proto::decode_backend(wire.input().data(), max_message());
+                proto::DecodeResult r =
+                    proto::decode_backend(wire.input().data(), snap_.settings.max_message_size);
                 if (std::holds_alternative<proto::ProtoError>(r)) {
                     idle_backend_gone(slot, *server, "idle backend sent an invalid message length");
                     break;

@@ -680,8 +680,7 @@ TEST_CASE("config: every error names the line and what was expected") {
         {"workers 99999999999999999999999",
          {"t.conf:1: workers 99999999999999999999999 is out of range (expected 1-256)"}},
         {"workers many", {"t.conf:1: bad number 'many' for 'workers' (expected 1-256)"}},
-        {"max-message-size 2G",
-         {"t.conf:1: max-message-size 2G is out of range (expected 1k-1G)"}},
+        {"max-message-size 2G", {"t.conf:1: max-message-size 2G is out of range (expected 1k-1G)"}},
         {"classify-limit 100", {"t.conf:1: classify-limit 100 is out of range (expected 1k-1G)"}},
         {"backend h:2 { lag M }",
          {"t.conf:1: bad size 'M' for 'lag' (expected a number with an optional unit: b, k, M "
