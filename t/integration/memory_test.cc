@@ -3,6 +3,7 @@
 // never held whole; a message over max-message-size ends the session before any of it
 // reaches a backend. Memory is read from /proc (VmRSS, VmHWM) of pgrouter's workers.
 #include <libpq-fe.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "../harness/cluster.h"
+#include "../harness/files.h"
 #include "../harness/pq.h"
 #include "../harness/raw_client.h"
 #include "../harness/routed.h"
@@ -234,5 +236,23 @@ TEST_CASE("memory: a message over max-message-size ends the session before reach
         CHECK(c.exec(master, "SELECT count(*) FROM mem_cap", kSuperUser, kTestDb) == "1");
         conn.exec("DROP TABLE mem_cap");
     }
+    r.finish();
+}
+
+TEST_CASE("memory: max-message-size takes effect on SIGHUP", "[memory][reload]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c);
+    std::string conf = read_file(r.router->config_path());
+    r.router->write_config("max-message-size 64M\n" + conf);
+    std::size_t mark = r.router->log_size();
+    r.router->signal(SIGHUP);
+    REQUIRE(r.router->wait_for_log("configuration reloaded", 10s, mark));
+    auto client = logged_in(r);  // a session after the reload
+    REQUIRE(client->send(query_header(65u << 20) + "SELECT '"));
+    auto m = client->read(10s);
+    REQUIRE(m);
+    CHECK(m->type == 'E');
+    CHECK(error_code(*m) == "08P01");
+    CHECK(client->wait_closed(10s));
     r.finish();
 }
