@@ -336,6 +336,7 @@ class Session : public std::enable_shared_from_this<Session> {
         int before = last_slot_;
         last_slot_ = -1;
         co_await dispatch(unit);
+        std::string().swap(unit.bytes);  // sent (or refused): not kept while the rest comes
         Server* to = nullptr;
         if (auto it = servers_.find(last_slot_); it != servers_.end() && !it->second->broken) {
             to = it->second.get();
