@@ -46,7 +46,10 @@ bool equal_secret(std::string_view a, std::string_view b) {
 // Reads the client's next authentication message (type 'p'): its payload, or an outcome.
 asio::awaitable<std::variant<std::string, AuthOutcome>> read_auth_message(Wire& client) {
     if (auto ec = co_await client.flush()) co_return gone();
-    WireRead r = co_await client.read_frontend();
+    // Whatever its type, a message here is at most an authentication token long.
+    const proto::DecodeLimits limits{proto::kAuthMessageLimit, proto::kSmallMessageLimit,
+                                     proto::kAuthMessageLimit};
+    WireRead r = co_await client.read_frontend(limits);
     if (std::holds_alternative<WireClosed>(r)) co_return gone();
     if (auto* e = std::get_if<proto::ProtoError>(&r)) co_return protocol_error(e->message);
     proto::Message m = std::get<proto::Message>(r);

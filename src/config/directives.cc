@@ -46,6 +46,19 @@ void set_address(In& in, const St& st) {
     if (auto ep = in.address(st.args[0], true)) in.config_.*Field = *ep;
 }
 
+// A message-size setting: 1k up to PostgreSQL's own 1G limit.
+template <std::uint64_t Config::*Field>
+void set_message_size(In& in, const St& st) {
+    auto v = in.size(st.args[0], st.name);
+    if (!v) return;
+    if (*v < kMinMessageSizeSetting || *v > kDefaultMaxMessageSize) {
+        in.error(st.args[0].line, std::string(st.name) + " " + std::string(st.args[0].text) +
+                                      " is out of range (expected 1k-1G)");
+        return;
+    }
+    in.config_.*Field = *v;
+}
+
 // The `keep` of a directive that is not reloadable: its Config member.
 template <auto Field>
 bool keep(const Config& old, Config& next) {
@@ -121,6 +134,14 @@ constexpr std::array kDirectives = {
     Directive{"log", S::Top, "level", 1, "a log level", B::None, "INFO", true, nullptr, read_log,
               "least severe messages logged: EMERGENCY ALERT CRITICAL ERROR WARNING NOTICE "
               "INFO DEBUG"},
+    Directive{"max-message-size", S::Top, "size", 1, "a size", B::None, "1G", true, nullptr,
+              set_message_size<&Config::max_message_size>,
+              "longest message a client or backend may send (1k-1G); a longer client "
+              "message ends the session with 08P01 'invalid message length'"},
+    Directive{"classify-limit", S::Top, "size", 1, "a size", B::None, "1M", true, nullptr,
+              set_message_size<&Config::classify_limit>,
+              "a Query or Parse longer than this is not classified: it goes to the master "
+              "as a write, streamed as it arrives (1k-1G)"},
     Directive{"health", S::Top, "block", 0, "a block", B::Required, "", true, nullptr,
               [](In& in, const St& st) { in.block(S::Health, st.block); },
               "block of health-check settings: timeout, check, lag-interval, database, "

@@ -99,25 +99,33 @@ asio::awaitable<boost::system::error_code> Wire::fill(std::size_t min_free) {
 }
 
 template <class Decode>
-asio::awaitable<WireRead> Wire::read_with(Decode decode) {
+asio::awaitable<WireRead> Wire::read_with(Decode decode, std::size_t long_above) {
     for (;;) {
         proto::DecodeResult r = decode(in_.data());
         if (auto* m = std::get_if<proto::Message>(&r)) co_return *m;
         if (auto* e = std::get_if<proto::ProtoError>(&r)) co_return *e;
         std::size_t want = std::get<proto::NeedMore>(r).size;
+        // Past the header (a NeedMore longer than one means its length word was accepted).
+        if (want > long_above && in_.size() >= long_above) {
+            co_return WireLongMessage{in_.data()[0], want};
+        }
         std::size_t missing = want > in_.size() ? want - in_.size() : 1;
-        boost::system::error_code ec = co_await fill(std::max<std::size_t>(missing, 4096));
+        if (want > long_above) missing = long_above - in_.size();
+        boost::system::error_code ec = co_await fill(proto::read_chunk(missing));
         if (ec) co_return WireClosed{ec};
     }
 }
 
-asio::awaitable<WireRead> Wire::read_frontend(const proto::DecodeLimits& limits) {
+asio::awaitable<WireRead> Wire::read_frontend(const proto::DecodeLimits& limits,
+                                              std::size_t long_above) {
     co_return co_await read_with(
-        [&limits](std::string_view b) { return proto::decode_frontend(b, limits); });
+        [&limits](std::string_view b) { return proto::decode_frontend(b, limits); }, long_above);
 }
 
-asio::awaitable<WireRead> Wire::read_backend() {
-    co_return co_await read_with([](std::string_view b) { return proto::decode_backend(b); });
+asio::awaitable<WireRead> Wire::read_backend(std::uint32_t max_length) {
+    co_return co_await read_with(
+        [max_length](std::string_view b) { return proto::decode_backend(b, max_length); },
+        SIZE_MAX);
 }
 
 asio::awaitable<boost::system::error_code> Wire::flush() {

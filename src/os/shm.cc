@@ -96,6 +96,8 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
     st.log_level = config.log;
     st.workers = workers;
     rt.health_timeout_ms = config.health.timeout.count();
+    rt.max_message_size = static_cast<std::uint32_t>(config.max_message_size);
+    rt.classify_limit = static_cast<std::uint32_t>(config.classify_limit);
     st.health_timeout_ms = rt.health_timeout_ms;
     st.health_check_ms = config.health.check.count();
     st.lag_interval_ms = config.health.lag_interval.count();

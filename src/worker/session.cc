@@ -15,6 +15,7 @@
 #include "pgrouter/base/counted.h"
 #include "pgrouter/base/deadline.h"
 #include "pgrouter/health/health.h"
+#include "pgrouter/net/relay.h"
 #include "pgrouter/os/shm.h"
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/proto/payload.h"
@@ -284,7 +285,22 @@ class Session : public std::enable_shared_from_this<Session> {
             if (!client_.output().empty() && co_await client_.flush()) {
                 co_return close("client connection lost", Closing::Abnormal);
             }
-            WireRead r = co_await client_.read_frontend();
+            proto::DecodeLimits limits;  // max-message-size and classify-limit, as published
+            limits.data = snap_.settings.max_message_size;
+            WireRead r = co_await client_.read_frontend(limits, snap_.settings.classify_limit);
+            if (auto* head = std::get_if<WireLongMessage>(&r)) {
+                bool copy = head->type == static_cast<char>(FrontendMsg::CopyData);
+                if (!closed_ && (copy || UnitCutter::takes_long(head->type))) {
+                    if (copy) {
+                        co_await copy_to_backend(head->size);
+                    } else {
+                        co_await dispatch_long(*head);
+                    }
+                    if (closed_) co_return;
+                    continue;
+                }
+                r = co_await client_.read_frontend(limits);  // any other type is read whole
+            }
             if (closed_) co_return;
             if (std::holds_alternative<WireClosed>(r)) {
                 co_return close("client closed the connection", Closing::Normal);
@@ -302,8 +318,8 @@ class Session : public std::enable_shared_from_this<Session> {
             }
             if (m.is(FrontendMsg::CopyData) || m.is(FrontendMsg::CopyDone) ||
                 m.is(FrontendMsg::CopyFail)) {
-                co_await copy_to_backend(m.bytes());
-                client_.consume(m);
+                co_await copy_to_backend(m.size);
+                if (closed_) co_return;
                 continue;
             }
             bool complete = cutter_.add(m);
@@ -314,13 +330,40 @@ class Session : public std::enable_shared_from_this<Session> {
         }
     }
 
-    asio::awaitable<void> copy_to_backend(std::string_view bytes) {
+    // A Query or Parse too long to classify: its unit goes where the cutter says with
+    // what has arrived of it, and the rest follows as it arrives, never held whole.
+    asio::awaitable<void> dispatch_long(const WireLongMessage& head) {
+        std::string_view first = client_.input().data();
+        Unit& unit = cutter_.add_long(head.type, first);
+        std::size_t rest = head.size - first.size();
+        client_.input().consume(first.size());
+        int before = last_slot_;
+        last_slot_ = -1;
+        co_await dispatch(unit);
+        std::string().swap(unit.bytes);  // sent (or refused): not kept while the rest comes
+        Server* to = nullptr;
+        if (auto it = servers_.find(last_slot_); it != servers_.end() && !it->second->broken) {
+            to = it->second.get();
+        }
+        if (last_slot_ < 0) last_slot_ = before;  // not sent: the client has the error
+        co_await relay_to(to, rest, "lost while sending a unit");
+    }
+
+    // The client's next `n` bytes, a Copy message (whole or as it arrives), go to the
+    // backend of the COPY in progress.
+    asio::awaitable<void> copy_to_backend(std::size_t n) {
         int slot = !inflight_.empty() ? inflight_.back().slot : last_slot_;
         auto it = servers_.find(slot);
-        if (it == servers_.end()) co_return;  // no COPY in progress: the backend ignores it
-        if (co_await it->second->conn->wire.send(bytes)) {
-            close("lost while sending COPY data", Closing::Abnormal, it->second.get());
-        }
+        // None: no COPY in progress; the bytes are dropped, as a backend would ignore them.
+        Server* to = it != servers_.end() ? it->second.get() : nullptr;
+        co_await relay_to(to, n, "lost while sending COPY data");
+    }
+
+    // The client's next `n` bytes go to `to` (or nowhere) as they arrive.
+    asio::awaitable<void> relay_to(Server* to, std::size_t n, std::string_view lost) {
+        RelayResult r = co_await relay(client_, to != nullptr ? &to->conn->wire : nullptr, n);
+        if (r.from_lost) co_return close("client closed the connection", Closing::Normal);
+        if (r.to_lost && to != nullptr) close(lost, Closing::Abnormal, to);
     }
 
     asio::awaitable<void> terminate_backends() {
@@ -549,8 +592,11 @@ class Session : public std::enable_shared_from_this<Session> {
             Server& server = *it->second;
             Wire& wire = server.conn->wire;
             bool progressed = false;
+            bool violated = false;
             for (;;) {
-                proto::DecodeResult r = proto::decode_backend(wire.input().data());
+                proto::DecodeResult r =
+                    proto::decode_backend(wire.input().data(), snap_.settings.max_message_size);
+                violated = std::holds_alternative<proto::ProtoError>(r);
                 auto* m = std::get_if<proto::Message>(&r);
                 if (m == nullptr) break;
                 progressed = true;
@@ -558,6 +604,14 @@ class Session : public std::enable_shared_from_this<Session> {
                 wire.consume(*m);
                 if (unit_done) break;
                 if (inflight_.empty() || inflight_.front().slot != slot) break;
+            }
+            if (violated) {
+                // A length word over max-message-size: the connection is as good as lost.
+                PGR_SESSION_NOTICE(id_, "backend %s sent an invalid message length",
+                                   server.conn->address.c_str());
+                co_await backend_lost(server);
+                if (closed_) co_return;
+                continue;
             }
             if (progressed) continue;
             if (!client_.output().empty() && co_await client_.flush()) {
@@ -606,7 +660,12 @@ class Session : public std::enable_shared_from_this<Session> {
                 continue;
             }
             for (;;) {
-                proto::DecodeResult r = proto::decode_backend(wire.input().data());
+                proto::DecodeResult r =
+                    proto::decode_backend(wire.input().data(), snap_.settings.max_message_size);
+                if (std::holds_alternative<proto::ProtoError>(r)) {
+                    idle_backend_gone(slot, *server, "idle backend sent an invalid message length");
+                    break;
+                }
                 auto* m = std::get_if<proto::Message>(&r);
                 if (m == nullptr) break;
                 bool going = m->is(BackendMsg::ErrorResponse);

@@ -37,6 +37,7 @@ int Statements::prepare(int slot, const StatementRefs& refs, std::string& out) {
     for (const std::string& name : refs.uses) {
         auto it = statements_.find(name);
         if (it == statements_.end() || refs.parsed.count(name) != 0) continue;
+        if (it->second.parse.empty()) continue;  // too long to keep: only where it was parsed
         auto have = backend.have.find(name);
         if (have != backend.have.end() && have->second == it->second.version) continue;
         out += it->second.parse;  // this backend has not seen the statement

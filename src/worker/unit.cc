@@ -7,17 +7,48 @@ namespace pgrouter {
 
 using proto::FrontendMsg;
 
-bool UnitCutter::add(const proto::Message& m) {
-    if (complete_) {
-        // A new unit; the buffers keep their capacity.
-        unit_.bytes.clear();
-        unit_.cls = Classification{};
-        unit_.sync = true;
-        unit_.refs.clear();
-        unit_.changes.clear();
-        have_cls_ = false;
-        complete_ = false;
+namespace {
+constexpr std::size_t kHeaderSize = 5;
+constexpr std::size_t kKeptCapacity = 64 * 1024;  // beyond this a unit's buffer is let go
+}  // namespace
+
+void UnitCutter::begin() {
+    if (!complete_) return;
+    // A new unit; the buffers keep their capacity unless a long message swelled them.
+    unit_.bytes.clear();
+    if (unit_.bytes.capacity() > kKeptCapacity) std::string().swap(unit_.bytes);
+    unit_.cls = Classification{};
+    unit_.sync = true;
+    unit_.refs.clear();
+    unit_.changes.clear();
+    have_cls_ = false;
+    complete_ = false;
+}
+
+bool UnitCutter::takes_long(char type) {
+    return type == static_cast<char>(FrontendMsg::Query) ||
+           type == static_cast<char>(FrontendMsg::Parse);
+}
+
+Unit& UnitCutter::add_long(char type, std::string_view first) {
+    begin();
+    unit_.bytes.append(first);
+    unit_.cls = Classification{};  // Write: the master
+    if (type == static_cast<char>(FrontendMsg::Parse)) {
+        std::string_view name;
+        proto::PayloadReader in(first.substr(std::min(first.size(), kHeaderSize)));
+        if (in.read_cstr(name)) {
+            statements_.define(name, {}, {}, unit_.cls);
+            unit_.refs.parsed.insert(std::string(name));
+        }
+        unit_.sync = false;
     }
+    complete_ = true;
+    return unit_;
+}
+
+bool UnitCutter::add(const proto::Message& m) {
+    begin();
     unit_.bytes.append(m.bytes());
     if (m.is(FrontendMsg::Query)) {
         // Extended messages not yet synced travel with the Query as one unit (the backend

@@ -318,3 +318,20 @@ TEST_CASE("ReadBuffer reuses its space", "[proto]") {
     rb.shrink(16);
     CHECK(rb.capacity() == 16);
 }
+
+TEST_CASE("a read toward a long message asks for a chunk, not for the length word", "[proto]") {
+    CHECK(read_chunk(1) == kReadMin);
+    CHECK(read_chunk(10000) == 10000);
+    CHECK(read_chunk(std::size_t{1} << 30) == kReadChunk);
+    // A buffer fed a chunk at a time grows with what arrives (at most doubling it).
+    ReadBuffer rb(0);
+    std::size_t arrived = 0;
+    for (int i = 0; i < 40; ++i) {
+        auto span = rb.prepare(read_chunk(std::size_t{1} << 30));
+        std::size_t n = std::min(span.size(), kReadChunk);
+        rb.commit(n);
+        arrived += n;
+        CHECK(rb.capacity() <= std::max(2 * arrived, kReadChunk));
+    }
+    CHECK(rb.size() == arrived);
+}

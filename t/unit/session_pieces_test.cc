@@ -328,3 +328,44 @@ TEST_CASE("standby refusals and the movable start of a block", "[inflight][sessi
         CHECK(b.start().size() == 1);
     }
 }
+
+TEST_CASE("unit cutter: a long Query or Parse goes to the master unclassified", "[unit][statements]") {
+    Classifier classifier;
+    Statements statements;
+    int classified = 0;
+    UnitCutter cutter(statements, [&](std::string_view sql) {
+        ++classified;
+        return classifier.classify(sql);
+    });
+    CHECK(UnitCutter::takes_long('Q'));
+    CHECK(UnitCutter::takes_long('P'));
+    CHECK_FALSE(UnitCutter::takes_long('B'));
+    CHECK_FALSE(UnitCutter::takes_long('d'));
+
+    // The start of a Query that claims 1 GB: the unit ends there, a write, unparsed.
+    std::string start = std::string("Q\x40\0\0\0", 5) + "SELECT 1 /* ...";
+    Unit& q = cutter.add_long('Q', start);
+    CHECK(q.bytes == start);
+    CHECK(q.cls.kind == StatementKind::Write);
+    CHECK(q.sync);
+    CHECK(classified == 0);
+
+    // A long Parse: a write whose batch goes on (like a Flush); its statement is known (a
+    // write, so units using it go to the master) but never repeated on another backend.
+    std::string parse = std::string("P\x40\0\0\0", 5) + std::string("big\0SELECT ", 11);
+    Unit& p = cutter.add_long('P', parse);
+    CHECK(p.bytes == parse);
+    CHECK_FALSE(p.sync);
+    CHECK(p.refs.parsed.count("big") == 1);
+    CHECK(classified == 0);
+    std::string out;
+    CHECK(statements.prepare(1, p.refs, out) == 0);
+    std::string bind, sync;
+    proto::MessageBuilder(bind, proto::FrontendMsg::Bind).cstr("").cstr("big").i16(0).i16(0).i16(0);
+    proto::MessageBuilder(sync, proto::FrontendMsg::Sync);
+    CHECK(!cutter.add(std::get<proto::Message>(proto::decode_frontend(bind))));
+    CHECK(cutter.add(std::get<proto::Message>(proto::decode_frontend(sync))));
+    CHECK(cutter.unit().cls.kind == StatementKind::Write);
+    CHECK(statements.prepare(2, cutter.unit().refs, out) == 0);  // nothing to repeat
+    CHECK(out.empty());
+}

@@ -61,6 +61,10 @@ struct TlsConfig {
     int ca_line = 0;
 };
 
+inline constexpr std::uint64_t kDefaultMaxMessageSize = 1ULL << 30;  // PostgreSQL's own limit
+inline constexpr std::uint64_t kDefaultClassifyLimit = 1ULL << 20;
+inline constexpr std::uint64_t kMinMessageSizeSetting = 1ULL << 10;
+
 struct Config {
     std::string file;  // where it was read from
     Endpoint listen;
@@ -73,6 +77,8 @@ struct Config {
     std::string group;
     std::string pidfile;  // empty: none in the foreground, kDefaultPidfile when daemonized
     LogLevel log{};
+    std::uint64_t max_message_size = kDefaultMaxMessageSize;  // longest client/server message
+    std::uint64_t classify_limit = kDefaultClassifyLimit;     // longer SQL is not classified
     HealthConfig health;
     std::vector<BackendConfig> backends;
 };

@@ -1,10 +1,13 @@
 // One PostgreSQL connection endpoint on the event loop: a socket, its read buffer and its
-// pending output. Reads return whole framed messages (limits checked before allocating);
-// writes send the accumulated output. The only place sessions touch socket reads/writes.
-// With TLS (after handshake_server/handshake_client) every read and write goes through it.
+// pending output. Reads return whole framed messages (limits checked before allocating; the
+// buffer grows with the bytes that arrive, never with a length word), or the head of a
+// message too long to hold whole; writes send the accumulated output. The only place
+// sessions touch socket reads/writes. With TLS (after handshake_server/handshake_client)
+// every read and write goes through it.
 #pragma once
 
 #include <boost/asio/ssl/stream.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,7 +25,13 @@ namespace pgrouter {
 struct WireClosed {
     boost::system::error_code error;
 };
-using WireRead = std::variant<proto::Message, proto::ProtoError, WireClosed>;
+// The start of a message longer than the reader's `long_above`: its header is valid, at
+// least `long_above` of its bytes are buffered (input()), `size` is its whole length.
+struct WireLongMessage {
+    char type = 0;
+    std::size_t size = 0;
+};
+using WireRead = std::variant<proto::Message, proto::ProtoError, WireClosed, WireLongMessage>;
 
 class Wire {
   public:
@@ -59,10 +68,14 @@ class Wire {
     proto::ReadBuffer& input() { return in_; }
     std::string& output() { return out_; }
 
-    // The next client message (frontend limits) / server message. The message's views stay
-    // valid until consume() or the next read.
-    asio::awaitable<WireRead> read_frontend(const proto::DecodeLimits& limits = {});
-    asio::awaitable<WireRead> read_backend();
+    // The next client message (frontend limits) / server message (at most `max_length`
+    // bytes). The message's views stay valid until consume() or the next read. A client
+    // message longer than `long_above` comes back as a WireLongMessage once `long_above` of
+    // its bytes are buffered.
+    asio::awaitable<WireRead> read_frontend(const proto::DecodeLimits& limits = {},
+                                            std::size_t long_above = SIZE_MAX);
+    asio::awaitable<WireRead> read_backend(
+        std::uint32_t max_length = proto::kDefaultDataMessageLimit);
     // Drops the message last returned (and any bytes before it).
     void consume(const proto::Message& m) { in_.consume(m.size); }
     // Reads more bytes into the input buffer: at least one, at most what fits. With nothing
@@ -80,7 +93,7 @@ class Wire {
 
   private:
     template <class Decode>
-    asio::awaitable<WireRead> read_with(Decode decode);
+    asio::awaitable<WireRead> read_with(Decode decode, std::size_t long_above);
 
     bool tls_buffered() const;
     asio::awaitable<void> write_all(asio::const_buffer bytes, boost::system::error_code& ec);

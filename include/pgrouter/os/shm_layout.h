@@ -85,6 +85,8 @@ struct BackendSlot {
 // health password.
 struct RoutingSettings {
     std::int64_t health_timeout_ms = 0;     // health.timeout, also the bound of a backend login
+    std::uint32_t max_message_size = 0;     // max-message-size
+    std::uint32_t classify_limit = 0;       // classify-limit
     std::int32_t backend_count = 0;         // entries of `order` in use
     std::int16_t order[kMaxBackends] = {};  // slot indexes, in configuration order
 };

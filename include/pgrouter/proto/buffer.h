@@ -4,12 +4,22 @@
 // allocates nothing once the buffer has grown to the largest message seen.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <span>
 #include <string_view>
 #include <vector>
 
 namespace pgrouter::proto {
+
+// How much free space to ask of a read toward a message still `missing` bytes short: at
+// least a page, at most a chunk, whatever its length word says. With ReadBuffer's doubling
+// the buffer then grows geometrically with the bytes that actually arrive.
+inline constexpr std::size_t kReadMin = 4096;
+inline constexpr std::size_t kReadChunk = 64 * 1024;
+inline std::size_t read_chunk(std::size_t missing) {
+    return std::clamp(missing, kReadMin, kReadChunk);
+}
 
 class ReadBuffer {
   public:

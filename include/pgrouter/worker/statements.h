@@ -32,6 +32,7 @@ struct StatementRefs {
 // A named (or the unnamed) prepared statement as the client defined it.
 struct Statement {
     std::string parse;  // the client's whole Parse message, to repeat on other backends
+                        // (empty: too long to keep, never repeated)
     std::size_t sql_at = 0;
     std::size_t sql_size = 0;
     Classification cls;

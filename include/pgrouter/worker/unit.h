@@ -36,9 +36,19 @@ class UnitCutter {
     // Adds one client message (anything but Terminate and the Copy messages, which belong to
     // no unit). True when it ends the unit: then unit() is complete until the next add().
     bool add(const proto::Message& m);
+    // Whether a message of `type` longer than the classification limit is taken in part by
+    // add_long() (a Query or a Parse); any other is read whole and given to add().
+    static bool takes_long(char type);
+    // The start of such a message, `first` (header included; the rest follows and goes
+    // where the unit went). Its SQL is not classified: it ends the unit, a write for the
+    // master; after a Parse the batch goes on to the same backend, as after a Flush. The
+    // statement a long Parse defines is not kept to repeat elsewhere: a write, only where
+    // it was parsed.
+    Unit& add_long(char type, std::string_view first);
     Unit& unit() { return unit_; }
 
   private:
+    void begin();
     void extended(const proto::Message& m);
     void use(std::string_view name);
 
