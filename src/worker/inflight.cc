@@ -17,6 +17,7 @@ void InflightQueue::push(InFlight f) {
         batch.swallow += f.swallow;
         batch.cls = merge(batch.cls, f.cls);
         for (SessionChange& c : f.changes) batch.changes.push_back(std::move(c));
+        for (std::string& d : f.described) batch.described.push_back(std::move(d));
         return;
     }
     units_.push_back(std::move(f));
@@ -41,7 +42,16 @@ const InFlight* InflightQueue::last_answering() const {
 
 bool InflightQueue::replaying_state(int slot) const {
     return std::any_of(units_.begin(), units_.end(),
-                       [slot](const InFlight& f) { return f.replays_state && f.slot == slot; });
+                       [slot](const InFlight& f) {
+                           return (f.replays_state || f.verifies_shape) && f.slot == slot;
+                       });
+}
+
+const std::string* InflightQueue::answers_describe(const proto::Message& m) {
+    if (!m.is(BackendMsg::RowDescription) && !m.is(BackendMsg::NoData)) return nullptr;
+    InFlight& f = units_.front();
+    if (f.described_at >= f.described.size()) return nullptr;  // a simple Query's, or unknown
+    return &f.described[f.described_at++];
 }
 
 Answer InflightQueue::on_message(const proto::Message& m) {

@@ -53,6 +53,7 @@ struct Server {
     Counted counted;
     StateApplied applied;       // how far the session's state was replayed here
     bool state_failed = false;  // a replay failed (what failed: state_error)
+    bool shape_changed = false;  // a statement re-parsed here describes another result
     std::string state_error;
     bool broken = false;
     bool watched = false;   // an idle wait for readability is pending
@@ -431,6 +432,39 @@ class Session : public std::enable_shared_from_this<Session> {
         co_return ok;
     }
 
+    // The statements `refs` uses that backend `slot` lacks and whose result the client saw
+    // described: parsed there afresh (with a Describe and a Sync of their own, whose answers
+    // the client never sees), they must describe the result the client knows, or the unit
+    // fails as it would on one server: 0A000 "cached plan must not change result type".
+    asio::awaitable<bool> shapes_match(int slot, Server& server, const StatementRefs& refs) {
+        std::vector<std::string> names = statements_.to_verify(slot, refs);
+        if (names.empty() || sticky_slot_ == slot) co_return true;  // not inside a batch
+        Wire& wire = server.conn->wire;
+        statements_.reparse(slot, names, wire.output());
+        for (const std::string& name : names) {
+            proto::MessageBuilder(wire.output(), FrontendMsg::Describe).u8('S').cstr(name);
+        }
+        proto::MessageBuilder(wire.output(), FrontendMsg::Sync);
+        InFlight g;
+        g.slot = slot;
+        g.ghost = true;
+        g.verifies_shape = true;
+        std::vector<std::string> g_names = names;
+        g.described = std::move(names);
+        inflight_.push(std::move(g));
+        wake();
+        server.shape_changed = false;
+        if (!co_await state_applied(slot, server) || !server.shape_changed) co_return true;
+        // Parsed there with another result: closed again, so that every later use fails
+        // the same way, as the client's statement does on the backend that prepared it.
+        statements_.close_on(slot, g_names, wire.output());
+        proto::MessageBuilder(wire.output(), FrontendMsg::Sync);
+        queue_ghost(inflight_, wire.output(), slot, {});
+        wake();
+        if (co_await wire.flush()) close("lost while closing a statement", Closing::Abnormal, &server);
+        co_return false;
+    }
+
     // Sends `unit` to `slot` and, for a read held on a standby, waits for its outcome and
     // replays it on the master after a refusal (25006) or the standby's loss. `refs` is what
     // the unit does with prepared statements.
@@ -485,10 +519,16 @@ class Session : public std::enable_shared_from_this<Session> {
                     (server->state_error.empty() ? "" : ": " + server->state_error),
                 unit.sync);
         }
+        if (!co_await shapes_match(slot, *server, refs)) {
+            if (closed_) co_return;
+            co_return unit_error_to_client(proto::kSqlstateFeatureNotSupported,
+                                           "cached plan must not change result type", unit.sync);
+        }
         InFlight f;
         f.slot = slot;
         f.cls = cls;
         f.sync = unit.sync;
+        f.described = unit.described;
         f.swallow = statements_.prepare(slot, refs, server->conn->wire.output());
         f.hold = hold;
         f.changes = unit.changes;
@@ -703,6 +743,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // Handles one message of the head unit. True when the head unit is finished.
     bool on_backend_message(const proto::Message& m, Server& server) {
+        if (const std::string* name = inflight_.answers_describe(m)) described(*name, m, server);
         switch (inflight_.on_message(m)) {
             case Answer::Forward:
                 client_.output().append(m.bytes());
@@ -752,6 +793,21 @@ class Session : public std::enable_shared_from_this<Session> {
                 return true;
         }
         return false;
+    }
+
+    // `m` describes statement `name`: the client's view of its result, or (after a re-parse
+    // elsewhere) what that backend makes of it now.
+    void described(const std::string& name, const proto::Message& m, Server& server) {
+        std::optional<std::string> shape =
+            m.is(BackendMsg::RowDescription) ? proto::result_shape(m.payload) : std::string();
+        if (!shape) return;
+        if (!inflight_.front().verifies_shape) return statements_.note_shape(name, *shape);
+        const Statement* st = statements_.find(name);
+        if (st != nullptr && st->described && st->shape != *shape) {
+            PGR_SESSION_DEBUG(id_, "statement \"%s\" re-parsed on %s has another result type",
+                              name.c_str(), server.conn->address.c_str());
+            server.shape_changed = true;
+        }
     }
 
     void finish_unit(const proto::Message& m) {

@@ -1,6 +1,8 @@
 // The client's prepared statements per backend (see statements.h).
 #include "pgrouter/worker/statements.h"
 
+#include <algorithm>
+
 #include "pgrouter/proto/encoder.h"
 
 namespace pgrouter {
@@ -9,7 +11,7 @@ const Statement& Statements::define(std::string_view name, std::string_view pars
                                     std::string_view sql, const Classification& cls) {
     Statement& st = statements_[std::string(name)];
     st = Statement{std::string(parse), static_cast<std::size_t>(sql.data() - parse.data()),
-                   sql.size(), cls, ++versions_};
+                   sql.size(), cls, ++versions_, {}, false};
     return st;
 }
 
@@ -24,6 +26,42 @@ bool Statements::backend_has(int slot, std::string_view name) const {
     if (b == backends_.end() || st == nullptr) return false;
     auto have = b->second.have.find(name);
     return have != b->second.have.end() && have->second == st->version;
+}
+
+void Statements::note_shape(std::string_view name, const std::string& shape) {
+    auto it = statements_.find(name);
+    if (it == statements_.end()) return;
+    it->second.shape = shape;
+    it->second.described = true;
+}
+
+std::vector<std::string> Statements::to_verify(int slot, const StatementRefs& refs) const {
+    std::vector<std::string> out;
+    for (const std::string& name : refs.uses) {
+        const Statement* st = find(name);
+        if (st == nullptr || !st->described || refs.parsed.count(name) != 0) continue;
+        if (backend_has(slot, name)) continue;
+        if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+    }
+    return out;
+}
+
+void Statements::reparse(int slot, const std::vector<std::string>& names, std::string& out) {
+    Backend& backend = backends_[slot];
+    for (const std::string& name : names) {
+        auto it = statements_.find(name);
+        if (it == statements_.end()) continue;
+        out += it->second.parse;
+        backend.have[name] = it->second.version;
+    }
+}
+
+void Statements::close_on(int slot, const std::vector<std::string>& names, std::string& out) {
+    Backend& backend = backends_[slot];
+    for (const std::string& name : names) {
+        proto::MessageBuilder(out, proto::FrontendMsg::Close).u8('S').cstr(name);
+        backend.have.erase(name);
+    }
 }
 
 int Statements::prepare(int slot, const StatementRefs& refs, std::string& out) {

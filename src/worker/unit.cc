@@ -1,6 +1,8 @@
 // The unit cutter (see unit.h).
 #include "pgrouter/worker/unit.h"
 
+#include <algorithm>
+
 #include "pgrouter/proto/payload.h"
 
 namespace pgrouter {
@@ -21,6 +23,8 @@ void UnitCutter::begin() {
     unit_.sync = true;
     unit_.refs.clear();
     unit_.changes.clear();
+    unit_.described.clear();
+    portals_.clear();
     have_cls_ = false;
     complete_ = false;
 }
@@ -99,13 +103,21 @@ void UnitCutter::extended(const proto::Message& m) {
         std::string_view portal;
         if (!in.read_cstr(portal) || !in.read_cstr(name)) return;
         use(name);
+        portals_.emplace_back(portal, name);
         // A SET or SAVEPOINT through the extended protocol (a prepared SET, pgJDBC, psycopg).
         if (const Statement* st = statements_.find(name)) {
             collect_changes(st->sql(), st->cls, unit_.changes);
         }
     } else if (m.is(FrontendMsg::Describe) || m.is(FrontendMsg::Close)) {
         std::uint8_t what = 0;
-        if (!in.read_u8(what) || !in.read_cstr(name) || what != 'S') return;
+        if (!in.read_u8(what) || !in.read_cstr(name)) return;
+        if (m.is(FrontendMsg::Describe) && what == 'P') {
+            auto bound = std::find_if(portals_.rbegin(), portals_.rend(),
+                                      [&](const auto& p) { return p.first == name; });
+            unit_.described.push_back(bound != portals_.rend() ? bound->second : kUnknownStatement);
+        }
+        if (what != 'S') return;
+        if (m.is(FrontendMsg::Describe)) unit_.described.emplace_back(name);
         use(name);
         if (m.is(FrontendMsg::Close)) unit_.refs.closed.insert(std::string(name));
     }

@@ -286,3 +286,85 @@ TEST_CASE("unsynced extended BEGIN followed by a simple Query is one unit on the
     rc_ptr.reset();
     r.finish();
 }
+
+TEST_CASE("a prepared statement whose result changed answers 0A000 on every backend",
+          "[safety][extended][shape]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {0, 1, 2});
+    c.exec(0,
+           "DROP TABLE IF EXISTS shape_t; CREATE TABLE shape_t (id int, v text);"
+           "INSERT INTO shape_t VALUES (1, 'one')",
+           kTestUser, kTestDb);
+    c.wait_replayed(1);
+    c.wait_replayed(2);
+    auto conn_ptr = std::make_unique<PgConn>(r.conninfo());
+    PgConn& conn = *conn_ptr;
+    const char* one[] = {"1"};
+    REQUIRE(outcome(PQprepare(conn.get(), "shape_s", "SELECT * FROM shape_t WHERE id = $1", 1,
+                              nullptr)) == "OK ");
+    // Described once (the client caches its two columns) and run on one backend.
+    PGresult* desc = PQdescribePrepared(conn.get(), "shape_s");
+    REQUIRE(PQnfields(desc) == 2);
+    PQclear(desc);
+    c.exec(0, "ALTER TABLE shape_t ADD COLUMN extra int", kTestUser, kTestDb);
+    c.wait_replayed(1);
+    c.wait_replayed(2);
+    // Directly, PostgreSQL refuses every later execution; through pgrouter the backends
+    // that parse it afresh (with three columns) must refuse it the same way.
+    auto seen = std::map<std::string, int>();
+    for (int i = 0; i < 12; ++i) {
+        seen[outcome(PQexecPrepared(conn.get(), "shape_s", 1, one, nullptr, nullptr, 0))] += 1;
+    }
+    std::string all;
+    for (const auto& [what, n] : seen) all += std::to_string(n) + " × " + what + "; ";
+    INFO(all);
+    CHECK(seen["ERROR 0A000 cached plan must not change result type"] == 12);
+    // The client prepares it again and gets the new shape wherever it runs.
+    REQUIRE(outcome(PQprepare(conn.get(), "shape_s2", "SELECT * FROM shape_t WHERE id = $1", 1,
+                              nullptr)) == "OK ");
+    for (int i = 0; i < 6; ++i) {
+        PGresult* res = PQexecPrepared(conn.get(), "shape_s2", 1, one, nullptr, nullptr, 0);
+        CHECK(PQresultStatus(res) == PGRES_TUPLES_OK);
+        CHECK(PQnfields(res) == 3);
+        PQclear(res);
+    }
+    conn_ptr.reset();
+    c.exec(0, "DROP TABLE shape_t", kTestUser, kTestDb);
+    r.finish();
+}
+
+TEST_CASE("standby-only errors of statements the classifier cannot see are replayed on the master",
+          "[safety][replay]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {0, 1, 2});
+    // A user function hides a WAL control function: a read to the classifier, 55000
+    // "recovery is in progress" on a standby.
+    c.exec(0,
+           "DROP TABLE IF EXISTS rw_t; CREATE TABLE rw_t (x int);"
+           "CREATE OR REPLACE FUNCTION safety_restore_point() RETURNS text LANGUAGE sql AS "
+           "$$SELECT pg_create_restore_point('safety')::text$$",
+           kTestUser, kTestDb);
+    c.wait_replayed(1);
+    c.wait_replayed(2);
+    auto conn_ptr = std::make_unique<PgConn>(r.conninfo(kSuperUser, kTestDb));
+    PgConn& conn = *conn_ptr;
+    for (int i = 0; i < 4; ++i) {
+        CHECK(run(conn, "SELECT safety_restore_point() <> ''") == "t");
+    }
+    // BEGIN READ ONLY starts on a standby; SET TRANSACTION READ WRITE is refused there (0A000
+    // "cannot set transaction read-write mode during recovery"): the block moves.
+    for (int i = 0; i < 4; ++i) {
+        CHECK(run(conn, "BEGIN READ ONLY") == "OK BEGIN");
+        CHECK(run(conn, "SET TRANSACTION READ WRITE") == "OK SET");
+        CHECK(run(conn, "INSERT INTO rw_t VALUES (1)") == "OK INSERT 0 1");
+        CHECK(run(conn, "COMMIT") == "OK COMMIT");
+    }
+    CHECK(c.exec(0, "SELECT count(*) FROM rw_t", kTestUser, kTestDb) == "4");
+    // Another 0A000 is the statement's own error, passed on as it is.
+    CHECK(run(conn, "BEGIN READ ONLY") == "OK BEGIN");
+    CHECK(run(conn, "SELECT 1") == "1");
+    CHECK(run(conn, "SET TRANSACTION READ WRITE").rfind("ERROR 25001", 0) == 0);
+    CHECK(run(conn, "ROLLBACK") == "OK ROLLBACK");
+    conn_ptr.reset();
+    r.finish();
+}

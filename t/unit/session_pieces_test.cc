@@ -369,3 +369,86 @@ TEST_CASE("unit cutter: a long Query or Parse goes to the master unclassified", 
     CHECK(statements.prepare(2, cutter.unit().refs, out) == 0);  // nothing to repeat
     CHECK(out.empty());
 }
+
+TEST_CASE("statement shapes: what the client saw described, and what to verify elsewhere",
+          "[statements][unit]") {
+    Classifier classifier;
+    Statements statements;
+    UnitCutter cutter(statements, [&](std::string_view sql) { return classifier.classify(sql); });
+    auto frontend = [](std::string& buf) {
+        return std::get<proto::Message>(proto::decode_frontend(buf));
+    };
+    std::string parse, bind, describe_p, describe_s, execute, sync;
+    proto::MessageBuilder(parse, proto::FrontendMsg::Parse).cstr("s").cstr("SELECT 1").i16(0);
+    proto::MessageBuilder(bind, proto::FrontendMsg::Bind).cstr("p").cstr("s").i16(0).i16(0).i16(0);
+    proto::MessageBuilder(describe_p, proto::FrontendMsg::Describe).u8('P').cstr("p");
+    proto::MessageBuilder(describe_s, proto::FrontendMsg::Describe).u8('S').cstr("s");
+    proto::MessageBuilder(execute, proto::FrontendMsg::Execute).cstr("p").i32(0);
+    proto::MessageBuilder(sync, proto::FrontendMsg::Sync);
+    for (std::string* m : {&parse, &describe_s, &bind, &describe_p, &execute}) {
+        CHECK(!cutter.add(frontend(*m)));
+    }
+    CHECK(cutter.add(frontend(sync)));
+    Unit& u = cutter.unit();
+    // A Describe of a statement, then one of the portal bound from it: both describe "s".
+    REQUIRE(u.described == std::vector<std::string>{"s", "s"});
+    std::string sent;
+    CHECK(statements.prepare(1, u.refs, sent) == 0);
+
+    // A backend that lacks s: verified only once the client has seen s described.
+    std::string bind_only;
+    proto::MessageBuilder(bind_only, proto::FrontendMsg::Bind).cstr("").cstr("s").i16(0).i16(0).i16(0);
+    CHECK(!cutter.add(frontend(bind_only)));
+    CHECK(cutter.add(frontend(sync)));
+    StatementRefs refs = cutter.unit().refs;
+    CHECK(statements.to_verify(2, refs).empty());
+    statements.note_shape("s", "shape");
+    CHECK(statements.to_verify(2, refs) == std::vector<std::string>{"s"});
+    CHECK(statements.to_verify(1, refs).empty());  // backend 1 has it
+    std::string out;
+    statements.reparse(2, {"s"}, out);
+    CHECK(out == parse);
+    CHECK(statements.backend_has(2, "s"));
+    CHECK(statements.to_verify(2, refs).empty());
+    out.clear();
+    statements.close_on(2, {"s"}, out);
+    CHECK(out[0] == 'C');
+    CHECK_FALSE(statements.backend_has(2, "s"));
+    CHECK(statements.to_verify(2, refs) == std::vector<std::string>{"s"});
+
+    // The answers: the k-th RowDescription/NoData answers the k-th Describe.
+    InflightQueue q;
+    InFlight f;
+    f.described = {"s", "s"};
+    q.push(f);
+    std::string row, nodata, complete;
+    proto::MessageBuilder(row, proto::BackendMsg::RowDescription).i16(0);
+    proto::MessageBuilder(nodata, proto::BackendMsg::NoData);
+    proto::MessageBuilder(complete, proto::BackendMsg::CommandComplete).cstr("SELECT 1");
+    auto backend = [](std::string& buf) {
+        return std::get<proto::Message>(proto::decode_backend(buf));
+    };
+    CHECK(q.answers_describe(backend(complete)) == nullptr);
+    REQUIRE(q.answers_describe(backend(row)) != nullptr);
+    REQUIRE(q.answers_describe(backend(nodata)) != nullptr);
+    CHECK(q.answers_describe(backend(row)) == nullptr);  // a third: not a Describe's
+}
+
+TEST_CASE("result_shape: a RowDescription without its format codes", "[proto]") {
+    auto field = [](std::string name, std::int16_t format) {
+        std::string f = name + '\0';
+        f += std::string("\0\0\x40\x01\0\x02\0\0\0\x17\0\x04\xff\xff\xff\xff", 16);
+        f += static_cast<char>(format >> 8);
+        f += static_cast<char>(format & 0xff);
+        return f;
+    };
+    std::string two = std::string("\0\x02", 2) + field("id", 0) + field("v", 0);
+    std::string binary = std::string("\0\x02", 2) + field("id", 1) + field("v", 1);
+    std::string three = std::string("\0\x03", 2) + field("id", 0) + field("v", 0) + field("x", 0);
+    REQUIRE(proto::result_shape(two));
+    CHECK(proto::result_shape(two) == proto::result_shape(binary));
+    CHECK(proto::result_shape(two) != proto::result_shape(three));
+    CHECK_FALSE(proto::result_shape(two.substr(0, two.size() - 1)));
+    CHECK_FALSE(proto::result_shape(two + "x"));
+    CHECK_FALSE(proto::result_shape(std::string("\xff\xff", 2)));
+}

@@ -32,6 +32,11 @@ struct InFlight {
     // A simple Query that only sets the transaction's modes (BEGIN READ ONLY), sent to a
     // standby: its bytes, should its block move to the master (MovableBlock).
     std::string modes_text;
+    // The statements its Describes describe, in order, and how many were answered; a ghost
+    // with verifies_shape re-parsed them to compare their result with the client's.
+    std::vector<std::string> described;
+    std::size_t described_at = 0;
+    bool verifies_shape = false;
     Classification cls;
     std::string tag;                     // the last CommandComplete tag ("COMMIT", ...)
     std::vector<SessionChange> changes;  // what it changes in the session, if it succeeds
@@ -69,7 +74,7 @@ class InflightQueue {
     const std::vector<InFlight>& units() const { return units_; }
     // The latest unit whose answer goes to the client (not a ghost); null when none.
     const InFlight* last_answering() const;
-    // Whether state replays sent to backend `slot` are still to be answered.
+    // Whether state replays (or shape checks) sent to backend `slot` are still to be answered.
     bool replaying_state(int slot) const;
 
     // Queues a unit. The rest of a flushed batch on the same backend joins the batch (one
@@ -84,6 +89,9 @@ class InflightQueue {
         held_.clear();
     }
 
+    // The statement whose Describe `m` (a RowDescription or NoData of the head unit) answers;
+    // null for any other message.
+    const std::string* answers_describe(const proto::Message& m);
     // What message `m` from the head unit's backend means for that unit.
     Answer on_message(const proto::Message& m);
     // Appends the held answer to `client_out`; the head unit is no longer held.

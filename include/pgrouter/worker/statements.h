@@ -37,6 +37,10 @@ struct Statement {
     std::size_t sql_size = 0;
     Classification cls;
     std::uint64_t version = 0;  // a new Parse of the same name is a new version
+    // Its result as the client last saw it described (result_shape() of the RowDescription,
+    // "" for NoData); described: a Describe answered at all.
+    std::string shape;
+    bool described = false;
     std::string_view sql() const { return std::string_view(parse).substr(sql_at, sql_size); }
 };
 
@@ -53,6 +57,17 @@ class Statements {
     // closes. Returns how many ParseComplete/CloseComplete the injected messages will bring,
     // which the client must not see.
     int prepare(int slot, const StatementRefs& refs, std::string& out);
+    // The client saw statement `name` described: result_shape() of the RowDescription, or ""
+    // for NoData.
+    void note_shape(std::string_view name, const std::string& shape);
+    // The statements the unit uses that `slot` lacks and whose result the client has seen
+    // described: parsed there afresh, they must describe the same result (PostgreSQL's own
+    // check: "cached plan must not change result type").
+    std::vector<std::string> to_verify(int slot, const StatementRefs& refs) const;
+    // Appends a Parse of each of `names` for `slot` and notes that it has them.
+    void reparse(int slot, const std::vector<std::string>& names, std::string& out);
+    // Appends a Close of each of `names` for `slot`, which no longer has them.
+    void close_on(int slot, const std::vector<std::string>& names, std::string& out);
     // The connection to `slot` is gone, and the statements it had with it.
     void forget_backend(int slot) { backends_.erase(slot); }
     // Backend `slot` has `name` in its current version (tests, logs).

@@ -24,7 +24,12 @@ struct Unit {
     bool sync = true;  // ends with ReadyForQuery (false after a Flush: the batch goes on)
     StatementRefs refs;
     std::vector<SessionChange> changes;  // SETs and savepoints, in order
+    // The statement each Describe of the unit describes, in order (a portal's: the one bound
+    // to it in this unit; kUnknownStatement when it was bound before).
+    std::vector<std::string> described;
 };
+
+inline const std::string kUnknownStatement(1, '\x01');
 
 class UnitCutter {
   public:
@@ -57,6 +62,7 @@ class UnitCutter {
     Unit unit_;
     bool complete_ = false;  // unit_ was handed out: the next add() starts a new one
     bool have_cls_ = false;  // some message of the unit was classified
+    std::vector<std::pair<std::string, std::string>> portals_;  // bound in the unit: portal, statement
 };
 
 }  // namespace pgrouter
