@@ -59,7 +59,44 @@ DecodeResult decode_frontend(std::string_view buf, const DecodeLimits& limits) {
     return frame(buf, limit);
 }
 
+bool known_backend_type(char type) {
+    switch (static_cast<BackendMsg>(type)) {
+        case BackendMsg::Authentication:
+        case BackendMsg::BackendKeyData:
+        case BackendMsg::BindComplete:
+        case BackendMsg::CloseComplete:
+        case BackendMsg::CommandComplete:
+        case BackendMsg::CopyData:
+        case BackendMsg::CopyDone:
+        case BackendMsg::CopyInResponse:
+        case BackendMsg::CopyOutResponse:
+        case BackendMsg::CopyBothResponse:
+        case BackendMsg::DataRow:
+        case BackendMsg::EmptyQueryResponse:
+        case BackendMsg::ErrorResponse:
+        case BackendMsg::FunctionCallResponse:
+        case BackendMsg::NegotiateProtocolVersion:
+        case BackendMsg::NoData:
+        case BackendMsg::NoticeResponse:
+        case BackendMsg::NotificationResponse:
+        case BackendMsg::ParameterDescription:
+        case BackendMsg::ParameterStatus:
+        case BackendMsg::ParseComplete:
+        case BackendMsg::PortalSuspended:
+        case BackendMsg::ReadyForQuery:
+        case BackendMsg::RowDescription:
+            return true;
+    }
+    return false;
+}
+
 DecodeResult decode_backend(std::string_view buf, std::uint32_t max_length) {
+    if (!buf.empty() && !known_backend_type(buf[0])) {
+        char text[64];
+        std::snprintf(text, sizeof text, "invalid backend message type %d",
+                      static_cast<int>(static_cast<unsigned char>(buf[0])));
+        return ProtoError{kSqlstateProtocolViolation, text};
+    }
     return frame(buf, max_length);
 }
 

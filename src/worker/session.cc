@@ -632,11 +632,11 @@ class Session : public std::enable_shared_from_this<Session> {
             Server& server = *it->second;
             Wire& wire = server.conn->wire;
             bool progressed = false;
-            bool violated = false;
+            const proto::ProtoError* violated = nullptr;
+            proto::DecodeResult r;
             for (;;) {
-                proto::DecodeResult r =
-                    proto::decode_backend(wire.input().data(), snap_.settings.max_message_size);
-                violated = std::holds_alternative<proto::ProtoError>(r);
+                r = proto::decode_backend(wire.input().data(), snap_.settings.max_message_size);
+                violated = std::get_if<proto::ProtoError>(&r);
                 auto* m = std::get_if<proto::Message>(&r);
                 if (m == nullptr) break;
                 progressed = true;
@@ -646,9 +646,10 @@ class Session : public std::enable_shared_from_this<Session> {
                 if (inflight_.empty() || inflight_.front().slot != slot) break;
             }
             if (violated) {
-                // A length word over max-message-size: the connection is as good as lost.
-                PGR_SESSION_NOTICE(id_, "backend %s sent an invalid message length",
-                                   server.conn->address.c_str());
+                // A length word over max-message-size, a type no server sends: the
+                // connection is as good as lost.
+                PGR_SESSION_NOTICE(id_, "backend %s: %s", server.conn->address.c_str(),
+                                   violated->message.c_str());
                 co_await backend_lost(server);
                 if (closed_) co_return;
                 continue;
@@ -688,22 +689,27 @@ class Session : public std::enable_shared_from_this<Session> {
 
     void forward_idle_messages() {
         for (auto& [slot, server] : servers_) {
-            if (server->broken || !server->readable) continue;
-            server->readable = false;
             Wire& wire = server->conn->wire;
-            // The wait may have fired for a unit's answer that was read since: read only
-            // what is there, without blocking. End of file means the backend left.
-            boost::system::error_code ec = wire.read_now();  // through TLS when present
-            if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
-            if (ec) {
-                idle_backend_gone(slot, *server, "idle backend closed its connection");
-                continue;
+            // What came in the same read as the last ReadyForQuery is already buffered.
+            bool buffered = !wire.input().empty();
+            if (server->broken || (!server->readable && !buffered)) continue;
+            if (server->readable) {
+                server->readable = false;
+                // The wait may have fired for a unit's answer that was read since: read only
+                // what is there, without blocking. End of file means the backend left.
+                boost::system::error_code ec = wire.read_now();  // through TLS when present
+                bool nothing = ec == asio::error::would_block || ec == asio::error::try_again;
+                if (nothing && !buffered) continue;
+                if (ec && !nothing) {
+                    idle_backend_gone(slot, *server, "idle backend closed its connection");
+                    continue;
+                }
             }
             for (;;) {
                 proto::DecodeResult r =
                     proto::decode_backend(wire.input().data(), snap_.settings.max_message_size);
-                if (std::holds_alternative<proto::ProtoError>(r)) {
-                    idle_backend_gone(slot, *server, "idle backend sent an invalid message length");
+                if (auto* e = std::get_if<proto::ProtoError>(&r)) {
+                    idle_backend_gone(slot, *server, e->message);
                     break;
                 }
                 auto* m = std::get_if<proto::Message>(&r);

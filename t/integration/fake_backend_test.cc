@@ -3,8 +3,8 @@
 // to send on demand (an error mid-batch, a close after one row, answers cut at every byte,
 // messages while the client is idle, bad frames). Driven by libpq and the raw client; each
 // test checks what the client saw, that the fake got what it expected, and the router log.
-// Tests tagged [.pending] show a pgrouter bug (described at the test) and are left out of
-// `make check` until the session is fixed.
+// A test that shows a pgrouter bug not yet fixed is tagged [.pending] (left out of
+// `make check`) and says so at the test; none is today.
 #include "../harness/fake_backend.h"
 
 #include <libpq-fe.h>
@@ -300,10 +300,8 @@ TEST_CASE("fake backend: a backend that closes after the first DataRow", "[fake]
 
 // A read on a standby is held back until its first row: a standby that closes before
 // that is replaced by the master without the client noticing.
-// Pending: since standbys must prove they follow the master, the fake standby at a fixed
-// LSN gets no read within the test's wait; the script needs an advancing replay position.
 TEST_CASE("fake backend: a standby that closes before the first row: the master answers",
-          "[fake][.pending]") {
+          "[fake]") {
     FakeBackend master;
     FakeOptions so;
     so.standby = true;
@@ -340,12 +338,11 @@ TEST_CASE("fake backend: a NoticeResponse while the client is idle is forwarded 
     });
 }
 
-// Bug: a message that arrives in the same read as the ReadyForQuery ending a unit stays in
-// the backend's input buffer while the session is idle: the idle watch waits for the
-// socket, which has nothing more to say. It reaches the client only with the next unit's
-// answer (or never, if the client just waits for a notification).
+// A message that arrives in the same read as the ReadyForQuery ending a unit is in the
+// backend's input buffer, not on its socket: the idle session must pass it on all the same
+// (the idle watch waits for the socket, which has nothing more to say).
 TEST_CASE("fake backend: a NoticeResponse right behind ReadyForQuery is forwarded at once",
-          "[fake][.pending]") {
+          "[fake]") {
     FakeBackend fake;
     fake.add_script({fake::expect_query("SELECT 1"),
                      fake::send(fake::select_answer({"1"}) + fake::notice("behind the answer"))});
@@ -368,9 +365,9 @@ TEST_CASE("fake backend: a NotificationResponse while the client is idle is forw
     });
 }
 
-// The same bug as "a NoticeResponse right behind ReadyForQuery".
+// As "a NoticeResponse right behind ReadyForQuery".
 TEST_CASE("fake backend: a NotificationResponse right behind ReadyForQuery is forwarded",
-          "[fake][.pending]") {
+          "[fake]") {
     FakeBackend fake;
     fake.add_script({fake::expect_query("LISTEN ch"),
                      fake::send(fake::command_complete("LISTEN") + fake::ready() +
@@ -524,17 +521,15 @@ TEST_CASE("fake backend: SAVEPOINT and Bind/Execute/Sync answered, cut at every 
     r.finish(fake);
 }
 
-// Bug (issue 13's lost answer, made deterministic): the session records a unit as in
-// flight only after its bytes are written to the backend. While that write is pending (a
-// big Bind the backend reads slowly, or simply an event loop that resumes the writer late)
-// the previous unit's ReadyForQuery leaves nothing in flight, the response pump goes idle,
-// and forward_idle_messages() reads the next unit's answer off the socket and drops
-// everything but notices/notifications/ParameterStatus. The client waits forever.
+// Issue 13's lost answer, made deterministic: a unit must be in flight before its bytes are
+// written to the backend. While that write is pending (a big Bind the backend reads slowly,
+// or an event loop that resumes the writer late) the previous unit's ReadyForQuery must not
+// leave the response pump idle, reading the next unit's answer off the socket as chatter.
 // Bytes in: Q "SAVEPOINT s"; B (one 24 MB parameter) E S. Backend: "C SAVEPOINT, Z T" at
 // once, then "2 D C Z T" while pgrouter is still writing the Bind. pgrouter forwards the
 // first answer only; it should forward both.
 TEST_CASE("fake backend: the answer that comes while the next unit is still being written",
-          "[fake][savepoint][.pending]") {
+          "[fake][savepoint]") {
     FakeBackend fake;
     fake.add_script({fake::expect_query("BEGIN"),
                      fake::send(fake::command_complete("BEGIN") + fake::ready('T')),
@@ -554,10 +549,10 @@ TEST_CASE("fake backend: the answer that comes while the next unit is still bein
     r.finish(fake);
 }
 
-// Bug: a message type no PostgreSQL server sends ('!') in the middle of an answer is
-// forwarded to the client as it is (libpq then reports "unexpected response from server"
-// and loses sync). pgrouter should close that backend and send the client 08P01.
-TEST_CASE("fake backend: an unknown message type from the backend", "[fake][.pending]") {
+// A message type no PostgreSQL server sends ('!') in the middle of an answer must not reach
+// the client (libpq would report "unexpected response from server" and lose sync): that
+// backend is closed as broken, and the client gets the error of a lost backend (08006).
+TEST_CASE("fake backend: an unknown message type from the backend", "[fake]") {
     FakeBackend fake;
     fake.add_script(
         {fake::expect_query("SELECT odd"),
@@ -571,7 +566,7 @@ TEST_CASE("fake backend: an unknown message type from the backend", "[fake][.pen
     CHECK(types.find('!') == std::string::npos);
     const RawMessage* e = find_message(got, 'E');
     REQUIRE(e != nullptr);
-    CHECK(error_code(*e) == "08P01");
+    CHECK(error_code(*e) == "08006");
     CHECK(fake.wait_sessions_done(1, 5s));  // pgrouter closed that backend connection
     c->close();
     r.finish(fake);

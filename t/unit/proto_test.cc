@@ -335,3 +335,15 @@ TEST_CASE("a read toward a long message asks for a chunk, not for the length wor
     }
     CHECK(rb.size() == arrived);
 }
+
+TEST_CASE("decode_backend refuses a type no server sends", "[proto]") {
+    using namespace std::string_literals;
+    for (char t : "R K 2 3 C d c G H W D I E V v n N A t S 1 s Z T"s) {
+        if (t != ' ') CHECK(known_backend_type(t));
+    }
+    for (char t : "!QPBXa0"s) CHECK_FALSE(known_backend_type(t));
+    auto r = decode_backend("!\0\0\0\4"s);
+    REQUIRE(std::holds_alternative<ProtoError>(r));
+    CHECK(std::get<ProtoError>(r).sqlstate == "08P01");
+    CHECK(std::holds_alternative<Message>(decode_backend("Z\0\0\0\5I"s)));
+}

@@ -25,8 +25,11 @@ struct DecodeLimits {
 // [4, limit] are errors (08P01, PostgreSQL's wording).
 [[nodiscard]] DecodeResult decode_frontend(std::string_view buf, const DecodeLimits& limits = {});
 
-// Frames one server message at the start of `buf`; any type byte is accepted, lengths
-// outside [4, max_length] are errors.
+// Whether `type` is a message type a PostgreSQL server sends (protocol 3.0).
+[[nodiscard]] bool known_backend_type(char type);
+
+// Frames one server message at the start of `buf`; a type no server sends, and lengths
+// outside [4, max_length], are errors.
 [[nodiscard]] DecodeResult decode_backend(std::string_view buf,
                                           std::uint32_t max_length = kDefaultDataMessageLimit);
 
