@@ -497,13 +497,19 @@ class Session : public std::enable_shared_from_this<Session> {
                 if (unit_done) break;
                 if (inflight_.empty() || inflight_.front().slot != slot) break;
             }
+            if (going_away_) {
+                going_away_ = false;
+                co_await backend_lost(server, "sent FATAL");
+                if (closed_) co_return;
+                continue;
+            }
             if (progressed) continue;
             if (!client_.output().empty() && co_await client_.flush()) {
                 co_return close("client connection lost", Closing::Abnormal);
             }
             if (co_await wire.fill(16384)) {
                 if (closed_) co_return;
-                co_await backend_lost(server);
+                co_await backend_lost(server, "closed");
                 if (closed_) co_return;
             }
         }
@@ -610,6 +616,14 @@ class Session : public std::enable_shared_from_this<Session> {
             case Answer::Done:
                 finish_unit(m);
                 return true;
+            case Answer::Lost: {
+                auto fields = proto::parse_error_fields(m.payload);
+                PGR_SESSION_LOG(LogLevel::Info, id_, "backend %s is going away: %s",
+                                server.conn->address.c_str(),
+                                fields ? fields->message.c_str() : "?");
+                going_away_ = true;  // forward_responses() takes it as the backend's loss
+                return true;
+            }
         }
         return false;
     }
@@ -648,19 +662,30 @@ class Session : public std::enable_shared_from_this<Session> {
                           state_.pins() != 0 ? "pinned to the master" : "no longer pinned");
     }
 
-    // The head unit's backend closed. A held read is replayed elsewhere; otherwise the client
-    // gets the error and the session ends (its state on that backend is gone).
-    asio::awaitable<void> backend_lost(Server& server) {
+    // The head unit's backend closed (`how`: "closed", "sent FATAL"). A held read is replayed
+    // elsewhere, whether or not the ghosts of its SET replay were still in front of it;
+    // otherwise the client gets the error and the session ends (its state on that backend
+    // is gone).
+    //
+    // Only a held read is replayed: it is alone in flight (with its ghosts), outside a
+    // transaction block, ends with a Sync, and nothing of it reached the client. Any other
+    // unit is not safe to run again: inside a transaction its snapshot and locks died with
+    // the backend; behind other units in flight (a pipeline) the units before it may have
+    // answered in part or changed the session, and replaying it alone would reorder them;
+    // the first part of a Flush batch would have to be replayed with the rest, which the
+    // client has not sent yet. Those fail with PostgreSQL's error for a lost connection.
+    asio::awaitable<void> backend_lost(Server& server, std::string_view how) {
         InFlight& f = inflight_.front();
-        if (f.hold) {
-            close("closed during a read; replaying it elsewhere", Closing::Abnormal, &server);
+        if (inflight_.holds_read()) {
+            std::string reason = std::string(how) + " during a read; replaying it elsewhere";
+            close(reason, Closing::Abnormal, &server);
             // Everything still in flight went to that backend: all of it is lost.
             inflight_.held_read_lost();
             wake();
             co_return;
         }
         std::string message = "lost the connection to backend " + server.conn->address;
-        close("closed while a unit was in flight", Closing::Abnormal, &server);
+        close(std::string(how) + " while a unit was in flight", Closing::Abnormal, &server);
         if (state_.pins() != 0 && state_.route().pinned_slot == f.slot) {
             co_await send_fatal(client_, proto::kSqlstateAdminShutdown,
                                 "terminating connection because its session state was lost "
@@ -695,6 +720,7 @@ class Session : public std::enable_shared_from_this<Session> {
     SessionState state_;
     std::optional<Counted> pinned_counted_;  // in the monitor's "pinned" while pinned
     bool close_after_flush_ = false;
+    bool going_away_ = false;  // the head unit's backend sent FATAL: handle as its loss
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
     InflightQueue inflight_;

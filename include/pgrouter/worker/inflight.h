@@ -37,6 +37,9 @@ enum class Answer : std::uint8_t {
     Drop,        // part of a ghost's answer, or of a refused read's: nothing reaches the client
     GhostError,  // a SET replay failed (dropped; worth a warning)
     Replay,      // the standby refused the held read: run it again on the master
+    Lost,        // a FATAL (or PANIC): the backend is going away; it answers for nothing
+                 // more, and the session treats it as the backend's loss (held_read_lost()
+                 // for a held read). The FATAL itself never reaches the client.
     Done,        // ReadyForQuery: the head unit is finished (release_held() first when held)
 };
 
@@ -63,6 +66,8 @@ class InflightQueue {
     // Appends the held answer to `client_out`; the head unit is no longer held.
     void release_held(std::string& client_out);
 
+    // Is a read held? Only the ghosts of its SET replay can be in flight with it, in front.
+    bool holds_read() const;
     // The held read's backend closed: it must run again elsewhere, and everything that was
     // in flight there is lost.
     void held_read_lost();
