@@ -121,6 +121,13 @@ constexpr std::array kDirectives = {
     Directive{"log", S::Top, "level", 1, "a log level", B::None, "INFO", true, nullptr, read_log,
               "least severe messages logged: EMERGENCY ALERT CRITICAL ERROR WARNING NOTICE "
               "INFO DEBUG"},
+    Directive{"shutdown-timeout", S::Top, "duration", 1, "a duration", B::None, "10s", true,
+              nullptr,
+              [](In& in, const St& st) {
+                  if (auto v = in.duration(st.args[0], st.name)) in.config_.shutdown_timeout = *v;
+              },
+              "after SIGTERM, how long sessions inside a transaction may run before they are "
+              "cut (the others end at once)"},
     Directive{"health", S::Top, "block", 0, "a block", B::Required, "", true, nullptr,
               [](In& in, const St& st) { in.block(S::Health, st.block); },
               "block of health-check settings: timeout, check, lag-interval, database, "

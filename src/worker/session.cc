@@ -77,9 +77,13 @@ class Session : public std::enable_shared_from_this<Session> {
               return env.cache.classify(sql, env.classifier);
           }) {
         wakeup_.expires_at(asio::steady_timer::time_point::max());
+        env_.wakeups.insert(&wakeup_);  // SIGTERM wakes the session (WorkerEnv::draining)
     }
 
-    ~Session() { cancel_release(env_.seg, cancel_); }
+    ~Session() {
+        env_.wakeups.erase(&wakeup_);
+        cancel_release(env_.seg, cancel_);
+    }
 
     std::uint64_t id() const { return id_; }
 
@@ -87,7 +91,11 @@ class Session : public std::enable_shared_from_this<Session> {
         std::optional<ClientLogin> login;
         {
             Deadline deadline(client_.socket(), kStartupTimeout);
+            std::string peer = client_address(client_);  // gone once the deadline closes it
             login = co_await front_door(client_, env_, id_);
+            if (!login && deadline.expired()) {
+                log_dropped(env_, id_, peer, "timeout expired during startup");
+            }
             if (login) {
                 login_ = std::move(*login);
                 if (!co_await first_login()) login.reset();
@@ -305,8 +313,11 @@ class Session : public std::enable_shared_from_this<Session> {
             bool complete = cutter_.add(m);
             client_.consume(m);
             if (!complete) continue;
+            dispatching_ = true;
             co_await dispatch(cutter_.unit());
+            dispatching_ = false;
             if (closed_) co_return;
+            if (env_.draining) wake();  // the unit may have ended the transaction
         }
     }
 
@@ -466,12 +477,20 @@ class Session : public std::enable_shared_from_this<Session> {
             if (closed_) co_return;
             if (inflight_.empty()) {
                 forward_idle_messages();
+                bool ending = at_shutdown_boundary();  // decided once: flush() yields
+                if (ending) {
+                    // PostgreSQL's own words on a fast shutdown. The backends learn of it
+                    // by their connections' end (outside a transaction: nothing to undo).
+                    error_to_client("FATAL", proto::kSqlstateAdminShutdown,
+                                    "terminating connection due to administrator command");
+                }
                 if (!client_.output().empty() && co_await client_.flush()) {
                     co_return close("client connection lost", Closing::Abnormal);
                 }
                 if (close_after_flush_) {
                     co_return close("pinned session state lost", Closing::Abnormal);
                 }
+                if (ending) co_return close("shutting down", Closing::Normal);
                 if (inflight_.empty()) {
                     arm_idle_watches();
                     co_await wait_wakeup();
@@ -513,6 +532,14 @@ class Session : public std::enable_shared_from_this<Session> {
                 if (closed_) co_return;
             }
         }
+    }
+
+    // After SIGTERM a session ends between transactions: nothing in flight, the last
+    // ReadyForQuery idle ('I'), and no unit on its way to a backend (the client pump waits
+    // for the client, so nothing the client sent is left unanswered but a part of a unit).
+    bool at_shutdown_boundary() const {
+        return env_.draining && inflight_.empty() && !dispatching_ &&
+               state_.txn_status() == proto::TransactionStatus::Idle;
     }
 
     // While no unit is in flight, a backend can still speak: NOTIFY for a LISTEN, a notice,
@@ -720,7 +747,8 @@ class Session : public std::enable_shared_from_this<Session> {
     SessionState state_;
     std::optional<Counted> pinned_counted_;  // in the monitor's "pinned" while pinned
     bool close_after_flush_ = false;
-    bool going_away_ = false;  // the head unit's backend sent FATAL: handle as its loss
+    bool going_away_ = false;   // the head unit's backend sent FATAL: handle as its loss
+    bool dispatching_ = false;  // the client pump is placing a unit
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
     InflightQueue inflight_;

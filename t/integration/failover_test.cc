@@ -253,8 +253,8 @@ TEST_CASE("faults: SIGKILL of a standby under pgbench -S costs no transaction",
     RunResult bench;
     auto started = Clock::now();
     std::thread load([&] {
-        bench = run({"pgbench", "-S", "-n", "-c", "8", "-j", "2", "-T", "20", conninfo}, {}, "",
-                    90s);
+        bench =
+            run({"pgbench", "-S", "-n", "-c", "8", "-j", "2", "-T", "20", conninfo}, {}, "", 90s);
     });
     std::this_thread::sleep_until(started + 7s);  // the workload's timeline, not a wait
     pid_t postmaster = c.postmaster_pid(victim);

@@ -73,6 +73,7 @@ struct Config {
     std::string group;
     std::string pidfile;  // empty: none in the foreground, kDefaultPidfile when daemonized
     LogLevel log{};
+    Millis shutdown_timeout{0};  // after SIGTERM: how long sessions may finish transactions
     HealthConfig health;
     std::vector<BackendConfig> backends;
 };
