@@ -393,7 +393,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // Sends `unit` to `slot` and, for a read held on a standby, waits for its outcome and
     // replays it on the master after a refusal (25006) or the standby's loss. `refs` is what
-    // the unit does with prepared statements (none on a replay: already noted).
+    // the unit does with prepared statements.
     asio::awaitable<void> send_unit(int slot, Unit& unit, const StatementRefs& refs,
                                     const Classification& cls, std::string_view reason,
                                     bool may_hold) {
@@ -462,8 +462,9 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         Classification write = cls;
         if (wrote) write.kind = StatementKind::Write;
-        StatementRefs noted;  // named: a temporary must not live across co_await (GCC 12)
-        co_await send_unit(master, unit, noted, write, "replay on the master", false);
+        // The same refs: the master gets the statements the unit uses that it lacks, and
+        // notes those the unit parses (noting them again for the standby was harmless).
+        co_await send_unit(master, unit, refs, write, "replay on the master", false);
     }
 
     // ---- backends → client -----------------------------------------------------------------

@@ -194,7 +194,7 @@ TEST_CASE("connect-time and per-request SETs to long-existing objects keep reads
 }
 
 TEST_CASE("a prepared statement refused by a standby (25006) is replayed on the master",
-          "[safety][!shouldfail][replay][extended]") {
+          "[safety][replay][extended]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
     std::string master = std::to_string(c.port(0));
