@@ -300,10 +300,8 @@ TEST_CASE("fake backend: a backend that closes after the first DataRow", "[fake]
 
 // A read on a standby is held back until its first row: a standby that closes before
 // that is replaced by the master without the client noticing.
-// Pending: since standbys must prove they follow the master, the fake standby at a fixed
-// LSN gets no read within the test's wait; the script needs an advancing replay position.
 TEST_CASE("fake backend: a standby that closes before the first row: the master answers",
-          "[fake][.pending]") {
+          "[fake][faults]") {
     FakeBackend master;
     FakeOptions so;
     so.standby = true;
