@@ -151,7 +151,7 @@ TEST_CASE("shutdown: a session still inside a transaction at shutdown-timeout is
     check_log_clean(*s.r.router);
 }
 
-TEST_CASE("hostile connections dropped before login are logged at INFO, rate-limited",
+TEST_CASE("hostile connections dropped before login are logged at INFO and rate-limited",
           "[shutdown][frontdoor]") {
     ShutdownRouted s;
     std::size_t mark = s.r.router->log_size();
@@ -192,5 +192,19 @@ TEST_CASE("hostile connections dropped before login are logged at INFO, rate-lim
     CHECK(lines >= 1);
     CHECK(lines <= 10 * 2 * (static_cast<long>(seconds) + 2));
     if (seconds < 1.0) CHECK(suppressed > 0);
+    s.r.finish();
+}
+
+TEST_CASE("a client stalled in its startup packet is dropped at the startup timeout and logged",
+          "[shutdown][frontdoor]") {
+    ShutdownRouted s;
+    std::size_t mark = s.r.router->log_size();
+    RawClient staller(s.r.port);
+    staller.send(std::string("\0\0\0\x30\0\3\0\0user", 12));  // 48 bytes announced, 12 sent
+    CHECK(staller.wait_closed(15s));                          // the startup deadline is 10 s
+    CHECK(s.r.router->wait_for_log(
+        "INFO: session [0-9]+: dropped connection from 127\\.0\\.0\\.1 before login: timeout "
+        "expired during startup",
+        5s, mark));
     s.r.finish();
 }
