@@ -97,7 +97,7 @@ TEST_CASE("shutdown: an idle session gets FATAL 57P01 at once after SIGTERM", "[
     check_log_clean(*s.r.router);
 }
 
-TEST_CASE("shutdown: a session inside a transaction commits after SIGTERM, then gets 57P01",
+TEST_CASE("shutdown: a session inside a transaction commits after SIGTERM and then gets 57P01",
           "[shutdown]") {
     ShutdownRouted s;
     const int id = static_cast<int>(time(nullptr) % 100000) * 10 + 1;
