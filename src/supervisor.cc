@@ -31,8 +31,7 @@ namespace pgrouter {
 
 namespace {
 
-constexpr std::int64_t kShutdownTimeoutNs = 10'000'000'000;  // graceful drain of sessions
-constexpr std::int64_t kQuickDeathNs = 10'000'000'000;       // died sooner: counts as a crash
+constexpr std::int64_t kQuickDeathNs = 10'000'000'000;  // died sooner: counts as a crash
 
 int worker_count(const Config& config) {
     if (config.workers > 0) return std::min(config.workers, kMaxWorkers);
@@ -312,7 +311,10 @@ void Supervisor::begin_shutdown(bool fast) {
     if (shutting_down_ && !fast) return;
     PGR_INFO("received %s, shutting down", fast ? "SIGINT" : "SIGTERM");
     shutting_down_ = true;
-    kill_at_ns_ = now_ns() + (fast ? 1'000'000'000 : kShutdownTimeoutNs + 1'000'000'000);
+    // Workers cut what is left of their sessions at shutdown-timeout; a second later, the
+    // ones that are still there are killed.
+    std::int64_t drain_ns = config_.shutdown_timeout.count() * 1'000'000;
+    kill_at_ns_ = now_ns() + (fast ? 1'000'000'000 : drain_ns + 1'000'000'000);
     for (Child& c : children_) {
         c.wanted = false;
         if (c.pid > 0) kill(c.pid, fast ? SIGINT : SIGTERM);

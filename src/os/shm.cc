@@ -101,6 +101,7 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
     st.health_timeout_ms = rt.health_timeout_ms;
     st.health_check_ms = config.health.check.count();
     st.lag_interval_ms = config.health.lag_interval.count();
+    st.shutdown_timeout_ms = config.shutdown_timeout.count();
     copy_string(st.health_database, config.health.database);
     copy_string(st.health_username, config.health.username);
     copy_string(st.health_password, config.health.password);

@@ -3,6 +3,7 @@
 #include "pgrouter/worker/frontdoor.h"
 
 #include "pgrouter/auth/auth.h"
+#include "pgrouter/base/clock.h"
 #include "pgrouter/base/log.h"
 #include "pgrouter/net/tls.h"
 #include "pgrouter/os/shm.h"
@@ -30,12 +31,6 @@ asio::awaitable<void> forward_cancel(Segment& seg, std::int32_t pid, std::int32_
     }
 }
 
-std::string peer_of(Wire& client) {
-    boost::system::error_code ec;
-    auto peer = client.socket().remote_endpoint(ec);
-    return ec ? std::string("a client") : peer.address().to_string();
-}
-
 // Runs the TLS handshake as the server; false when the connection is to be closed.
 // `already_read`: the start of a ClientHello sent without an SSLRequest (direct TLS), which
 // must then agree on ALPN "postgresql", as PostgreSQL 17 requires.
@@ -44,11 +39,12 @@ asio::awaitable<bool> start_tls(Wire& client, std::shared_ptr<ssl::context> ctx,
     bool direct = !already_read.empty();
     boost::system::error_code ec = co_await client.handshake_server(*ctx, already_read);
     if (ec) {
-        log_tls_failure(id, peer_of(client), ec.message());
+        log_tls_failure(id, client_address(client), ec.message());
         co_return false;
     }
     if (direct && tls_alpn_selected(client.ssl()) != kAlpnPostgresql) {
-        log_tls_failure(id, peer_of(client), "direct TLS connection without ALPN \"postgresql\"");
+        log_tls_failure(id, client_address(client),
+                        "direct TLS connection without ALPN \"postgresql\"");
         co_return false;
     }
     PGR_SESSION_DEBUG(id, "TLS %s (%s)%s", SSL_get_version(client.ssl()),
@@ -72,7 +68,7 @@ asio::awaitable<std::optional<StartupParams>> read_startup(Wire& client, WorkerE
         }
         StartupFrameResult frame = frame_startup(data);
         if (auto* err = std::get_if<StartupError>(&frame)) {
-            PGR_SESSION_DEBUG(id, "%s", err->message.c_str());
+            log_dropped(env, id, client_address(client), err->message);
             if (err->send_to_client) co_await send_fatal(client, err->sqlstate, err->message);
             co_return std::nullopt;
         }
@@ -85,7 +81,7 @@ asio::awaitable<std::optional<StartupParams>> read_startup(Wire& client, WorkerE
         StartupResult parsed = parse_startup(data.substr(0, size));
         client.input().consume(size);
         if (auto* err = std::get_if<StartupError>(&parsed)) {
-            PGR_SESSION_DEBUG(id, "%s", err->message.c_str());
+            log_dropped(env, id, client_address(client), err->message);
             co_await send_fatal(client, err->sqlstate, err->message, err->hint);
             co_return std::nullopt;
         }
@@ -98,6 +94,8 @@ asio::awaitable<std::optional<StartupParams>> read_startup(Wire& client, WorkerE
                     if (!client.input().empty()) {
                         // Bytes sent before the handshake would pass as if encrypted
                         // (CVE-2021-23214); PostgreSQL refuses them the same way.
+                        log_dropped(env, id, client_address(client),
+                                    "unencrypted data after SSL request");
                         co_await send_fatal(client, proto::kSqlstateProtocolViolation,
                                             "received unencrypted data after SSL request");
                         co_return std::nullopt;
@@ -120,6 +118,27 @@ asio::awaitable<std::optional<StartupParams>> read_startup(Wire& client, WorkerE
 }
 
 }  // namespace
+
+std::string client_address(Wire& client) {
+    boost::system::error_code ec;
+    auto peer = client.socket().remote_endpoint(ec);
+    return ec ? std::string("a client") : peer.address().to_string();
+}
+
+void log_dropped(WorkerEnv& env, std::uint64_t id, std::string_view peer, std::string_view why) {
+    RateLimit::Verdict v = env.dropped_log.admit(now_ns());
+    if (v.suppressed != 0) {
+        PGR_INFO("connections dropped before login: suppressed %llu similar messages",
+                 static_cast<unsigned long long>(v.suppressed));
+    }
+    if (v.log) {
+        PGR_SESSION_INFO(id, "dropped connection from %.*s before login: %.*s",
+                         static_cast<int>(peer.size()), peer.data(), static_cast<int>(why.size()),
+                         why.data());
+    } else {
+        PGR_SESSION_DEBUG(id, "%.*s", static_cast<int>(why.size()), why.data());
+    }
+}
 
 asio::awaitable<void> send_fatal(Wire& client, std::string_view sqlstate, std::string_view message,
                                  std::string_view hint) {

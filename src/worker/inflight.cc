@@ -10,6 +10,18 @@ namespace pgrouter {
 
 using proto::BackendMsg;
 
+namespace {
+
+// FATAL and PANIC end the backend's connection (PostgreSQL closes it right after): 57P01
+// admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now and the like.
+bool ends_connection(const proto::ErrorFields& e) {
+    std::string_view severity =
+        !e.severity_nonlocalized.empty() ? e.severity_nonlocalized : e.severity;
+    return severity == "FATAL" || severity == "PANIC";
+}
+
+}  // namespace
+
 void InflightQueue::push(InFlight f) {
     if (!units_.empty() && !units_.back().sync && units_.back().slot == f.slot) {
         InFlight& batch = units_.back();
@@ -73,6 +85,13 @@ Answer InflightQueue::on_message(const proto::Message& m) {
     }
     if (m.is(BackendMsg::ErrorResponse)) {
         f.error = true;
+        auto fields = proto::parse_error_fields(m.payload);
+        if (fields && ends_connection(*fields)) {
+            // Whatever the unit: a dying server's last word is about itself, not about the
+            // statement (a held read is replayed; the others fail as with a lost backend).
+            held_.clear();
+            return Answer::Lost;
+        }
         if (f.hold) {
             auto fields = proto::parse_error_fields(m.payload);
             StandbyRefusal refusal = fields ? standby_refusal(fields->sqlstate, fields->message)
@@ -118,6 +137,10 @@ void InflightQueue::release_held(std::string& client_out) {
     if (!units_.empty()) units_.front().hold = false;
     client_out += held_;
     held_.clear();
+}
+
+bool InflightQueue::holds_read() const {
+    return std::any_of(units_.begin(), units_.end(), [](const InFlight& f) { return f.hold; });
 }
 
 void InflightQueue::held_read_lost() {

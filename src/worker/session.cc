@@ -83,9 +83,13 @@ class Session : public std::enable_shared_from_this<Session> {
               return env.cache.classify(sql, env.classifier);
           }) {
         wakeup_.expires_at(asio::steady_timer::time_point::max());
+        env_.wakeups.insert(&wakeup_);  // SIGTERM wakes the session (WorkerEnv::draining)
     }
 
-    ~Session() { cancel_release(env_.seg, cancel_); }
+    ~Session() {
+        env_.wakeups.erase(&wakeup_);
+        cancel_release(env_.seg, cancel_);
+    }
 
     std::uint64_t id() const { return id_; }
 
@@ -93,7 +97,11 @@ class Session : public std::enable_shared_from_this<Session> {
         std::optional<ClientLogin> login;
         {
             Deadline deadline(client_.socket(), kStartupTimeout);
+            std::string peer = client_address(client_);  // gone once the deadline closes it
             login = co_await front_door(client_, env_, id_);
+            if (!login && deadline.expired()) {
+                log_dropped(env_, id_, peer, "timeout expired during startup");
+            }
             if (login) {
                 login_ = std::move(*login);
                 if (!co_await first_login()) login.reset();
@@ -326,8 +334,11 @@ class Session : public std::enable_shared_from_this<Session> {
             bool complete = cutter_.add(m);
             client_.consume(m);
             if (!complete) continue;
+            dispatching_ = true;
             co_await dispatch(cutter_.unit());
+            dispatching_ = false;
             if (closed_) co_return;
+            if (env_.draining) wake();  // the unit may have ended the transaction
         }
     }
 
@@ -421,6 +432,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // Waits for the state replays sent to `server` to be answered. False when they failed
     // (or the connection did): the unit must not run there.
     asio::awaitable<bool> state_applied(int slot, Server& server) {
+        wake();  // the response pump reads their answers
         if (co_await server.conn->wire.flush()) {
             close("lost while replaying session state", Closing::Abnormal, &server);
         }
@@ -611,12 +623,20 @@ class Session : public std::enable_shared_from_this<Session> {
             if (closed_) co_return;
             if (inflight_.empty()) {
                 forward_idle_messages();
+                bool ending = at_shutdown_boundary();  // decided once: flush() yields
+                if (ending) {
+                    // PostgreSQL's own words on a fast shutdown. The backends learn of it
+                    // by their connections' end (outside a transaction: nothing to undo).
+                    error_to_client("FATAL", proto::kSqlstateAdminShutdown,
+                                    "terminating connection due to administrator command");
+                }
                 if (!client_.output().empty() && co_await client_.flush()) {
                     co_return close("client connection lost", Closing::Abnormal);
                 }
                 if (close_after_flush_) {
                     co_return close("pinned session state lost", Closing::Abnormal);
                 }
+                if (ending) co_return close("shutting down", Closing::Normal);
                 if (inflight_.empty()) {
                     arm_idle_watches();
                     co_await wait_wakeup();
@@ -645,12 +665,15 @@ class Session : public std::enable_shared_from_this<Session> {
                 if (unit_done) break;
                 if (inflight_.empty() || inflight_.front().slot != slot) break;
             }
-            if (violated) {
-                // A length word over max-message-size, a type no server sends: the
+            if (violated || going_away_) {
+                // A FATAL, a length word over max-message-size, a type no server sends: the
                 // connection is as good as lost.
-                PGR_SESSION_NOTICE(id_, "backend %s: %s", server.conn->address.c_str(),
-                                   violated->message.c_str());
-                co_await backend_lost(server);
+                if (violated) {
+                    PGR_SESSION_NOTICE(id_, "backend %s: %s", server.conn->address.c_str(),
+                                       violated->message.c_str());
+                }
+                going_away_ = false;
+                co_await backend_lost(server, violated ? "broke the protocol" : "sent FATAL");
                 if (closed_) co_return;
                 continue;
             }
@@ -660,10 +683,18 @@ class Session : public std::enable_shared_from_this<Session> {
             }
             if (co_await wire.fill(16384)) {
                 if (closed_) co_return;
-                co_await backend_lost(server);
+                co_await backend_lost(server, "closed");
                 if (closed_) co_return;
             }
         }
+    }
+
+    // After SIGTERM a session ends between transactions: nothing in flight, the last
+    // ReadyForQuery idle ('I'), and no unit on its way to a backend (the client pump waits
+    // for the client, so nothing the client sent is left unanswered but a part of a unit).
+    bool at_shutdown_boundary() const {
+        return env_.draining && inflight_.empty() && !dispatching_ &&
+               state_.txn_status() == proto::TransactionStatus::Idle;
     }
 
     // While no unit is in flight, a backend can still speak: NOTIFY for a LISTEN, a notice,
@@ -797,6 +828,14 @@ class Session : public std::enable_shared_from_this<Session> {
             case Answer::Done:
                 finish_unit(m);
                 return true;
+            case Answer::Lost: {
+                auto fields = proto::parse_error_fields(m.payload);
+                PGR_SESSION_LOG(LogLevel::Info, id_, "backend %s is going away: %s",
+                                server.conn->address.c_str(),
+                                fields ? fields->message.c_str() : "?");
+                going_away_ = true;  // forward_responses() takes it as the backend's loss
+                return true;
+            }
         }
         return false;
     }
@@ -854,19 +893,30 @@ class Session : public std::enable_shared_from_this<Session> {
                           state_.pins() != 0 ? "pinned to the master" : "no longer pinned");
     }
 
-    // The head unit's backend closed. A held read is replayed elsewhere; otherwise the client
-    // gets the error and the session ends (its state on that backend is gone).
-    asio::awaitable<void> backend_lost(Server& server) {
+    // The head unit's backend closed (`how`: "closed", "sent FATAL"). A held read is replayed
+    // elsewhere, whether or not the ghosts of its SET replay were still in front of it;
+    // otherwise the client gets the error and the session ends (its state on that backend
+    // is gone).
+    //
+    // Only a held read is replayed: it is alone in flight (with its ghosts), outside a
+    // transaction block, ends with a Sync, and nothing of it reached the client. Any other
+    // unit is not safe to run again: inside a transaction its snapshot and locks died with
+    // the backend; behind other units in flight (a pipeline) the units before it may have
+    // answered in part or changed the session, and replaying it alone would reorder them;
+    // the first part of a Flush batch would have to be replayed with the rest, which the
+    // client has not sent yet. Those fail with PostgreSQL's error for a lost connection.
+    asio::awaitable<void> backend_lost(Server& server, std::string_view how) {
         InFlight& f = inflight_.front();
-        if (f.hold) {
-            close("closed during a read; replaying it elsewhere", Closing::Abnormal, &server);
+        if (inflight_.holds_read()) {
+            std::string reason = std::string(how) + " during a read; replaying it elsewhere";
+            close(reason, Closing::Abnormal, &server);
             // Everything still in flight went to that backend: all of it is lost.
             inflight_.held_read_lost();
             wake();
             co_return;
         }
         std::string message = "lost the connection to backend " + server.conn->address;
-        close("closed while a unit was in flight", Closing::Abnormal, &server);
+        close(std::string(how) + " while a unit was in flight", Closing::Abnormal, &server);
         if (state_.pins() != 0 && state_.route().pinned_slot == f.slot) {
             co_await send_fatal(client_, proto::kSqlstateAdminShutdown,
                                 "terminating connection because its session state was lost "
@@ -902,6 +952,8 @@ class Session : public std::enable_shared_from_this<Session> {
     MovableBlock movable_;  // the start of a block on a standby, while it can still move
     std::optional<Counted> pinned_counted_;  // in the monitor's "pinned" while pinned
     bool close_after_flush_ = false;
+    bool going_away_ = false;   // the head unit's backend sent FATAL: handle as its loss
+    bool dispatching_ = false;  // the client pump is placing a unit
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
     InflightQueue inflight_;

@@ -1,12 +1,14 @@
 // A worker: one single-threaded Asio event loop accepting on the listening socket shared by
-// all workers, one coroutine per client. SIGTERM stops accepting and lets sessions finish
-// (up to the drain deadline); SIGINT leaves at once. Never blocks the loop.
+// all workers, one coroutine per client. SIGTERM stops accepting and ends each session at
+// its next transaction boundary (idle ones at once); at shutdown-timeout the rest are cut.
+// SIGINT leaves at once. Never blocks the loop.
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <exception>
 
 #include "pgrouter/base/asio.h"
+#include "pgrouter/base/clock.h"
 #include "pgrouter/base/log.h"
 #include "pgrouter/net/tls.h"
 #include "pgrouter/os/child.h"
@@ -18,7 +20,7 @@ namespace pgrouter {
 
 namespace {
 
-constexpr auto kDrainTimeout = std::chrono::seconds(10);
+constexpr auto kDrainTimeout = std::chrono::seconds(10);  // without a published setting
 constexpr auto kSettingsPoll = std::chrono::milliseconds(500);
 
 tcp acceptor_protocol(int fd) {
@@ -83,11 +85,24 @@ class Worker {
         signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
             if (ec) return;
             if (sig == SIGINT) _exit(0);
+            if (env_.draining) {
+                watch_signals();
+                return;
+            }
             PGR_DEBUG("draining: no new clients, %lld sessions open",
                       static_cast<long long>(slot_.clients.load()));
             boost::system::error_code ignored;
             acceptor_.close(ignored);
-            draining_until_ = std::chrono::steady_clock::now() + kDrainTimeout;
+            SharedSettings settings;
+            std::chrono::milliseconds timeout = kDrainTimeout;
+            if (seq_read(seg_.settings_seq, seg_.settings, settings) &&
+                settings.shutdown_timeout_ms > 0) {
+                timeout = std::chrono::milliseconds(settings.shutdown_timeout_ms);
+            }
+            draining_until_ = std::chrono::steady_clock::now() + timeout;
+            // Each session ends at its next transaction boundary; idle ones wake to see it.
+            env_.draining = true;
+            for (asio::steady_timer* wakeup : env_.wakeups) wakeup->cancel();
             check_drained();
             watch_signals();
         });
@@ -95,6 +110,10 @@ class Worker {
 
     void check_drained() {
         if (slot_.clients.load() <= 0 || std::chrono::steady_clock::now() >= draining_until_) {
+            if (slot_.clients.load() > 0) {
+                PGR_NOTICE("shutdown timeout: cutting %lld sessions still inside a transaction",
+                           static_cast<long long>(slot_.clients.load()));
+            }
             io_.stop();
             return;
         }
@@ -126,8 +145,13 @@ class Worker {
         PGR_ERROR("keeping the previous TLS certificate and key");
     }
 
-    // Picks up a reloaded configuration: log level, hba, authdb and TLS files.
+    // Picks up a reloaded configuration: log level, hba, authdb and TLS files. Also reports
+    // the log lines about dropped connections held back in a window that is over.
     void poll_settings() {
+        if (std::uint64_t n = env_.dropped_log.flush(now_ns())) {
+            PGR_INFO("connections dropped before login: suppressed %llu similar messages",
+                     static_cast<unsigned long long>(n));
+        }
         SharedSettings settings;
         if (seq_read(seg_.settings_seq, seg_.settings, settings) &&
             settings.generation != generation_) {

@@ -236,3 +236,64 @@ TEST_CASE("failover: a restarted standby takes reads within a lag interval, not 
     CHECK(r.stop() == 0);
     check_log_clean(r);
 }
+
+// Issue 19, section 4: a standby's postmaster killed with SIGKILL under pgbench -S. Its
+// backends die each their own way (FATAL 57P01 "unexpected postmaster exit" when idle or
+// answering, a reset, a refused login): reads that had sent the client nothing are replayed
+// elsewhere, so no client fails; once restarted, the standby takes reads again.
+TEST_CASE("faults: SIGKILL of a standby under pgbench -S costs no transaction",
+          "[faults][pgbench]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c);
+    const std::string conninfo = r.conninfo(kSuperUser, "postgres");
+    REQUIRE(run({"pgbench", "-i", "-q", "-s", "1", conninfo}).status == 0);
+    c.wait_replayed(1);
+    c.wait_replayed(2);
+    const int victim = 2;
+    // Simple queries, and prepared statements (Parse once per connection, then Bind/Execute/
+    // Sync: a replay on the master must bring the statement along).
+    const std::vector<std::vector<std::string>> workloads = {
+        {"pgbench", "-S", "-n", "-M", "simple", "-c", "8", "-j", "2", "-T", "20", conninfo},
+        {"pgbench", "-S", "-n", "-M", "prepared", "-c", "4", "-j", "1", "-T", "20", conninfo},
+    };
+    std::vector<RunResult> bench(workloads.size());
+    auto started = Clock::now();
+    std::vector<std::thread> load;
+    for (std::size_t i = 0; i < workloads.size(); ++i) {
+        load.emplace_back([&, i] { bench[i] = run(workloads[i], {}, "", 90s); });
+    }
+    std::this_thread::sleep_until(started + 7s);  // the workload's timeline, not a wait
+    pid_t postmaster = c.postmaster_pid(victim);
+    CHECK(postmaster > 0);
+    CHECK(kill(postmaster, SIGKILL) == 0);
+    std::this_thread::sleep_until(started + 14s);
+    // Its orphaned children leave when they notice (they hold its shared memory until then).
+    bool restarted = wait_until(
+        [&] {
+            try {
+                c.start(victim);
+                return true;
+            } catch (const std::exception&) {
+                return false;
+            }
+        },
+        30s, 200ms);
+    for (std::thread& t : load) t.join();
+    CHECK(restarted);
+    for (const RunResult& b : bench) {
+        INFO(b.out << b.err);
+        CHECK(b.status == 0);
+        CHECK(b.out.find("number of failed transactions: 0 ") != std::string::npos);
+        CHECK(b.err.find("aborted") == std::string::npos);
+        CHECK(b.err.find("error") == std::string::npos);
+    }
+    // The restarted standby takes reads again.
+    c.wait_streaming();
+    {
+        PgConn reader(conninfo);
+        const std::string port = std::to_string(c.port(victim));
+        CHECK(wait_until([&] { return reader.value("SELECT inet_server_port()") == port; }, 20s,
+                         5ms));
+    }
+    r.finish();
+}

@@ -301,7 +301,7 @@ TEST_CASE("fake backend: a backend that closes after the first DataRow", "[fake]
 // A read on a standby is held back until its first row: a standby that closes before
 // that is replaced by the master without the client noticing.
 TEST_CASE("fake backend: a standby that closes before the first row: the master answers",
-          "[fake]") {
+          "[fake][faults]") {
     FakeBackend master;
     FakeOptions so;
     so.standby = true;
@@ -319,6 +319,64 @@ TEST_CASE("fake backend: a standby that closes before the first row: the master 
     REQUIRE(got.size() == 4);
     CHECK(got[1].payload.find("SELECT v FROM t") != std::string::npos);
     CHECK(standby.sessions() == 1);
+    c->close();
+    r.finish({&master, &standby});
+}
+
+// A dying standby's FATAL (57P01 admin shutdown, 57P02 crash shutdown) answering a held
+// read, before or after its RowDescription, never reaches the client: the master answers.
+TEST_CASE("fake backend: a standby that answers a held read with FATAL 57P01: the master answers",
+          "[fake][faults]") {
+    for (bool after_description : {false, true}) {
+        DYNAMIC_SECTION((after_description ? "after RowDescription" : "as the first answer")) {
+            FakeBackend master;
+            FakeOptions so;
+            so.standby = true;
+            FakeBackend standby(so);
+            std::string fatal = fake::error(
+                "57P01", "terminating connection due to administrator command", "FATAL");
+            if (after_description) fatal = fake::row_description({"v"}) + fatal;
+            standby.add_script(
+                {fake::expect_query("SELECT v"), fake::send(fatal), fake::close_now()});
+            FakeRouted r({&master, &standby});
+            REQUIRE(wait_until([&] {
+                return r.router->monitor(r.monitor).find(" slave OK") != std::string::npos;
+            }));
+            auto c = r.raw();
+            c->send(query("SELECT v FROM t"));
+            std::vector<RawMessage> got;
+            CHECK(read_types(*c, 1, &got) == "TDCZ");
+            REQUIRE(got.size() == 4);
+            CHECK(got[1].payload.find("SELECT v FROM t") != std::string::npos);
+            CHECK(standby.sessions() == 1);
+            // The session goes on.
+            c->send(query("SELECT w"));
+            CHECK(read_types(*c) == "TDCZ");
+            c->close();
+            r.finish({&master, &standby});
+        }
+    }
+}
+
+// A standby that refuses the login of a read's backend connection (57P03, "the database
+// system is shutting down"): the master serves the read.
+TEST_CASE("fake backend: a standby that refuses a session's login with 57P03: the master answers",
+          "[fake][faults]") {
+    FakeBackend master;
+    FakeOptions so;
+    so.standby = true;
+    so.session_hello = fake::error("57P03", "the database system is shutting down", "FATAL");
+    FakeBackend standby(so);
+    standby.add_script({fake::close_now()});
+    FakeRouted r({&master, &standby});
+    REQUIRE(wait_until(
+        [&] { return r.router->monitor(r.monitor).find(" slave OK") != std::string::npos; }));
+    auto c = r.raw();
+    c->send(query("SELECT v FROM t"));
+    std::vector<RawMessage> got;
+    CHECK(read_types(*c, 1, &got) == "TDCZ");
+    REQUIRE(got.size() == 4);
+    CHECK(got[1].payload.find("SELECT v FROM t") != std::string::npos);
     c->close();
     r.finish({&master, &standby});
 }

@@ -228,6 +228,56 @@ TEST_CASE("inflight: what backend messages mean for the head unit", "[inflight]"
     }
 }
 
+TEST_CASE("inflight: a FATAL means the backend is lost, whatever the unit", "[inflight]") {
+    auto msg = [](std::string& buf) {
+        return std::get<proto::Message>(proto::decode_backend(buf));
+    };
+    std::string description, row;
+    proto::MessageBuilder(description, proto::BackendMsg::RowDescription).i16(0);
+    proto::MessageBuilder(row, proto::BackendMsg::DataRow).i16(0);
+    for (const char* code : {"57P01", "57P02", "57P03", "XX000"}) {
+        for (const char* severity : {"FATAL", "PANIC"}) {
+            INFO(code << " " << severity);
+            std::string fatal;
+            proto::encode_error_response(fatal, severity, code, "terminating connection");
+            InflightQueue q;
+            InFlight ghost;
+            ghost.slot = 1;
+            ghost.ghost = true;
+            q.push(ghost);
+            InFlight held;
+            held.slot = 1;
+            held.hold = true;
+            q.push(held);
+            CHECK(q.holds_read());
+            // During the ghost of a SET replay: the read behind it is still held.
+            CHECK(q.on_message(msg(fatal)) == Answer::Lost);
+            CHECK(q.holds_read());
+            q.pop_front();
+            CHECK(q.on_message(msg(description)) == Answer::Hold);
+            CHECK(q.on_message(msg(fatal)) == Answer::Lost);
+            std::string out;
+            q.held_read_lost();
+            bool wrote = true;
+            CHECK(q.take_replay(wrote));
+            CHECK(!wrote);
+            q.release_held(out);
+            CHECK(out.empty());  // nothing of the dying standby's answer
+            // A unit that already streamed rows: lost too (the session fails it).
+            q.push(held);
+            CHECK(q.on_message(msg(row)) == Answer::Release);
+            q.release_held(out);
+            CHECK(!q.holds_read());
+            CHECK(q.on_message(msg(fatal)) == Answer::Lost);
+        }
+    }
+    std::string error;
+    proto::encode_error_response(error, "ERROR", "57P01", "not the connection's end");
+    InflightQueue q;
+    q.push(InFlight{});
+    CHECK(q.on_message(msg(error)) == Answer::Forward);
+}
+
 TEST_CASE("unit cutter and statements: units end at Query, Sync and Flush", "[unit][statements]") {
     Classifier classifier;
     Statements statements;

@@ -79,6 +79,7 @@ struct Config {
     LogLevel log{};
     std::uint64_t max_message_size = kDefaultMaxMessageSize;  // longest client/server message
     std::uint64_t classify_limit = kDefaultClassifyLimit;     // longer SQL is not classified
+    Millis shutdown_timeout{0};  // after SIGTERM: how long sessions may finish transactions
     HealthConfig health;
     std::vector<BackendConfig> backends;
 };

@@ -99,6 +99,7 @@ struct SharedSettings {
     std::int64_t health_timeout_ms = 0;
     std::int64_t health_check_ms = 0;
     std::int64_t lag_interval_ms = 0;
+    std::int64_t shutdown_timeout_ms = 0;  // workers' drain after SIGTERM
     char health_database[kNameLen] = {};
     char health_username[kNameLen] = {};
     char health_password[kSecretLen] = {};

@@ -25,6 +25,14 @@ struct ClientLogin {
 asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& env,
                                                        std::uint64_t session_id);
 
+// Logs, at INFO and rate-limited per worker, a connection dropped before its login for
+// `why` (garbage, an oversized or malformed startup packet, the startup timeout).
+// `peer`: client_address() taken before the connection closed.
+void log_dropped(WorkerEnv& env, std::uint64_t session_id, std::string_view peer,
+                 std::string_view why);
+// The client's IP address, "a client" when it cannot be told.
+std::string client_address(Wire& client);
+
 // Sends a FATAL ErrorResponse to the client and flushes it.
 asio::awaitable<void> send_fatal(Wire& client, std::string_view sqlstate, std::string_view message,
                                  std::string_view hint = {});

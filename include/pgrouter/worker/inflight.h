@@ -62,6 +62,9 @@ enum class Answer : std::uint8_t {
     Lsn,          // the DataRow of a ghost that asked the master its WAL position
     Replay,       // the standby refused the held read (or could not take the session's
                   // state before it): run it again on the master
+    Lost,         // a FATAL (or PANIC): the backend is going away; it answers for nothing
+                  // more, and the session treats it as the backend's loss (held_read_lost()
+                  // for a held read). The FATAL itself never reaches the client.
     Done,        // ReadyForQuery: the head unit is finished (release_held() first when held)
 };
 
@@ -97,6 +100,8 @@ class InflightQueue {
     // Appends the held answer to `client_out`; the head unit is no longer held.
     void release_held(std::string& client_out);
 
+    // Is a read held? Only the ghosts of its SET replay can be in flight with it, in front.
+    bool holds_read() const;
     // The held read's backend closed: it must run again elsewhere, and everything that was
     // in flight there is lost.
     void held_read_lost();

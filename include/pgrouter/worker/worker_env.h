@@ -1,13 +1,16 @@
 // What every session of one worker shares: the segment, the worker's slot, the access rules
-// and TLS context of the current generation, the classifier and its cache, the random source.
-// Owned by the worker's loop; sessions only borrow it.
+// and TLS context of the current generation, the classifier and its cache, the random source,
+// the shutdown flag and the rate limit of the log lines about hostile connections. Owned by
+// the worker's loop; sessions only borrow it.
 #pragma once
 
 #include <memory>
 #include <random>
+#include <unordered_set>
 
 #include "pgrouter/auth/access.h"
 #include "pgrouter/base/asio.h"
+#include "pgrouter/base/rate_limit.h"
 #include "pgrouter/os/shm.h"
 #include "pgrouter/os/shm_layout.h"
 #include "pgrouter/route/classify.h"
@@ -34,6 +37,14 @@ struct WorkerEnv {
     ClassifyCache cache;  // query text → classification, shared by the worker's sessions
     std::mt19937_64 rng{std::random_device{}()};
     RoutingView routing;  // the backend table as last refreshed by one of the sessions
+    // SIGTERM: each session ends at its next transaction boundary. The worker sets it and
+    // fires every session's wake-up timer (registered here while the session lives), so
+    // that idle ones notice at once.
+    bool draining = false;
+    std::unordered_set<asio::steady_timer*> wakeups;
+    // Connections dropped before login (garbage, oversized startup, timeout): logged at
+    // INFO, 10 a second per worker, the rest counted (frontdoor.h: log_dropped()).
+    RateLimit dropped_log{10, 1'000'000'000};
 };
 
 }  // namespace pgrouter
