@@ -169,8 +169,9 @@ void Supervisor::set_worker_count(int n) {
         if (c.kind != ChildKind::Worker) continue;
         bool keep = c.index < n;
         if (!keep && c.wanted && c.pid > 0) {
+            // Retired, not shut down: its sessions are not ended at transaction boundaries.
             PGR_INFO("stopping %s (workers now %d)", c.name().c_str(), n);
-            kill(c.pid, SIGTERM);
+            kill(c.pid, SIGUSR1);
         }
         c.wanted = keep;
     }

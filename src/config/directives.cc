@@ -142,13 +142,13 @@ constexpr std::array kDirectives = {
               set_message_size<&Config::classify_limit>,
               "a Query or Parse longer than this is not classified: it goes to the master "
               "as a write, streamed as it arrives (1k-1G)"},
-    Directive{"shutdown-timeout", S::Top, "duration", 1, "a duration", B::None, "10s", true,
-              nullptr,
-              [](In& in, const St& st) {
-                  if (auto v = in.duration(st.args[0], st.name)) in.config_.shutdown_timeout = *v;
-              },
-              "after SIGTERM, how long sessions inside a transaction may run before they are "
-              "cut (the others end at once)"},
+    Directive{
+        "shutdown-timeout", S::Top, "duration", 1, "a duration", B::None, "10s", true, nullptr,
+        [](In& in, const St& st) {
+            if (auto v = in.duration(st.args[0], st.name)) in.config_.shutdown_timeout = *v;
+        },
+        "after SIGTERM, how long sessions inside a transaction may run before they are "
+        "cut (the others end at once)"},
     Directive{"health", S::Top, "block", 0, "a block", B::Required, "", true, nullptr,
               [](In& in, const St& st) { in.block(S::Health, st.block); },
               "block of health-check settings: timeout, check, lag-interval, database, "

@@ -59,6 +59,22 @@ DecodeResult decode_frontend(std::string_view buf, const DecodeLimits& limits) {
     return frame(buf, limit);
 }
 
+std::size_t copy_messages_run(std::string_view buf, std::size_t cap) {
+    std::size_t run = 0;
+    while (buf.size() - run >= kHeaderSize) {
+        char type = buf[run];
+        bool copy = type == static_cast<char>(FrontendMsg::CopyData) ||
+                    type == static_cast<char>(FrontendMsg::CopyDone) ||
+                    type == static_cast<char>(FrontendMsg::CopyFail);
+        std::uint32_t len = read_be32(buf.data() + run + 1);
+        if (!copy || len < 4 || buf.size() - run - 1 < len) break;
+        if (run != 0 && run + len + 1 > cap) break;
+        run += std::size_t{len} + 1;
+        if (type != static_cast<char>(FrontendMsg::CopyData)) break;  // the COPY ends there
+    }
+    return run;
+}
+
 bool known_backend_type(char type) {
     switch (static_cast<BackendMsg>(type)) {
         case BackendMsg::Authentication:

@@ -177,9 +177,12 @@ std::string_view server_local(ServerLocalObject what, std::string_view name) {
 }
 
 bool names_catalog_objects(std::string_view name) {
-    static constexpr std::array<std::string_view, 6> kNames = {
-        "role",          "session_authorization", "search_path", "default_tablespace",
-        "temp_tablespaces", "default_text_search_config"};
+    static constexpr std::array<std::string_view, 6> kNames = {"role",
+                                                               "session_authorization",
+                                                               "search_path",
+                                                               "default_tablespace",
+                                                               "temp_tablespaces",
+                                                               "default_text_search_config"};
     return name.empty() || std::find(kNames.begin(), kNames.end(), name) != kNames.end();
 }
 

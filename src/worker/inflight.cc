@@ -53,10 +53,9 @@ const InFlight* InflightQueue::last_answering() const {
 }
 
 bool InflightQueue::replaying_state(int slot) const {
-    return std::any_of(units_.begin(), units_.end(),
-                       [slot](const InFlight& f) {
-                           return (f.replays_state || f.verifies_shape) && f.slot == slot;
-                       });
+    return std::any_of(units_.begin(), units_.end(), [slot](const InFlight& f) {
+        return (f.replays_state || f.verifies_shape) && f.slot == slot;
+    });
 }
 
 const std::string* InflightQueue::answers_describe(const proto::Message& m) {
@@ -94,8 +93,8 @@ Answer InflightQueue::on_message(const proto::Message& m) {
         }
         if (f.hold) {
             auto fields = proto::parse_error_fields(m.payload);
-            StandbyRefusal refusal = fields ? standby_refusal(fields->sqlstate, fields->message)
-                                            : StandbyRefusal::None;
+            StandbyRefusal refusal =
+                fields ? standby_refusal(fields->sqlstate, fields->message) : StandbyRefusal::None;
             // What only a standby refuses: the master can run it, and nothing was sent yet.
             if (refusal != StandbyRefusal::None) {
                 replay_ = true;

@@ -10,8 +10,13 @@ namespace pgrouter {
 const Statement& Statements::define(std::string_view name, std::string_view parse,
                                     std::string_view sql, const Classification& cls) {
     Statement& st = statements_[std::string(name)];
-    st = Statement{std::string(parse), static_cast<std::size_t>(sql.data() - parse.data()),
-                   sql.size(), cls, ++versions_, {}, false};
+    st = Statement{std::string(parse),
+                   static_cast<std::size_t>(sql.data() - parse.data()),
+                   sql.size(),
+                   cls,
+                   ++versions_,
+                   {},
+                   false};
     return st;
 }
 

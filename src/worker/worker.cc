@@ -1,7 +1,9 @@
 // A worker: one single-threaded Asio event loop accepting on the listening socket shared by
 // all workers, one coroutine per client. SIGTERM stops accepting and ends each session at
 // its next transaction boundary (idle ones at once); at shutdown-timeout the rest are cut.
-// SIGINT leaves at once. Never blocks the loop.
+// SIGUSR1 (the supervisor retires the worker: a reload lowered `workers`) stops accepting
+// and leaves the sessions alone until they leave or shutdown-timeout cuts them. SIGINT
+// leaves at once. Never blocks the loop.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,7 +39,7 @@ class Worker {
           slot_(seg_.workers[ctx.index]),
           env_(seg_, slot_, ctx.index),
           acceptor_(io_),
-          signals_(io_, SIGTERM, SIGINT),
+          signals_(io_, SIGTERM, SIGINT, SIGUSR1),
           settings_timer_(io_),
           drain_timer_(io_) {
         acceptor_.assign(acceptor_protocol(ctx.listen_fd), ctx.listen_fd);
@@ -85,25 +87,30 @@ class Worker {
         signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
             if (ec) return;
             if (sig == SIGINT) _exit(0);
-            if (env_.draining) {
-                watch_signals();
-                return;
+            if (!retiring_) {
+                // SIGUSR1 (a reload needs fewer workers) or SIGTERM: no new clients; the
+                // worker exits when its sessions are done, or at the shutdown timeout.
+                retiring_ = true;
+                PGR_DEBUG("%s: no new clients, %lld sessions open",
+                          sig == SIGTERM ? "shutting down" : "retiring",
+                          static_cast<long long>(slot_.clients.load()));
+                boost::system::error_code ignored;
+                acceptor_.close(ignored);
+                SharedSettings settings;
+                std::chrono::milliseconds timeout = kDrainTimeout;
+                if (seq_read(seg_.settings_seq, seg_.settings, settings) &&
+                    settings.shutdown_timeout_ms > 0) {
+                    timeout = std::chrono::milliseconds(settings.shutdown_timeout_ms);
+                }
+                draining_until_ = std::chrono::steady_clock::now() + timeout;
+                check_drained();
             }
-            PGR_DEBUG("draining: no new clients, %lld sessions open",
-                      static_cast<long long>(slot_.clients.load()));
-            boost::system::error_code ignored;
-            acceptor_.close(ignored);
-            SharedSettings settings;
-            std::chrono::milliseconds timeout = kDrainTimeout;
-            if (seq_read(seg_.settings_seq, seg_.settings, settings) &&
-                settings.shutdown_timeout_ms > 0) {
-                timeout = std::chrono::milliseconds(settings.shutdown_timeout_ms);
+            if (sig == SIGTERM && !env_.draining) {
+                // A shutdown: each session ends at its next transaction boundary; idle ones
+                // wake to see it. A retired worker's sessions go on until the timeout.
+                env_.draining = true;
+                for (asio::steady_timer* wakeup : env_.wakeups) wakeup->cancel();
             }
-            draining_until_ = std::chrono::steady_clock::now() + timeout;
-            // Each session ends at its next transaction boundary; idle ones wake to see it.
-            env_.draining = true;
-            for (asio::steady_timer* wakeup : env_.wakeups) wakeup->cancel();
-            check_drained();
             watch_signals();
         });
     }
@@ -187,6 +194,7 @@ class Worker {
     asio::steady_timer settings_timer_;
     asio::steady_timer drain_timer_;
     std::chrono::steady_clock::time_point draining_until_;
+    bool retiring_ = false;  // no longer accepting (SIGTERM or SIGUSR1)
 };
 
 }  // namespace

@@ -160,9 +160,10 @@ TEST_CASE("classifier: SETs that name catalog objects", "[classify][facts]") {
 
 TEST_CASE("classifier: units that only set the transaction's modes", "[classify][facts]") {
     Classifier c;
-    for (const char* sql : {"BEGIN", "BEGIN READ ONLY", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-                            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "SET TRANSACTION READ ONLY",
-                            "BEGIN; SET TRANSACTION READ ONLY", "SET transaction_read_only = on"}) {
+    for (const char* sql :
+         {"BEGIN", "BEGIN READ ONLY", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+          "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "SET TRANSACTION READ ONLY",
+          "BEGIN; SET TRANSACTION READ ONLY", "SET transaction_read_only = on"}) {
         INFO(sql);
         CHECK(c.classify(sql).transaction_modes);
     }

@@ -227,7 +227,7 @@ TEST_CASE("payload parsers reject malformed bodies", "[proto]") {
     CHECK_FALSE(parse_ready_for_query("II"));
     CHECK(parse_data_row_first("\0\1"s + be32(9) + "0/3000148") == "0/3000148");
     CHECK(parse_data_row_first("\0\2"s + be32(1) + "a" + be32(1) + "b") == "a");
-    CHECK_FALSE(parse_data_row_first("\0\1"s + be32(0xffffffffu)));  // NULL
+    CHECK_FALSE(parse_data_row_first("\0\1"s + be32(0xffffffffu)));       // NULL
     CHECK_FALSE(parse_data_row_first("\0\1"s + be32(10) + "0/3000148"));  // short
     CHECK_FALSE(parse_data_row_first("\0\0"s));
     CHECK_FALSE(parse_negotiate_protocol_version(be32(196608) + be32(0x7fffffff) + "a\0"s));
@@ -346,4 +346,23 @@ TEST_CASE("decode_backend refuses a type no server sends", "[proto]") {
     REQUIRE(std::holds_alternative<ProtoError>(r));
     CHECK(std::get<ProtoError>(r).sqlstate == "08P01");
     CHECK(std::holds_alternative<Message>(decode_backend("Z\0\0\0\5I"s)));
+}
+
+TEST_CASE("copy_messages_run: the whole Copy messages that can go in one write", "[proto]") {
+    using namespace std::string_literals;
+    auto msg = [](char type, const std::string& payload) {
+        return std::string(1, type) + be32(static_cast<std::uint32_t>(payload.size() + 4)) +
+               payload;
+    };
+    std::string rows = msg('d', "1\tone\n") + msg('d', "2\ttwo\n");
+    CHECK(copy_messages_run(rows, 1 << 20) == rows.size());
+    CHECK(copy_messages_run(rows + msg('c', ""), 1 << 20) == rows.size() + 5);
+    // A CopyDone ends the run: what follows is a new unit.
+    CHECK(copy_messages_run(msg('c', "") + msg('d', "x"), 1 << 20) == 5);
+    // A partial message, another type, the cap: the run stops before them.
+    CHECK(copy_messages_run(rows + msg('d', "3\tthree\n").substr(0, 7), 1 << 20) == rows.size());
+    CHECK(copy_messages_run(rows + msg('Q', "SELECT 1"s + '\0'), 1 << 20) == rows.size());
+    CHECK(copy_messages_run(rows, 12) == msg('d', "1\tone\n").size());  // at least the first
+    CHECK(copy_messages_run(msg('Q', "x"), 1 << 20) == 0);
+    CHECK(copy_messages_run("d\0\0", 1 << 20) == 0);
 }

@@ -379,7 +379,8 @@ TEST_CASE("standby refusals and the movable start of a block", "[inflight][sessi
     }
 }
 
-TEST_CASE("unit cutter: a long Query or Parse goes to the master unclassified", "[unit][statements]") {
+TEST_CASE("unit cutter: a long Query or Parse goes to the master unclassified",
+          "[unit][statements]") {
     Classifier classifier;
     Statements statements;
     int classified = 0;
@@ -447,7 +448,12 @@ TEST_CASE("statement shapes: what the client saw described, and what to verify e
 
     // A backend that lacks s: verified only once the client has seen s described.
     std::string bind_only;
-    proto::MessageBuilder(bind_only, proto::FrontendMsg::Bind).cstr("").cstr("s").i16(0).i16(0).i16(0);
+    proto::MessageBuilder(bind_only, proto::FrontendMsg::Bind)
+        .cstr("")
+        .cstr("s")
+        .i16(0)
+        .i16(0)
+        .i16(0);
     CHECK(!cutter.add(frontend(bind_only)));
     CHECK(cutter.add(frontend(sync)));
     StatementRefs refs = cutter.unit().refs;

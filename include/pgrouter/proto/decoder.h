@@ -25,6 +25,11 @@ struct DecodeLimits {
 // [4, limit] are errors (08P01, PostgreSQL's wording).
 [[nodiscard]] DecodeResult decode_frontend(std::string_view buf, const DecodeLimits& limits = {});
 
+// The bytes at the start of `buf` that are whole client Copy messages (CopyData, CopyDone,
+// CopyFail) one after another, at most `cap` of them (but at least the first whole one):
+// what can go to the backend in one write. 0 when `buf` does not start with one.
+[[nodiscard]] std::size_t copy_messages_run(std::string_view buf, std::size_t cap);
+
 // Whether `type` is a message type a PostgreSQL server sends (protocol 3.0).
 [[nodiscard]] bool known_backend_type(char type);
 

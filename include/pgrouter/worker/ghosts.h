@@ -17,8 +17,8 @@ namespace pgrouter {
 
 // How far one backend connection has taken the session's state.
 struct StateApplied {
-    std::uint64_t sets = 0;          // the SET log's entries up to this number ran there
-    std::uint64_t catalog_lsn = 0;   // a standby: checked to have replayed the catalog this far
+    std::uint64_t sets = 0;         // the SET log's entries up to this number ran there
+    std::uint64_t catalog_lsn = 0;  // a standby: checked to have replayed the catalog this far
 };
 
 // Queues on backend `slot` what it lacks of the session's state: the SET log's entries since

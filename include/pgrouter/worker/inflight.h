@@ -52,11 +52,11 @@ enum class StandbyRefusal : std::uint8_t { None, Write, Feature };
 [[nodiscard]] StandbyRefusal standby_refusal(std::string_view sqlstate, std::string_view message);
 
 enum class Answer : std::uint8_t {
-    Swallow,     // the answer to an injected Parse/Close: nothing reaches the client
-    Forward,     // to the client, now
-    Hold,        // kept back with the held read's answer so far
-    Release,     // the held answer, this message last, may go to the client: release_held()
-    Drop,        // part of a ghost's answer, or of a refused read's: nothing reaches the client
+    Swallow,      // the answer to an injected Parse/Close: nothing reaches the client
+    Forward,      // to the client, now
+    Hold,         // kept back with the held read's answer so far
+    Release,      // the held answer, this message last, may go to the client: release_held()
+    Drop,         // part of a ghost's answer, or of a refused read's: nothing reaches the client
     StateFailed,  // a ghost bringing the backend to the session's state failed: that backend
                   // must not serve the session until it is brought up to date again
     Lsn,          // the DataRow of a ghost that asked the master its WAL position
@@ -65,7 +65,7 @@ enum class Answer : std::uint8_t {
     Lost,         // a FATAL (or PANIC): the backend is going away; it answers for nothing
                   // more, and the session treats it as the backend's loss (held_read_lost()
                   // for a held read). The FATAL itself never reaches the client.
-    Done,        // ReadyForQuery: the head unit is finished (release_held() first when held)
+    Done,         // ReadyForQuery: the head unit is finished (release_held() first when held)
 };
 
 class InflightQueue {

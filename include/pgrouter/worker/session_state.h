@@ -118,9 +118,7 @@ class SessionState {
     void catalog_seen(std::uint64_t lsn) { catalog_lsn_ = std::max(catalog_lsn_, lsn); }
     // A backend could not take the session's state: standbys serve the session only once
     // the watcher has seen them replay the catalog position of its SETs.
-    void state_refused() {
-        route_.ryw.min_lsn = std::max(route_.ryw.min_lsn, catalog_lsn_);
-    }
+    void state_refused() { route_.ryw.min_lsn = std::max(route_.ryw.min_lsn, catalog_lsn_); }
     // The pending changes of the open block (tests).
     const std::vector<SessionChange>& pending() const { return pending_; }
 

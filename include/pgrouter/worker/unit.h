@@ -62,7 +62,8 @@ class UnitCutter {
     Unit unit_;
     bool complete_ = false;  // unit_ was handed out: the next add() starts a new one
     bool have_cls_ = false;  // some message of the unit was classified
-    std::vector<std::pair<std::string, std::string>> portals_;  // bound in the unit: portal, statement
+    std::vector<std::pair<std::string, std::string>>
+        portals_;  // bound in the unit: portal, statement
 };
 
 }  // namespace pgrouter

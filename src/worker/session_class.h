@@ -1,0 +1,236 @@
+// The class of a client session (see session.h and session.cc), shared by its two halves:
+// session.cc, the client's side (login, units, routing, sending a unit and bringing its
+// backend up to the session's state), and session_responses.cc, the backends' side (their
+// answers in order, idle messages, lost backends). Private to src/worker.
+#pragma once
+
+#include <exception>
+#include <map>
+
+#include "pgrouter/base/clock.h"
+#include "pgrouter/base/counted.h"
+#include "pgrouter/base/deadline.h"
+#include "pgrouter/health/health.h"
+#include "pgrouter/net/relay.h"
+#include "pgrouter/os/shm.h"
+#include "pgrouter/proto/encoder.h"
+#include "pgrouter/proto/payload.h"
+#include "pgrouter/route/router.h"
+#include "pgrouter/worker/backend.h"
+#include "pgrouter/worker/cancel.h"
+#include "pgrouter/worker/frontdoor.h"
+#include "pgrouter/worker/ghosts.h"
+#include "pgrouter/worker/inflight.h"
+#include "pgrouter/worker/session_log.h"
+#include "pgrouter/worker/session_state.h"
+#include "pgrouter/worker/statements.h"
+#include "pgrouter/worker/unit.h"
+
+namespace pgrouter::session_impl {
+
+using namespace std::chrono_literals;
+using proto::BackendMsg;
+using proto::FrontendMsg;
+
+// Abnormal closes are logged at INFO, the others at DEBUG.
+enum class Closing : bool { Normal, Abnormal };
+
+inline int len(std::string_view s) { return static_cast<int>(s.size()); }
+
+// One backend connection of the session and how far it has replayed the session's SETs.
+struct Server {
+    Server(std::unique_ptr<BackendConnection> c, WorkerSlot& slot)
+        : conn(std::move(c)), counted(slot.connections) {}
+    std::unique_ptr<BackendConnection> conn;
+    Counted counted;
+    StateApplied applied;        // how far the session's state was replayed here
+    bool state_failed = false;   // a replay failed (what failed: state_error)
+    bool shape_changed = false;  // a statement re-parsed here describes another result
+    std::string state_error;
+    bool broken = false;
+    bool watched = false;   // an idle wait for readability is pending
+    bool readable = false;  // that wait fired
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+  public:
+    Session(tcp::socket socket, WorkerEnv& env)
+        : env_(env),
+          id_(env.next_session_id++),
+          client_(std::move(socket)),
+          counted_(env.slot.clients),
+          wakeup_(client_.socket().get_executor()),
+          cutter_(statements_, [&env](std::string_view sql) {
+              return env.cache.classify(sql, env.classifier);
+          }) {
+        wakeup_.expires_at(asio::steady_timer::time_point::max());
+        env_.wakeups.insert(&wakeup_);  // SIGTERM wakes the session (WorkerEnv::draining)
+    }
+
+    ~Session() {
+        env_.wakeups.erase(&wakeup_);
+        cancel_release(env_.seg, cancel_);
+    }
+
+    std::uint64_t id() const { return id_; }
+
+    asio::awaitable<void> run();
+
+    // The one way the session's connections close: one backend connection (`backend`; the
+    // session goes on without it), or the client and every backend. Logs why.
+    void close(std::string_view reason, Closing how, Server* backend = nullptr);
+
+  private:
+    void wake() { wakeup_.cancel(); }
+
+    asio::awaitable<void> wait_wakeup();
+
+    // The ReadyForQuery-free error for a unit that cannot be placed.
+    void error_to_client(std::string_view severity, std::string_view sqlstate,
+                         std::string_view message, std::string_view detail = {});
+
+    // The error of a unit that cannot be placed, with its ReadyForQuery when it has one.
+    void unit_error_to_client(std::string_view sqlstate, std::string_view message, bool sync);
+
+    // ---- the backend table: every read of the shared snapshot is here -------------------
+
+    bool refresh_snapshot() { return refresh_routing_view(env_.seg, snap_); }
+
+    const BackendView* view_of(int slot) const;
+
+    // The master's slot in the last snapshot; -1 when there is none.
+    int master_slot() const;
+
+    bool all_starting() const;
+
+    std::chrono::milliseconds login_timeout() const;
+
+    // ---- backends ------------------------------------------------------------------------
+
+    // The connection to `slot`, logging in when there is none. Null with the reason in
+    // `failure` when the backend cannot be reached.
+    asio::awaitable<Server*> server_for(int slot, LoginFailure& failure);
+
+    // The first backend: the master (a wrong database fails at login, as with PostgreSQL),
+    // or a standby when there is no master. Its ParameterStatus goes to the client.
+    asio::awaitable<bool> first_login();
+
+    // ---- client → backends -----------------------------------------------------------------
+
+    asio::awaitable<void> client_pump();
+
+    // A Query or Parse too long to classify: its unit goes where the cutter says with
+    // what has arrived of it, and the rest follows as it arrives, never held whole.
+    asio::awaitable<void> dispatch_long(const WireLongMessage& head);
+
+    // The client's next `n` bytes, a Copy message (whole or as it arrives), go to the
+    // backend of the COPY in progress.
+    asio::awaitable<void> copy_to_backend(std::size_t n);
+
+    // The client's next `n` bytes go to `to` (or nowhere) as they arrive.
+    asio::awaitable<void> relay_to(Server* to, std::size_t n, std::string_view lost);
+
+    asio::awaitable<void> terminate_backends();
+
+    // Places one unit: chooses the backend, and sends the unit there.
+    asio::awaitable<void> dispatch(Unit& unit);
+
+    // Queues on `slot` what it lacks of the session's state (ghosts.h); how many.
+    int replay_state(int slot, Server& server, bool standby);
+
+    // Waits for the state replays sent to `server` to be answered. False when they failed
+    // (or the connection did): the unit must not run there.
+    asio::awaitable<bool> state_applied(int slot, Server& server);
+
+    // The statements `refs` uses that backend `slot` lacks and whose result the client saw
+    // described: parsed there afresh (with a Describe and a Sync of their own, whose answers
+    // the client never sees), they must describe the result the client knows, or the unit
+    // fails as it would on one server: 0A000 "cached plan must not change result type".
+    asio::awaitable<bool> shapes_match(int slot, Server& server, const StatementRefs& refs);
+
+    // Sends `unit` to `slot` and, for a read held on a standby, waits for its outcome and
+    // replays it on the master after a refusal (25006) or the standby's loss. `refs` is what
+    // the unit does with prepared statements.
+    asio::awaitable<void> send_unit(int slot, Unit& unit, const StatementRefs& refs,
+                                    const Classification& cls, std::string_view reason,
+                                    bool may_hold);
+
+    // The block that began on standby `standby` moves to the master: the standby's block
+    // ends, and its start (BEGIN, SET TRANSACTION) runs again on the master, unseen, before
+    // the unit that the standby refused.
+    asio::awaitable<void> move_block_start(int standby, int master);
+
+    // ---- backends → client -----------------------------------------------------------------
+
+    static asio::awaitable<void> response_pump(std::shared_ptr<Session> self);
+
+    asio::awaitable<void> forward_responses();
+
+    // After SIGTERM a session ends between transactions: nothing in flight, the last
+    // ReadyForQuery idle ('I'), and no unit on its way to a backend (the client pump waits
+    // for the client, so nothing the client sent is left unanswered but a part of a unit).
+    bool at_shutdown_boundary() const;
+
+    // While no unit is in flight, a backend can still speak: NOTIFY for a LISTEN, a notice,
+    // a ParameterStatus, or its end (a FATAL before an administrator's shutdown). Each idle
+    // backend socket is watched; what arrives is read and passed on at once.
+    void arm_idle_watches();
+
+    void forward_idle_messages();
+
+    // An idle backend left. The session carries on elsewhere, unless state that cannot be
+    // copied lived there: then the client is told, as PostgreSQL would tell it, and leaves.
+    void idle_backend_gone(int slot, Server& server, std::string_view reason);
+
+    // Handles one message of the head unit. True when the head unit is finished.
+    bool on_backend_message(const proto::Message& m, Server& server);
+
+    // `m` describes statement `name`: the client's view of its result, or (after a re-parse
+    // elsewhere) what that backend makes of it now.
+    void described(const std::string& name, const proto::Message& m, Server& server);
+
+    void finish_unit(const proto::Message& m);
+
+    void pins_changed();
+
+    // The head unit's backend closed (`how`: "closed", "sent FATAL"). A held read is replayed
+    // elsewhere, whether or not the ghosts of its SET replay were still in front of it;
+    // otherwise the client gets the error and the session ends (its state on that backend
+    // is gone).
+    //
+    // Only a held read is replayed: it is alone in flight (with its ghosts), outside a
+    // transaction block, ends with a Sync, and nothing of it reached the client. Any other
+    // unit is not safe to run again: inside a transaction its snapshot and locks died with
+    // the backend; behind other units in flight (a pipeline) the units before it may have
+    // answered in part or changed the session, and replaying it alone would reorder them;
+    // the first part of a Flush batch would have to be replayed with the rest, which the
+    // client has not sent yet. Those fail with PostgreSQL's error for a lost connection.
+    asio::awaitable<void> backend_lost(Server& server, std::string_view how);
+
+    WorkerEnv& env_;
+    std::uint64_t id_;
+    Wire client_;
+    Counted counted_;
+    ClientLogin login_;
+    CancelHandle cancel_;
+    bool closed_ = false;
+
+    asio::steady_timer wakeup_;         // "something changed" between the two pumps
+    RoutingView& snap_ = env_.routing;  // the worker's; refreshed before each decision
+    std::mt19937_64& rng_ = env_.rng;
+    SessionState state_;
+    MovableBlock movable_;  // the start of a block on a standby, while it can still move
+    std::optional<Counted> pinned_counted_;  // in the monitor's "pinned" while pinned
+    bool close_after_flush_ = false;
+    bool going_away_ = false;   // the head unit's backend sent FATAL: handle as its loss
+    bool dispatching_ = false;  // the client pump is placing a unit
+
+    std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
+    InflightQueue inflight_;
+    int sticky_slot_ = -1;  // after a Flush: where the rest of the batch goes
+    int last_slot_ = -1;
+    Statements statements_;  // the client's prepared statements, per backend
+    UnitCutter cutter_;      // after statements_, which it updates
+};
+
+}  // namespace pgrouter::session_impl
