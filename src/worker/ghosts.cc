@@ -47,13 +47,15 @@ void queue_ghost(InflightQueue& q, std::string& out, int slot, std::string_view 
 }
 
 std::string catalog_check_query(std::uint64_t lsn) {
-    std::string at = format_lsn(lsn);
-    return "SELECT CASE WHEN pg_catalog.pg_last_wal_replay_lsn() >= '" + at +
-           "'::pg_catalog.pg_lsn THEN 0 ELSE ('pgrouter: this standby has not replayed the "
-           "catalog up to " +
-           at +
-           ", only up to ' || COALESCE(pg_catalog.pg_last_wal_replay_lsn()::text, 'nothing'))"
-           "::pg_catalog.int4 END";
+    // Replay runs a few milliseconds behind a busy master: wait for it, briefly (about
+    // kWaitMs), rather than fail at once and send the read to the master.
+    constexpr int kWaitMs = 50;
+    std::string at = "'" + format_lsn(lsn) + "'::pg_catalog.pg_lsn";
+    std::string replayed = "pg_catalog.pg_last_wal_replay_lsn() >= " + at;
+    return "DO $pgrouter$ BEGIN FOR i IN 1.." + std::to_string(kWaitMs) + " LOOP EXIT WHEN " +
+           replayed + "; PERFORM pg_catalog.pg_sleep(0.001); END LOOP; IF NOT COALESCE(" +
+           replayed + ", false) THEN RAISE EXCEPTION 'pgrouter: this standby has not replayed " +
+           "the catalog up to " + format_lsn(lsn) + "'; END IF; END $pgrouter$";
 }
 
 }  // namespace pgrouter

@@ -8,6 +8,7 @@
 #include "pgrouter/proto/decoder.h"
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/route/classify.h"
+#include "pgrouter/worker/ghosts.h"
 #include "pgrouter/worker/inflight.h"
 #include "pgrouter/worker/session_state.h"
 #include "pgrouter/worker/statements.h"
@@ -507,4 +508,36 @@ TEST_CASE("result_shape: a RowDescription without its format codes", "[proto]") 
     CHECK_FALSE(proto::result_shape(two.substr(0, two.size() - 1)));
     CHECK_FALSE(proto::result_shape(two + "x"));
     CHECK_FALSE(proto::result_shape(std::string("\xff\xff", 2)));
+}
+
+TEST_CASE("ghosts: what a backend lacks of the session's state, as ghost units", "[ghosts]") {
+    SetLog log;
+    log.record(SessionChange{NamedAction::Set, Isolation::Unchanged, "role", "SET ROLE r"});
+    log.record(SessionChange{NamedAction::Set, Isolation::Unchanged, "search_path",
+                             "SET search_path = s"});
+    InflightQueue q;
+    std::string out;
+    StateApplied applied;
+    // A standby: both SETs, then the check against the catalog position 0/3000148.
+    CHECK(queue_state_replay(q, out, 2, log, 0x3000148, true, applied) == 3);
+    REQUIRE(q.size() == 3);
+    for (const InFlight& g : q.units()) {
+        CHECK(g.ghost);
+        CHECK(g.replays_state);
+        CHECK(g.slot == 2);
+    }
+    CHECK(out.find("SET ROLE r") != std::string::npos);
+    CHECK(out.find("SET search_path = s") != std::string::npos);
+    CHECK(out.find("pg_last_wal_replay_lsn() >= '0/3000148'") != std::string::npos);
+    CHECK(applied.sets == log.head());
+    CHECK(applied.catalog_lsn == 0x3000148);
+    // Up to date: nothing more; the master is never checked.
+    CHECK(queue_state_replay(q, out, 2, log, 0x3000148, true, applied) == 0);
+    StateApplied master;
+    CHECK(queue_state_replay(q, out, 0, log, 0x3000148, false, master) == 2);
+    CHECK(master.catalog_lsn == 0);
+    // The capture of the master's position: its DataRow is an Lsn answer.
+    queue_lsn_capture(q, out, 0);
+    CHECK(q.back().captures_lsn);
+    CHECK_FALSE(q.back().replays_state);
 }

@@ -35,8 +35,10 @@ void queue_lsn_capture(InflightQueue& q, std::string& out, int slot);
 // ghost whose answer is dropped.
 void queue_ghost(InflightQueue& q, std::string& out, int slot, std::string_view bytes);
 
-// A query that succeeds on a standby that has replayed WAL up to `lsn`, and fails (22P02,
-// with a message saying so) on one that has not.
+// A statement that succeeds on a standby once it has replayed WAL up to `lsn` (waiting for
+// that up to about 50 ms), and fails (P0001, with a message saying so) on one that has not.
+// Needs PL/pgSQL, there by default; without it the check fails and the standby does not
+// serve the session's reads until the watcher has seen it replay that far.
 [[nodiscard]] std::string catalog_check_query(std::uint64_t lsn);
 
 }  // namespace pgrouter
