@@ -428,23 +428,23 @@ TEST_CASE("pgbench -M prepared: reads, writes and read-your-writes checks, zero 
     r.finish();
 }
 
-// psycopg 3 needs python3-psycopg; "" with a WARN when it is missing.
-std::string psycopg_python() {
-    std::string py = python_with("psycopg");
-    if (py.empty()) WARN("psycopg 3 is not installed (Debian: python3-psycopg): test skipped");
+// A Python with `module` (its Debian package: `package`); "" with a WARN when it is missing.
+std::string python_or_warn(const std::string& module, const std::string& package) {
+    std::string py = python_with(module);
+    if (py.empty()) WARN(module << " is not installed (Debian: " << package << "): test skipped");
     return py;
 }
 
 TEST_CASE("psycopg 3: pipelines mixing writes and reads, prepare_threshold=0, errors",
           "[drivers][psycopg]") {
-    std::string py = psycopg_python();
+    std::string py = python_or_warn("psycopg", "python3-psycopg");
     if (py.empty()) return;
     compare_driver({"psycopg", {py, "t/drivers/psycopg_pipeline.py"}, libpq_address}, "drv_py");
 }
 
 TEST_CASE("psycopg 3: a prepared statement whose result shape another session changed",
           "[drivers][psycopg][shape][.pending]") {
-    std::string py = psycopg_python();
+    std::string py = python_or_warn("psycopg", "python3-psycopg");
     if (py.empty()) return;
     compare_driver({"psycopg", {py, "t/drivers/psycopg_pipeline.py"}, libpq_address},
                    "drv_py_shape", "shape");
@@ -541,14 +541,6 @@ TEST_CASE("node-pg: named prepared statements", "[drivers][node]") {
 TEST_CASE("node-pg: a named statement whose result shape another session changed",
           "[drivers][node][shape][.pending]") {
     if (node_has("pg")) compare_node(true);
-}
-
-// The Python drivers psycopg2, asyncpg and SQLAlchemy (over psycopg2); "" with a WARN when
-// the module is missing.
-std::string python_or_warn(const std::string& module, const std::string& package) {
-    std::string py = python_with(module);
-    if (py.empty()) WARN(module << " is not installed (Debian: " << package << "): test skipped");
-    return py;
 }
 
 TEST_CASE("psycopg2: simple protocol, SQL PREPARE, transactions, a write inside a function",
