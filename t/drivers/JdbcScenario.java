@@ -129,6 +129,20 @@ public class JdbcScenario {
             }
             log("batch in transaction: " + Arrays.stream(ins.executeBatch()).sum());
             conn.rollback();
+            // An error inside a transaction: later statements fail until the rollback.
+            ins.setInt(1, 111);
+            ins.setString(2, "in a failed transaction");
+            ins.executeUpdate();
+            for (int id : new int[] {1, 112}) {
+                try {
+                    ins.setInt(1, id);
+                    ins.executeUpdate();
+                    log("in a failed transaction: no error");
+                } catch (SQLException e) {
+                    log("in a failed transaction: " + e.getSQLState());
+                }
+            }
+            conn.rollback();
             conn.setAutoCommit(true);
             log("after commit and rollback: " + rows(cnt.executeQuery()));
 

@@ -76,6 +76,19 @@ async function run(config, table, log) {
   log(`in transaction: ${(await read(20)).rows[0].v}`);
   await client.query('ROLLBACK');
   log(`after rollback: ${JSON.stringify((await read(20)).rows)}`);
+  // An error inside a transaction: later statements fail until ROLLBACK.
+  await client.query('BEGIN');
+  await insert(21, 'in a failed tx');
+  for (const step of [() => divide(0), () => read(21)]) {
+    try {
+      await step();
+      log('in a failed transaction: no error');
+    } catch (e) {
+      log(`in a failed transaction: ${e.code}`);
+    }
+  }
+  await client.query('ROLLBACK');
+  log(`after the failed transaction: ${JSON.stringify((await read(21)).rows)}`);
   for (let i = 0; i < 3; i++) log(`final count: ${JSON.stringify((await count()).rows[0])}`);
   await client.end();
 }
