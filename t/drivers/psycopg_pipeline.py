@@ -2,13 +2,51 @@
 # psycopg 3 in pipeline mode for drivers_test.cc: pipelines mixing writes and reads with
 # prepare_threshold=0 (every statement a named prepared one), read-only pipelines that reuse
 # those statements, executemany, and error recovery inside a pipeline (statements after the
-# error are skipped until the sync; the connection works afterwards). Prints one line per
+# error are skipped until the sync; the connection works afterwards), and `SELECT TABLE_f()`
+# (a function that writes) prepared in a session that has not written yet. With
+# DRV_SCENARIO=shape, runs only the changed-shape scenario (DRV_SHAPE_PORTS=primary,
+# standby,... are the nodes, which all have the new column before it runs again): a prepared
+# SELECT *, ALTER TABLE ... ADD COLUMN from another connection, the statement again. Prints
+# one line per
 # observation; the test compares the output through pgrouter with a direct connection's.
-# usage: psycopg_pipeline.py CONNINFO TABLE   (TABLE exists, empty: id int PRIMARY KEY, v text)
+# usage: psycopg_pipeline.py CONNINFO TABLE   (TABLE exists: id int PRIMARY KEY, v text;
+#   empty, or with the row (1, 'one') for the shape scenario; TABLE_f() inserts a row)
+import os
 import sys
 
 import psycopg
 from psycopg import errors, sql
+from psycopg.conninfo import make_conninfo
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from drv_common import wait_for_column  # noqa: E402
+
+
+def replay(dsn, table, log):
+    # A write hidden in a function, first thing in the session, as a prepared statement.
+    with psycopg.connect(dsn, prepare_threshold=0, autocommit=True) as conn:
+        f = sql.SQL("SELECT {f}()").format(f=sql.Identifier(table + "_f"))
+        log("prepared f():", [conn.execute(f).fetchone()[0] for _ in range(5)])
+        log("rows f wrote:", conn.execute(
+            sql.SQL("SELECT count(*) FROM {t} WHERE v = 'f'").format(t=sql.Identifier(table)),
+            prepare=False).fetchone())
+
+
+def shape(dsn, table, ports, log):
+    star = sql.SQL("SELECT * FROM {t} WHERE id = %s").format(t=sql.Identifier(table))
+    with psycopg.connect(dsn, prepare_threshold=0, autocommit=True) as conn:
+        for _ in range(2):
+            log("before:", conn.execute(star, (1,)).fetchall())
+        with psycopg.connect(make_conninfo(dsn, port=ports[0]), autocommit=True) as other:
+            other.execute(sql.SQL("ALTER TABLE {t} ADD COLUMN extra int")
+                          .format(t=sql.Identifier(table)))
+        wait_for_column(lambda p: psycopg.connect(make_conninfo(dsn, port=p)), ports, table,
+                        "extra")
+        for i in range(3):
+            try:
+                log("after", i, conn.execute(star, (1,)).fetchall())
+            except psycopg.Error as e:
+                log("after", i, type(e).__name__, e.sqlstate, str(e).splitlines()[0])
 
 
 def main(dsn, table):
@@ -17,6 +55,11 @@ def main(dsn, table):
 
     def log(*parts):
         out.append(" ".join(str(p) for p in parts))
+
+    if os.environ.get("DRV_SCENARIO") == "shape":
+        shape(dsn, table, os.environ["DRV_SHAPE_PORTS"].split(","), log)
+        print("\n".join(out))
+        return
 
     def q(text):
         return sql.SQL(text).format(t=t)
@@ -131,6 +174,7 @@ def main(dsn, table):
         log("committed:", conn.execute(q("SELECT count(*) FROM {t} WHERE id = 500")).fetchone())
         conn.rollback()
 
+    replay(dsn, table, log)
     print("\n".join(out))
 
 

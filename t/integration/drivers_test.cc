@@ -1,14 +1,20 @@
 // Real clients through pgrouter, each run the same way directly against the primary and
 // compared: psql scripts (\set, \copy both ways, multi-statement strings), pgbench -M
 // prepared with a mixed read/write script, psycopg 3 pipelines, pgJDBC with
-// prepareThreshold=1 and batches, node-pg named statements, and libpq's pipeline mode.
-// Scripts live in t/drivers/. A driver that is not installed is skipped with a WARN
-// (packaging/install-deps and t/bench/drivers.mk install them).
+// prepareThreshold=1, batches and autosave, node-pg named statements, psycopg2, asyncpg,
+// SQLAlchemy, postgres.js, and libpq's pipeline mode. Every driver also calls TABLE_f(), a
+// function that writes, through its extended protocol in a session that has not written yet
+// (pgrouter replays it on the master after the standby's 25006), and meets a prepared
+// statement whose result shape another session changed (hidden while pending). Scripts live
+// in t/drivers/. A driver that is not installed is skipped with a WARN (packaging/install-deps
+// and t/bench/drivers.mk install them).
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <functional>
+#include <map>
 #include <regex>
 
 #include "../harness/auth_files.h"
@@ -26,11 +32,25 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// The direct connection's conninfo, in the same form as the router's.
-std::string direct_conninfo(const Cluster& c) {
-    return "host=127.0.0.1 port=" + std::to_string(c.port(0)) + " user=" + kTestUser +
+// A node's or the router's address in each driver's form: libpq conninfo, URI, node JSON.
+std::string libpq_address(int port) {
+    return "host=127.0.0.1 port=" + std::to_string(port) + " user=" + kTestUser +
            " password=" + kTestPassword + " dbname=" + kTestDb + " sslmode=disable";
 }
+
+std::string uri_address(int port) {
+    return std::string("postgresql://") + kTestUser + ":" + kTestPassword +
+           "@127.0.0.1:" + std::to_string(port) + "/" + kTestDb + "?sslmode=disable";
+}
+
+std::string node_address(int port) {
+    return std::string("{\"host\":\"127.0.0.1\",\"port\":") + std::to_string(port) +
+           ",\"user\":\"" + kTestUser + "\",\"password\":\"" + kTestPassword +
+           "\",\"database\":\"" + kTestDb + "\"}";
+}
+
+// The direct connection's conninfo, in the same form as the router's.
+std::string direct_conninfo(const Cluster& c) { return libpq_address(c.port(0)); }
 
 // Runs sql on the primary as the test user and waits until every standby has it.
 void setup(Cluster& c, const std::string& sql) {
@@ -41,6 +61,27 @@ void setup(Cluster& c, const std::string& sql) {
 std::string fresh_table(const std::string& name) {
     return "DROP TABLE IF EXISTS " + name + "; CREATE TABLE " + name +
            " (id int PRIMARY KEY, v text)";
+}
+
+// A fresh table and TABLE_f(), which writes a row ('f') into it and returns 1; for the
+// changed-shape scenario (shape) the table has the row (1, 'one'), so that the session reads
+// it without writing.
+std::string table_with_f(const std::string& name, bool shape = false) {
+    return fresh_table(name) + (shape ? "; INSERT INTO " + name + " VALUES (1, 'one')" : "") +
+           "; CREATE OR REPLACE FUNCTION " + name +
+           "_f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN INSERT INTO " + name +
+           " (id, v) SELECT 1000 + count(*), 'f' FROM " + name + " WHERE v = 'f'; RETURN 1; END $$";
+}
+
+std::string f_rows_on_primary(Cluster& c, const std::string& table) {
+    return c.exec(0, "SELECT count(*) FROM " + table + " WHERE v = 'f'", kTestUser, kTestDb);
+}
+
+// Every node's port, the primary's first: the scripts' DRV_SHAPE_PORTS.
+std::string node_ports(const Cluster& c) {
+    std::string out = std::to_string(c.port(0));
+    for (int s = 1; s <= c.standby_count(); ++s) out += "," + std::to_string(c.port(s));
+    return out;
 }
 
 std::string sha256_hex(const std::string& data) {
@@ -94,15 +135,67 @@ std::vector<std::string> split_runs(const std::string& out) {
     return runs;
 }
 
+// A driver script run once per connection: argv, then its address of a port, then TABLE.
+struct DriverScript {
+    std::string name;
+    std::vector<std::string> argv;
+    std::function<std::string(int port)> address;
+    std::map<std::string, std::string> env = {};
+};
+
+// Runs the script's `scenario` (DRV_SCENARIO; "shape" is the changed-shape one, whose nodes
+// are DRV_SHAPE_PORTS) on a fresh `table` with TABLE_f(), directly against the primary and
+// then through pgrouter, and compares the outputs and the rows f() left on the primary.
+void compare_driver(const DriverScript& d, const std::string& table,
+                    const std::string& scenario = "main") {
+    Cluster& c = Cluster::shared();
+    Routed r(c);
+    const bool shape = scenario == "shape";
+    auto env = d.env;
+    env["DRV_SCENARIO"] = scenario;
+    env["DRV_SHAPE_PORTS"] = node_ports(c);
+    auto play = [&](int port) {
+        setup(c, table_with_f(table, shape));
+        auto argv = d.argv;
+        argv.push_back(d.address(port));
+        argv.push_back(table);
+        RunResult res = run(argv, env, "", 20s);
+        return std::make_pair(res, f_rows_on_primary(c, table));
+    };
+    auto [direct, direct_f] = play(c.port(0));
+    auto [routed, routed_f] = play(r.port);
+    INFO(d.name << " direct stderr: " << direct.err << "\nthrough pgrouter stderr: " << routed.err);
+    CHECK(direct.status == 0);
+    CHECK(routed.status == 0);
+    CHECK(direct.out.find("unexpected") == std::string::npos);
+    compare_lines(d.name, routed.out, direct.out);
+    CHECK(routed_f == direct_f);
+    r.finish();
+}
+
 bool on_path(const std::string& program) { return run({"sh", "-c", "command -v " + program}).ok(); }
 
-// A Python with psycopg 3: Debian's /usr/bin/python3 (python3-psycopg), else the first
-// python3 on PATH that has it; "" when none.
-std::string psycopg_python() {
+// A Python with these modules: Debian's /usr/bin/python3 (python3-psycopg, -psycopg2,
+// -asyncpg, -sqlalchemy), else the first python3 on PATH that has them; "" when none.
+std::string python_with(const std::string& modules) {
     for (const char* py : {"/usr/bin/python3", "python3"}) {
-        if (run({py, "-c", "import psycopg"}).ok()) return py;
+        if (run({py, "-c", "import " + modules}).ok()) return py;
     }
     return "";
+}
+
+const std::string kNodeModules = "build/node_modules";
+const std::map<std::string, std::string> kNodeEnv{{"NODE_PATH", kNodeModules},
+                                                  {"NODE_NO_WARNINGS", "1"}};
+
+// node with the npm package `package` in build/node_modules; WARNs and is false without.
+bool node_has(const std::string& package) {
+    if (on_path("node") && !read_file(kNodeModules + "/" + package + "/package.json").empty()) {
+        return true;
+    }
+    WARN("node or the npm package " << package << " is missing (make drivers-deps installs it "
+                                    << "into " << kNodeModules << "): test skipped");
+    return false;
 }
 
 // pgJDBC as Debian (libpostgresql-jdbc-java) or Fedora (postgresql-jdbc) installs it; "" if
@@ -335,82 +428,187 @@ TEST_CASE("pgbench -M prepared: reads, writes and read-your-writes checks, zero 
     r.finish();
 }
 
+// A Python with `module` (its Debian package: `package`); "" with a WARN when it is missing.
+std::string python_or_warn(const std::string& module, const std::string& package) {
+    std::string py = python_with(module);
+    if (py.empty()) WARN(module << " is not installed (Debian: " << package << "): test skipped");
+    return py;
+}
+
 TEST_CASE("psycopg 3: pipelines mixing writes and reads, prepare_threshold=0, errors",
           "[drivers][psycopg]") {
-    std::string py = psycopg_python();
-    if (py.empty()) {
-        WARN("psycopg 3 is not installed (Debian: python3-psycopg): test skipped");
-        return;
-    }
+    std::string py = python_or_warn("psycopg", "python3-psycopg");
+    if (py.empty()) return;
+    compare_driver({"psycopg", {py, "t/drivers/psycopg_pipeline.py"}, libpq_address}, "drv_py");
+}
+
+TEST_CASE("psycopg 3: a prepared statement whose result shape another session changed",
+          "[drivers][psycopg][shape][.pending]") {
+    std::string py = python_or_warn("psycopg", "python3-psycopg");
+    if (py.empty()) return;
+    compare_driver({"psycopg", {py, "t/drivers/psycopg_pipeline.py"}, libpq_address},
+                   "drv_py_shape", "shape");
+}
+
+// pgJDBC's jar, or "" with a WARN when it or a JDK is missing.
+std::string jdbc_or_warn() {
+    const std::string jar = jdbc_jar();
+    if (on_path("javac") && !jar.empty()) return jar;
+    WARN(
+        "a JDK or pgJDBC is missing (Debian: default-jdk-headless, libpostgresql-jdbc-java): "
+        "test skipped");
+    return "";
+}
+
+// JdbcScenario's `scenario` with one pair of runs per URL option set (each direct, then
+// through pgrouter, on fresh tables with TABLE_f()); each pair compared.
+void compare_jdbc(const std::string& jar, const std::string& scenario,
+                  const std::vector<std::string>& options) {
     Cluster& c = Cluster::shared();
     Routed r(c);
-    auto play = [&](const std::string& conninfo) {
-        setup(c, fresh_table("drv_py"));
-        return run({py, "t/drivers/psycopg_pipeline.py", conninfo, "drv_py"}, {}, "", 60s);
+    auto url = [](int port, const std::string& opts) {
+        return "jdbc:postgresql://127.0.0.1:" + std::to_string(port) + "/" + kTestDb +
+               "?user=" + kTestUser + "&password=" + kTestPassword +
+               "&prepareThreshold=1&sslmode=disable" + opts;
     };
-    RunResult direct = play(direct_conninfo(c));
-    RunResult routed = play(r.conninfo());
-    INFO("direct stderr: " << direct.err << "\nthrough pgrouter stderr: " << routed.err);
-    CHECK(direct.status == 0);
-    CHECK(routed.status == 0);
-    compare_lines("psycopg", routed.out, direct.out);
+    std::vector<std::string> argv{"java", "-cp", jar, "t/drivers/JdbcScenario.java", scenario};
+    std::vector<std::string> tables;
+    for (std::size_t i = 0; i < options.size(); ++i) {
+        for (const char* side : {"d", "r"}) {
+            tables.push_back("drv_jdbc_" + scenario + std::to_string(i) + side);
+            setup(c, table_with_f(tables.back(), scenario == "shape"));
+            argv.push_back(url(side[0] == 'd' ? c.port(0) : r.port, options[i]));
+            argv.push_back(tables.back());
+        }
+    }
+    RunResult j = run(argv, {{"DRV_SHAPE_PORTS", node_ports(c)}}, "", 90s);
+    INFO("java stderr: " << j.err);
+    CHECK(j.status == 0);
+    auto runs = split_runs(j.out);
+    REQUIRE(runs.size() == 2 * options.size());
+    for (std::size_t i = 0; i < options.size(); ++i) {
+        INFO("URL options: " << options[i]);
+        CHECK(runs[2 * i].find("unexpected") == std::string::npos);
+        compare_lines("JDBC", runs[2 * i + 1], runs[2 * i]);
+        CHECK(f_rows_on_primary(c, tables[2 * i + 1]) == f_rows_on_primary(c, tables[2 * i]));
+    }
     r.finish();
 }
 
 TEST_CASE("pgJDBC: prepareThreshold=1 prepared reads and writes, executeBatch, transactions",
           "[drivers][jdbc]") {
-    const std::string jar = jdbc_jar();
-    if (!on_path("javac") || jar.empty()) {
-        WARN(
-            "a JDK or pgJDBC is missing (Debian: default-jdk-headless, "
-            "libpostgresql-jdbc-java): test skipped");
-        return;
-    }
-    Cluster& c = Cluster::shared();
-    Routed r(c);
-    setup(c, fresh_table("drv_jdbc_d") + ";" + fresh_table("drv_jdbc_r"));
-    auto url = [](int port) {
-        return "jdbc:postgresql://127.0.0.1:" + std::to_string(port) + "/" + kTestDb +
-               "?user=" + kTestUser + "&password=" + kTestPassword +
-               "&prepareThreshold=1&sslmode=disable";
-    };
-    RunResult j = run({"java", "-cp", jar, "t/drivers/JdbcScenario.java", url(c.port(0)),
-                       "drv_jdbc_d", url(r.port), "drv_jdbc_r"},
-                      {}, "", 90s);
-    INFO("java stderr: " << j.err);
-    CHECK(j.status == 0);
-    auto runs = split_runs(j.out);
-    REQUIRE(runs.size() == 2);
-    CHECK(runs[0].find("unexpected") == std::string::npos);
-    compare_lines("JDBC", runs[1], runs[0]);
-    r.finish();
+    std::string jar = jdbc_or_warn();
+    if (!jar.empty()) compare_jdbc(jar, "main", {""});
 }
 
-TEST_CASE("node-pg: named prepared statements", "[drivers][node]") {
-    const std::string modules = "build/node_modules";
-    if (!on_path("node") || read_file(modules + "/pg/package.json").empty()) {
-        WARN("node or node-pg is missing (make drivers-deps runs npm install pg into "
-             << modules << "): test skipped");
-        return;
-    }
+TEST_CASE("pgJDBC: autosave=always and conservative (BEGIN unsynced, then SAVEPOINT)",
+          "[drivers][jdbc][autosave]") {
+    std::string jar = jdbc_or_warn();
+    if (!jar.empty()) compare_jdbc(jar, "autosave", {"&autosave=always", "&autosave=conservative"});
+}
+
+TEST_CASE("pgJDBC: a prepared statement whose result shape another session changed",
+          "[drivers][jdbc][shape][.pending]") {
+    std::string jar = jdbc_or_warn();
+    if (!jar.empty()) compare_jdbc(jar, "shape", {"&autosave=conservative"});
+}
+
+// node_named.js with a pair of runs (direct, then through pgrouter) on fresh tables.
+void compare_node(bool shape) {
     Cluster& c = Cluster::shared();
     Routed r(c);
-    setup(c, fresh_table("drv_node_d") + ";" + fresh_table("drv_node_r"));
-    auto config = [](int port) {
-        return std::string("{\"host\":\"127.0.0.1\",\"port\":") + std::to_string(port) +
-               ",\"user\":\"" + kTestUser + "\",\"password\":\"" + kTestPassword +
-               "\",\"database\":\"" + kTestDb + "\"}";
-    };
-    RunResult n = run({"node", "t/drivers/node_named.js", config(c.port(0)), "drv_node_d",
-                       config(r.port), "drv_node_r"},
-                      {{"NODE_PATH", modules}, {"NODE_NO_WARNINGS", "1"}}, "", 60s);
+    setup(c, table_with_f("drv_node_d", shape) + ";" + table_with_f("drv_node_r", shape));
+    auto env = kNodeEnv;
+    env["DRV_SCENARIO"] = shape ? "shape" : "main";
+    env["DRV_SHAPE_PORTS"] = node_ports(c);
+    RunResult n = run({"node", "t/drivers/node_named.js", node_address(c.port(0)), "drv_node_d",
+                       node_address(r.port), "drv_node_r"},
+                      env, "", 60s);
     INFO("node stderr: " << n.err);
     CHECK(n.status == 0);
     auto runs = split_runs(n.out);
     REQUIRE(runs.size() == 2);
     CHECK(runs[0].find("unexpected") == std::string::npos);
     compare_lines("node-pg", runs[1], runs[0]);
+    CHECK(f_rows_on_primary(c, "drv_node_r") == f_rows_on_primary(c, "drv_node_d"));
     r.finish();
+}
+
+TEST_CASE("node-pg: named prepared statements", "[drivers][node]") {
+    if (node_has("pg")) compare_node(false);
+}
+
+TEST_CASE("node-pg: a named statement whose result shape another session changed",
+          "[drivers][node][shape][.pending]") {
+    if (node_has("pg")) compare_node(true);
+}
+
+TEST_CASE("psycopg2: simple protocol, SQL PREPARE, transactions, a write inside a function",
+          "[drivers][psycopg2]") {
+    std::string py = python_or_warn("psycopg2", "python3-psycopg2");
+    if (py.empty()) return;
+    compare_driver({"psycopg2", {py, "t/drivers/psycopg2_simple.py"}, libpq_address}, "drv_pg2");
+}
+
+TEST_CASE("psycopg2: an SQL prepared statement whose result shape another session changed",
+          "[drivers][psycopg2][shape][.pending]") {
+    std::string py = python_or_warn("psycopg2", "python3-psycopg2");
+    if (py.empty()) return;
+    compare_driver({"psycopg2", {py, "t/drivers/psycopg2_simple.py"}, libpq_address},
+                   "drv_pg2_shape", "shape");
+}
+
+TEST_CASE("asyncpg: prepared statements and the statement cache, transactions",
+          "[drivers][asyncpg]") {
+    std::string py = python_or_warn("asyncpg", "python3-asyncpg");
+    if (py.empty()) return;
+    compare_driver({"asyncpg", {py, "t/drivers/asyncpg_prepared.py"}, uri_address}, "drv_apg");
+}
+
+TEST_CASE("asyncpg: a SET, then reads on the standbys (Parse/Describe/Flush)",
+          "[drivers][asyncpg][.pending]") {
+    std::string py = python_or_warn("asyncpg", "python3-asyncpg");
+    if (py.empty()) return;
+    compare_driver({"asyncpg", {py, "t/drivers/asyncpg_prepared.py"}, uri_address}, "drv_apg_set",
+                   "set");
+}
+
+TEST_CASE("asyncpg: a write inside a function, replayed after 25006 (Parse/Describe/Flush)",
+          "[drivers][asyncpg][.pending]") {
+    std::string py = python_or_warn("asyncpg", "python3-asyncpg");
+    if (py.empty()) return;
+    compare_driver({"asyncpg", {py, "t/drivers/asyncpg_prepared.py"}, uri_address}, "drv_apg_f",
+                   "replay");
+}
+
+TEST_CASE("asyncpg: a prepared statement whose result shape another session changed",
+          "[drivers][asyncpg][shape][.pending]") {
+    std::string py = python_or_warn("asyncpg", "python3-asyncpg");
+    if (py.empty()) return;
+    compare_driver({"asyncpg", {py, "t/drivers/asyncpg_prepared.py"}, uri_address}, "drv_apg_shape",
+                   "shape");
+}
+
+TEST_CASE("SQLAlchemy: ORM unit of work, Core, rollback after errors", "[drivers][sqlalchemy]") {
+    std::string py = python_or_warn("sqlalchemy, psycopg2", "python3-sqlalchemy");
+    if (py.empty()) return;
+    compare_driver({"SQLAlchemy", {py, "t/drivers/sqlalchemy_orm.py"}, libpq_address}, "drv_sqla");
+}
+
+TEST_CASE("postgres.js: tagged templates (prepared, pipelined), transactions",
+          "[drivers][postgresjs]") {
+    if (!node_has("postgres")) return;
+    compare_driver(
+        {"postgres.js", {"node", "t/drivers/postgresjs_tagged.js"}, node_address, kNodeEnv},
+        "drv_pjs");
+}
+
+TEST_CASE("postgres.js: a prepared statement whose result shape another session changed",
+          "[drivers][postgresjs][shape][.pending]") {
+    if (!node_has("postgres")) return;
+    compare_driver(
+        {"postgres.js", {"node", "t/drivers/postgresjs_tagged.js"}, node_address, kNodeEnv},
+        "drv_pjs_shape", "shape");
 }
 
 TEST_CASE("libpq pipeline mode: batches in flight keep their order and error semantics",
