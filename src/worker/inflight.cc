@@ -26,6 +26,7 @@ void InflightQueue::push(InFlight f) {
     if (!units_.empty() && !units_.back().sync && units_.back().slot == f.slot) {
         InFlight& batch = units_.back();
         batch.sync = f.sync;
+        batch.answers_left = -1;  // the rest of the batch answers in ways not counted
         batch.swallow += f.swallow;
         batch.cls = merge(batch.cls, f.cls);
         for (SessionChange& c : f.changes) batch.changes.push_back(std::move(c));
@@ -116,6 +117,14 @@ Answer InflightQueue::on_message(const proto::Message& m) {
         }
     }
     if (f.captures_lsn && m.is(BackendMsg::DataRow)) return Answer::Lsn;
+    if (f.answers_left > 0 && !f.ghost && !f.hold) {
+        // An error keeps the unit in flight: the backend skips all until the client's Sync.
+        if (m.is(BackendMsg::ErrorResponse)) f.answers_left = -1;
+        bool asynchronous = m.is(BackendMsg::NoticeResponse) ||
+                            m.is(BackendMsg::NotificationResponse) ||
+                            m.is(BackendMsg::ParameterStatus);
+        if (f.answers_left > 0 && !asynchronous && --f.answers_left == 0) return Answer::Complete;
+    }
     if (m.is(BackendMsg::ReadyForQuery)) return Answer::Done;
     if (m.is(BackendMsg::CommandComplete)) f.tag.assign(m.payload.substr(0, m.payload.find('\0')));
     if (f.ghost) return Answer::Drop;

@@ -436,14 +436,23 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
     }
     if (!co_await shapes_match(slot, *server, refs)) {
         if (closed_) co_return;
-        co_return unit_error_to_client(proto::kSqlstateFeatureNotSupported,
-                                       "cached plan must not change result type", unit.sync);
+        // As PostgreSQL words it, with the file and routine drivers look at (asyncpg
+        // re-prepares on RevalidateCachedQuery's error, and only on it).
+        proto::ErrorFields e;
+        e.severity = e.severity_nonlocalized = "ERROR";
+        e.sqlstate = proto::kSqlstateFeatureNotSupported;
+        e.message = "cached plan must not change result type";
+        e.other = {{'F', "plancache.c"}, {'R', "RevalidateCachedQuery"}};
+        proto::encode_error_response(client_.output(), e);
+        if (unit.sync) proto::encode_ready_for_query(client_.output(), state_.txn_status());
+        co_return;
     }
     InFlight f;
     f.slot = slot;
     f.cls = cls;
     f.sync = unit.sync;
     f.described = unit.described;
+    f.answers_left = unit.answers;
     f.swallow = statements_.prepare(slot, refs, server->conn->wire.output());
     f.hold = hold;
     f.changes = unit.changes;

@@ -212,6 +212,15 @@ bool Session::on_backend_message(const proto::Message& m, Server& server) {
         case Answer::Done:
             finish_unit(m);
             return true;
+        case Answer::Complete:
+            // All of an unsynced Parse/Describe batch is answered: nothing of it is in
+            // flight. The rest of the batch still goes to the same backend (which described
+            // the statement to the client), but as a unit of its own: a read there can be
+            // held and replayed on the master after a 25006.
+            client_.output().append(m.bytes());
+            inflight_.pop_front();
+            wake();
+            return true;
         case Answer::Lost: {
             auto fields = proto::parse_error_fields(m.payload);
             PGR_SESSION_LOG(LogLevel::Info, id_, "backend %s is going away: %s",

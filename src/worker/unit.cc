@@ -24,6 +24,8 @@ void UnitCutter::begin() {
     unit_.refs.clear();
     unit_.changes.clear();
     unit_.described.clear();
+    unit_.answers = -1;
+    answers_ = 0;
     portals_.clear();
     have_cls_ = false;
     complete_ = false;
@@ -72,6 +74,7 @@ bool UnitCutter::add(const proto::Message& m) {
     if (m.is(FrontendMsg::Sync) || m.is(FrontendMsg::Flush)) {
         if (!have_cls_) unit_.cls.kind = StatementKind::Read;  // Describe/Close only
         unit_.sync = m.is(FrontendMsg::Sync);
+        if (!unit_.sync) unit_.answers = answers_;
         return complete_ = true;
     }
     return false;
@@ -87,6 +90,13 @@ void UnitCutter::use(std::string_view name) {
 
 // Remembers statements and what the extended messages of a unit refer to.
 void UnitCutter::extended(const proto::Message& m) {
+    // ParseComplete, ParameterDescription + RowDescription/NoData, RowDescription/NoData,
+    // CloseComplete; anything else answers in ways not counted here.
+    int answers = m.is(FrontendMsg::Parse) || m.is(FrontendMsg::Close) ? 1
+                  : m.is(FrontendMsg::Describe) ? (m.payload.starts_with('S') ? 2 : 1)
+                  : m.is(FrontendMsg::Flush)    ? 0
+                                                : -1;
+    answers_ = answers_ < 0 || answers < 0 ? -1 : answers_ + answers;
     proto::PayloadReader in(m.payload);
     std::string_view name;
     if (m.is(FrontendMsg::Parse)) {

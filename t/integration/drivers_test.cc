@@ -5,7 +5,7 @@
 // SQLAlchemy, postgres.js, and libpq's pipeline mode. Every driver also calls TABLE_f(), a
 // function that writes, through its extended protocol in a session that has not written yet
 // (pgrouter replays it on the master after the standby's 25006), and meets a prepared
-// statement whose result shape another session changed (hidden while pending). Scripts live
+// statement whose result shape another session changed. Scripts live
 // in t/drivers/. A driver that is not installed is skipped with a WARN (packaging/install-deps
 // and t/bench/drivers.mk install them).
 #include <libpq-fe.h>
@@ -443,7 +443,7 @@ TEST_CASE("psycopg 3: pipelines mixing writes and reads, prepare_threshold=0, er
 }
 
 TEST_CASE("psycopg 3: a prepared statement whose result shape another session changed",
-          "[drivers][psycopg][shape][.pending]") {
+          "[drivers][psycopg][shape]") {
     std::string py = python_or_warn("psycopg", "python3-psycopg");
     if (py.empty()) return;
     compare_driver({"psycopg", {py, "t/drivers/psycopg_pipeline.py"}, libpq_address},
@@ -508,7 +508,7 @@ TEST_CASE("pgJDBC: autosave=always and conservative (BEGIN unsynced, then SAVEPO
 }
 
 TEST_CASE("pgJDBC: a prepared statement whose result shape another session changed",
-          "[drivers][jdbc][shape][.pending]") {
+          "[drivers][jdbc][shape]") {
     std::string jar = jdbc_or_warn();
     if (!jar.empty()) compare_jdbc(jar, "shape", {"&autosave=conservative"});
 }
@@ -539,7 +539,7 @@ TEST_CASE("node-pg: named prepared statements", "[drivers][node]") {
 }
 
 TEST_CASE("node-pg: a named statement whose result shape another session changed",
-          "[drivers][node][shape][.pending]") {
+          "[drivers][node][shape]") {
     if (node_has("pg")) compare_node(true);
 }
 
@@ -551,7 +551,7 @@ TEST_CASE("psycopg2: simple protocol, SQL PREPARE, transactions, a write inside 
 }
 
 TEST_CASE("psycopg2: an SQL prepared statement whose result shape another session changed",
-          "[drivers][psycopg2][shape][.pending]") {
+          "[drivers][psycopg2][shape]") {
     std::string py = python_or_warn("psycopg2", "python3-psycopg2");
     if (py.empty()) return;
     compare_driver({"psycopg2", {py, "t/drivers/psycopg2_simple.py"}, libpq_address},
@@ -566,7 +566,7 @@ TEST_CASE("asyncpg: prepared statements and the statement cache, transactions",
 }
 
 TEST_CASE("asyncpg: a SET, then reads on the standbys (Parse/Describe/Flush)",
-          "[drivers][asyncpg][.pending]") {
+          "[drivers][asyncpg]") {
     std::string py = python_or_warn("asyncpg", "python3-asyncpg");
     if (py.empty()) return;
     compare_driver({"asyncpg", {py, "t/drivers/asyncpg_prepared.py"}, uri_address}, "drv_apg_set",
@@ -574,7 +574,7 @@ TEST_CASE("asyncpg: a SET, then reads on the standbys (Parse/Describe/Flush)",
 }
 
 TEST_CASE("asyncpg: a write inside a function, replayed after 25006 (Parse/Describe/Flush)",
-          "[drivers][asyncpg][.pending]") {
+          "[drivers][asyncpg]") {
     std::string py = python_or_warn("asyncpg", "python3-asyncpg");
     if (py.empty()) return;
     compare_driver({"asyncpg", {py, "t/drivers/asyncpg_prepared.py"}, uri_address}, "drv_apg_f",
@@ -582,7 +582,7 @@ TEST_CASE("asyncpg: a write inside a function, replayed after 25006 (Parse/Descr
 }
 
 TEST_CASE("asyncpg: a prepared statement whose result shape another session changed",
-          "[drivers][asyncpg][shape][.pending]") {
+          "[drivers][asyncpg][shape]") {
     std::string py = python_or_warn("asyncpg", "python3-asyncpg");
     if (py.empty()) return;
     compare_driver({"asyncpg", {py, "t/drivers/asyncpg_prepared.py"}, uri_address}, "drv_apg_shape",
@@ -604,7 +604,7 @@ TEST_CASE("postgres.js: tagged templates (prepared, pipelined), transactions",
 }
 
 TEST_CASE("postgres.js: a prepared statement whose result shape another session changed",
-          "[drivers][postgresjs][shape][.pending]") {
+          "[drivers][postgresjs][shape]") {
     if (!node_has("postgres")) return;
     compare_driver(
         {"postgres.js", {"node", "t/drivers/postgresjs_tagged.js"}, node_address, kNodeEnv},

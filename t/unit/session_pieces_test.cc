@@ -541,3 +541,64 @@ TEST_CASE("ghosts: what a backend lacks of the session's state, as ghost units",
     CHECK(q.back().captures_lsn);
     CHECK_FALSE(q.back().replays_state);
 }
+
+TEST_CASE("an unsynced Parse/Describe batch is complete when its answers are in",
+          "[unit][inflight]") {
+    Classifier classifier;
+    Statements statements;
+    UnitCutter cutter(statements, [&](std::string_view sql) { return classifier.classify(sql); });
+    auto frontend = [](std::string& buf) {
+        return std::get<proto::Message>(proto::decode_frontend(buf));
+    };
+    std::string parse, describe, flush, bind, sync;
+    proto::MessageBuilder(parse, proto::FrontendMsg::Parse).cstr("a1").cstr("SELECT 1").i16(0);
+    proto::MessageBuilder(describe, proto::FrontendMsg::Describe).u8('S').cstr("a1");
+    proto::MessageBuilder(flush, proto::FrontendMsg::Flush);
+    proto::MessageBuilder(bind, proto::FrontendMsg::Bind).cstr("").cstr("a1").i16(0).i16(0).i16(0);
+    proto::MessageBuilder(sync, proto::FrontendMsg::Sync);
+    CHECK(!cutter.add(frontend(parse)));
+    CHECK(!cutter.add(frontend(describe)));
+    CHECK(cutter.add(frontend(flush)));
+    CHECK_FALSE(cutter.unit().sync);
+    CHECK(cutter.unit().answers == 3);  // ParseComplete, ParameterDescription, RowDescription
+    CHECK(!cutter.add(frontend(bind)));
+    CHECK(cutter.add(frontend(flush)));
+    CHECK(cutter.unit().answers == -1);  // a Bind: answers not counted
+    CHECK(cutter.add(frontend(sync)));
+    CHECK(cutter.unit().answers == -1);
+
+    using namespace std::string_literals;
+    auto backend = [](char type, std::string payload = {}) {
+        std::string out;
+        proto::MessageBuilder(out, static_cast<proto::BackendMsg>(type)).bytes(payload);
+        return out;
+    };
+    std::string one = backend('1'), t = backend('t', std::string(2, '\0')),
+                row = backend('T', std::string(2, '\0')), notice = backend('N', "Mx\0\0"s);
+    std::string err = backend('E', "SERROR\0C42601\0Mbad\0\0"s);
+    auto decoded = [](std::string& buf) {
+        return std::get<proto::Message>(proto::decode_backend(buf));
+    };
+    InflightQueue q;
+    InFlight f;
+    f.sync = false;
+    f.answers_left = 3;
+    q.push(f);
+    CHECK(q.on_message(decoded(one)) == Answer::Forward);
+    CHECK(q.on_message(decoded(notice)) == Answer::Forward);  // not an answer
+    CHECK(q.on_message(decoded(t)) == Answer::Forward);
+    CHECK(q.on_message(decoded(row)) == Answer::Complete);
+    q.pop_front();
+    // An error: the backend skips until the client's Sync, so the unit stays in flight.
+    q.push(f);
+    CHECK(q.on_message(decoded(err)) == Answer::Forward);
+    CHECK(q.front().answers_left == -1);
+    q.pop_front();
+    // The rest of the batch joined it before its answers were in: not counted any more.
+    q.push(f);
+    InFlight rest;
+    rest.sync = true;
+    q.push(rest);
+    CHECK(q.size() == 1);
+    CHECK(q.front().answers_left == -1);
+}

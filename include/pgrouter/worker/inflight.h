@@ -37,6 +37,8 @@ struct InFlight {
     std::vector<std::string> described;
     std::size_t described_at = 0;
     bool verifies_shape = false;
+    // An unsynced unit whose answers can be counted (Unit::answers): how many are still due.
+    int answers_left = -1;
     Classification cls;
     std::string tag;                     // the last CommandComplete tag ("COMMIT", ...)
     std::vector<SessionChange> changes;  // what it changes in the session, if it succeeds
@@ -66,6 +68,7 @@ enum class Answer : std::uint8_t {
                   // more, and the session treats it as the backend's loss (held_read_lost()
                   // for a held read). The FATAL itself never reaches the client.
     Done,         // ReadyForQuery: the head unit is finished (release_held() first when held)
+    Complete,     // forward it: the last answer of an unsynced unit that counts its answers
 };
 
 class InflightQueue {

@@ -27,6 +27,11 @@ struct Unit {
     // The statement each Describe of the unit describes, in order (a portal's: the one bound
     // to it in this unit; kUnknownStatement when it was bound before).
     std::vector<std::string> described;
+    // A unit that ends with a Flush and only parses, describes and closes (asyncpg's
+    // Parse/Describe/Flush): the number of messages that answer it, all of which the backend
+    // sends at the Flush. Once they are in, nothing of it is in flight, and the rest of the
+    // batch is a unit of its own (held, replayable). -1 for any other unit.
+    int answers = -1;
 };
 
 inline const std::string kUnknownStatement(1, '\x01');
@@ -62,8 +67,9 @@ class UnitCutter {
     Unit unit_;
     bool complete_ = false;  // unit_ was handed out: the next add() starts a new one
     bool have_cls_ = false;  // some message of the unit was classified
-    std::vector<std::pair<std::string, std::string>>
-        portals_;  // bound in the unit: portal, statement
+    // Bound in the unit: portal, statement.
+    std::vector<std::pair<std::string, std::string>> portals_;
+    int answers_ = 0;  // messages that answer the unit so far; -1 once it binds or executes
 };
 
 }  // namespace pgrouter
