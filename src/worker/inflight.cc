@@ -59,9 +59,12 @@ bool InflightQueue::replaying_state(int slot) const {
     });
 }
 
-const std::string* InflightQueue::answers_describe(const proto::Message& m) {
-    if (!m.is(BackendMsg::RowDescription) && !m.is(BackendMsg::NoData)) return nullptr;
+const std::string* InflightQueue::answers_describe(const proto::Message& m, std::string& params) {
     InFlight& f = units_.front();
+    if (m.is(BackendMsg::ParameterDescription)) f.params.assign(m.payload);
+    if (!m.is(BackendMsg::RowDescription) && !m.is(BackendMsg::NoData)) return nullptr;
+    params = std::move(f.params);
+    f.params.clear();
     if (f.described_at >= f.described.size()) return nullptr;  // a simple Query's, or unknown
     return &f.described[f.described_at++];
 }

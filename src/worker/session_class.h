@@ -187,7 +187,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // `m` describes statement `name`: the client's view of its result, or (after a re-parse
     // elsewhere) what that backend makes of it now.
-    void described(const std::string& name, const proto::Message& m, Server& server);
+    void described(const std::string& name, const proto::Message& m, const std::string& params,
+                   Server& server);
 
     void finish_unit(const proto::Message& m);
 

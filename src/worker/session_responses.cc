@@ -162,7 +162,10 @@ void Session::idle_backend_gone(int slot, Server& server, std::string_view reaso
 }
 
 bool Session::on_backend_message(const proto::Message& m, Server& server) {
-    if (const std::string* name = inflight_.answers_describe(m)) described(*name, m, server);
+    std::string params;
+    if (const std::string* name = inflight_.answers_describe(m, params)) {
+        described(*name, m, params, server);
+    }
     switch (inflight_.on_message(m)) {
         case Answer::Forward:
             client_.output().append(m.bytes());
@@ -232,15 +235,17 @@ bool Session::on_backend_message(const proto::Message& m, Server& server) {
     return false;
 }
 
-void Session::described(const std::string& name, const proto::Message& m, Server& server) {
+void Session::described(const std::string& name, const proto::Message& m, const std::string& params,
+                        Server& server) {
     std::optional<std::string> shape =
         m.is(BackendMsg::RowDescription) ? proto::result_shape(m.payload) : std::string();
     if (!shape) return;
-    if (!inflight_.front().verifies_shape) return statements_.note_shape(name, *shape);
+    if (!inflight_.front().verifies_shape) return statements_.note_shape(name, *shape, params);
     const Statement* st = statements_.find(name);
-    if (st != nullptr && st->described && st->shape != *shape) {
-        PGR_SESSION_DEBUG(id_, "statement \"%s\" re-parsed on %s has another result type",
-                          name.c_str(), server.conn->address.c_str());
+    bool params_differ = st != nullptr && !st->params.empty() && st->params != params;
+    if (st != nullptr && st->described && (st->shape != *shape || params_differ)) {
+        PGR_SESSION_DEBUG(id_, "statement \"%s\" re-parsed on %s has other types", name.c_str(),
+                          server.conn->address.c_str());
         server.shape_changed = true;
     }
 }

@@ -16,7 +16,8 @@ const Statement& Statements::define(std::string_view name, std::string_view pars
                    cls,
                    ++versions_,
                    {},
-                   false};
+                   false,
+                   {}};
     return st;
 }
 
@@ -33,10 +34,12 @@ bool Statements::backend_has(int slot, std::string_view name) const {
     return have != b->second.have.end() && have->second == st->version;
 }
 
-void Statements::note_shape(std::string_view name, const std::string& shape) {
+void Statements::note_shape(std::string_view name, const std::string& shape,
+                            const std::string& params) {
     auto it = statements_.find(name);
     if (it == statements_.end()) return;
     it->second.shape = shape;
+    if (!params.empty()) it->second.params = params;
     it->second.described = true;
 }
 

@@ -298,16 +298,21 @@ TEST_CASE("fake backend: a backend that closes after the first DataRow", "[fake]
     r.finish(fake);
 }
 
-// A read on a standby is held back until its first row: a standby that closes before
-// that is replaced by the master without the client noticing.
-TEST_CASE("fake backend: a standby that closes before the first row: the master answers",
-          "[fake][faults]") {
-    FakeBackend master;
+namespace {
+
+// A fake standby's options (the test scripts what it answers).
+FakeOptions standby_options() {
     FakeOptions so;
     so.standby = true;
-    FakeBackend standby(so);
-    standby.add_script({fake::expect_query("SELECT v"), fake::send(fake::row_description({"v"})),
-                        fake::close_now()});
+    return so;
+}
+
+// A read sent through a router in front of `master` and `standby`: the client gets one
+// whole answer, the master's (its DataRow echoes the query), whatever the standby did; by
+// then the standby had `standby_sessions` sessions (-1: not checked). With `and_then`, the
+// session's next read is answered too.
+void master_answers_the_read(FakeBackend& master, FakeBackend& standby, int standby_sessions,
+                             bool and_then = false) {
     FakeRouted r({&master, &standby});
     REQUIRE(wait_until(
         [&] { return r.router->monitor(r.monitor).find(" slave OK") != std::string::npos; }));
@@ -318,9 +323,26 @@ TEST_CASE("fake backend: a standby that closes before the first row: the master 
     // Nothing of the standby's half answer reached the client: one answer, the master's.
     REQUIRE(got.size() == 4);
     CHECK(got[1].payload.find("SELECT v FROM t") != std::string::npos);
-    CHECK(standby.sessions() == 1);
+    if (standby_sessions >= 0) CHECK(standby.sessions() == standby_sessions);
+    if (and_then) {
+        c->send(query("SELECT w"));
+        CHECK(read_types(*c) == "TDCZ");
+    }
     c->close();
     r.finish({&master, &standby});
+}
+
+}  // namespace
+
+// A read on a standby is held back until its first row: a standby that closes before
+// that is replaced by the master without the client noticing.
+TEST_CASE("fake backend: a standby that closes before the first row: the master answers",
+          "[fake][faults]") {
+    FakeBackend master;
+    FakeBackend standby(standby_options());
+    standby.add_script({fake::expect_query("SELECT v"), fake::send(fake::row_description({"v"})),
+                        fake::close_now()});
+    master_answers_the_read(master, standby, 1);
 }
 
 // A dying standby's FATAL (57P01 admin shutdown, 57P02 crash shutdown) answering a held
@@ -330,30 +352,13 @@ TEST_CASE("fake backend: a standby that answers a held read with FATAL 57P01: th
     for (bool after_description : {false, true}) {
         DYNAMIC_SECTION((after_description ? "after RowDescription" : "as the first answer")) {
             FakeBackend master;
-            FakeOptions so;
-            so.standby = true;
-            FakeBackend standby(so);
+            FakeBackend standby(standby_options());
             std::string fatal = fake::error(
                 "57P01", "terminating connection due to administrator command", "FATAL");
             if (after_description) fatal = fake::row_description({"v"}) + fatal;
             standby.add_script(
                 {fake::expect_query("SELECT v"), fake::send(fatal), fake::close_now()});
-            FakeRouted r({&master, &standby});
-            REQUIRE(wait_until([&] {
-                return r.router->monitor(r.monitor).find(" slave OK") != std::string::npos;
-            }));
-            auto c = r.raw();
-            c->send(query("SELECT v FROM t"));
-            std::vector<RawMessage> got;
-            CHECK(read_types(*c, 1, &got) == "TDCZ");
-            REQUIRE(got.size() == 4);
-            CHECK(got[1].payload.find("SELECT v FROM t") != std::string::npos);
-            CHECK(standby.sessions() == 1);
-            // The session goes on.
-            c->send(query("SELECT w"));
-            CHECK(read_types(*c) == "TDCZ");
-            c->close();
-            r.finish({&master, &standby});
+            master_answers_the_read(master, standby, 1, true);  // and the session goes on
         }
     }
 }
@@ -363,22 +368,11 @@ TEST_CASE("fake backend: a standby that answers a held read with FATAL 57P01: th
 TEST_CASE("fake backend: a standby that refuses a session's login with 57P03: the master answers",
           "[fake][faults]") {
     FakeBackend master;
-    FakeOptions so;
-    so.standby = true;
+    FakeOptions so = standby_options();
     so.session_hello = fake::error("57P03", "the database system is shutting down", "FATAL");
     FakeBackend standby(so);
     standby.add_script({fake::close_now()});
-    FakeRouted r({&master, &standby});
-    REQUIRE(wait_until(
-        [&] { return r.router->monitor(r.monitor).find(" slave OK") != std::string::npos; }));
-    auto c = r.raw();
-    c->send(query("SELECT v FROM t"));
-    std::vector<RawMessage> got;
-    CHECK(read_types(*c, 1, &got) == "TDCZ");
-    REQUIRE(got.size() == 4);
-    CHECK(got[1].payload.find("SELECT v FROM t") != std::string::npos);
-    c->close();
-    r.finish({&master, &standby});
+    master_answers_the_read(master, standby, -1);
 }
 
 TEST_CASE("fake backend: a NoticeResponse while the client is idle is forwarded at once",

@@ -39,6 +39,17 @@ struct PausedStandbys {
     Cluster& c;
 };
 
+// Waits until every standby has replayed what the primary has.
+void replayed_everywhere(Cluster& c) {
+    for (int i = 1; i <= c.standby_count(); ++i) c.wait_replayed(i);
+}
+
+// Runs `sql` on the primary as the test user and waits until every standby has replayed it.
+void on_all_nodes(Cluster& c, const std::string& sql) {
+    c.exec(0, sql, kTestUser, kTestDb);
+    replayed_everywhere(c);
+}
+
 std::string unique_name(const std::string& prefix) {
     static int seq = 0;
     return prefix + "_" + std::to_string(getpid()) + "_" + std::to_string(++seq);
@@ -136,8 +147,7 @@ TEST_CASE("SET ROLE to a role a paused standby has not replayed: no read runs as
         seen = count_values(super, 6, "SELECT session_user");
         CHECK(seen[role] == 6);
     }
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    replayed_everywhere(c);
     c.exec(0, "DROP ROLE " + role);
     r.finish();
 }
@@ -147,12 +157,9 @@ TEST_CASE("SET search_path to a schema a paused standby has not replayed resolve
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
     std::string schema = unique_name("sp_schema");
-    c.exec(0,
-           "DROP TABLE IF EXISTS public.sp_t; CREATE TABLE public.sp_t (v text);"
-           "INSERT INTO public.sp_t VALUES ('public')",
-           kTestUser, kTestDb);
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    on_all_nodes(c,
+                 "DROP TABLE IF EXISTS public.sp_t; CREATE TABLE public.sp_t (v text);"
+                 "INSERT INTO public.sp_t VALUES ('public')");
     {
         PausedStandbys paused(c);
         c.exec(0,
@@ -164,8 +171,7 @@ TEST_CASE("SET search_path to a schema a paused standby has not replayed resolve
         auto seen = count_values(conn, 6, "SELECT v FROM sp_t");
         CHECK(seen[schema] == 6);
     }
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    replayed_everywhere(c);
     c.exec(0, "DROP SCHEMA " + schema + " CASCADE; DROP TABLE public.sp_t", kTestUser, kTestDb);
     r.finish();
 }
@@ -198,13 +204,10 @@ TEST_CASE("a prepared statement refused by a standby (25006) is replayed on the 
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
     std::string master = std::to_string(c.port(0));
-    c.exec(0,
-           "DROP TABLE IF EXISTS ps_replay_t; CREATE TABLE ps_replay_t (x int);"
-           "CREATE OR REPLACE FUNCTION ps_replay_write() RETURNS int LANGUAGE plpgsql AS "
-           "$$BEGIN INSERT INTO ps_replay_t VALUES (1); RETURN inet_server_port(); END$$",
-           kTestUser, kTestDb);
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    on_all_nodes(c,
+                 "DROP TABLE IF EXISTS ps_replay_t; CREATE TABLE ps_replay_t (x int);"
+                 "CREATE OR REPLACE FUNCTION ps_replay_write() RETURNS int LANGUAGE plpgsql AS "
+                 "$$BEGIN INSERT INTO ps_replay_t VALUES (1); RETURN inet_server_port(); END$$");
     // Named (node-pg, pgJDBC prepareThreshold=1, pgx) and unnamed (asyncpg-like) statements.
     auto named_ptr = std::make_unique<PgConn>(r.conninfo());
     PgConn& named = *named_ptr;
@@ -252,10 +255,7 @@ TEST_CASE("unsynced extended BEGIN followed by a simple Query is one unit on the
           "[safety][extended][transaction]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
-    c.exec(0, "DROP TABLE IF EXISTS unsynced_t; CREATE TABLE unsynced_t (x int)", kTestUser,
-           kTestDb);
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    on_all_nodes(c, "DROP TABLE IF EXISTS unsynced_t; CREATE TABLE unsynced_t (x int)");
     auto rc_ptr = std::make_unique<RawClient>(r.port);
     RawClient& rc = *rc_ptr;
     auto login = rc.login(kTestUser, kTestDb, kTestPassword);
@@ -291,12 +291,9 @@ TEST_CASE("a prepared statement whose result changed answers 0A000 on every back
           "[safety][extended][shape]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {0, 1, 2});
-    c.exec(0,
-           "DROP TABLE IF EXISTS shape_t; CREATE TABLE shape_t (id int, v text);"
-           "INSERT INTO shape_t VALUES (1, 'one')",
-           kTestUser, kTestDb);
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    on_all_nodes(c,
+                 "DROP TABLE IF EXISTS shape_t; CREATE TABLE shape_t (id int, v text);"
+                 "INSERT INTO shape_t VALUES (1, 'one')");
     auto conn_ptr = std::make_unique<PgConn>(r.conninfo());
     PgConn& conn = *conn_ptr;
     const char* one[] = {"1"};
@@ -306,9 +303,7 @@ TEST_CASE("a prepared statement whose result changed answers 0A000 on every back
     PGresult* desc = PQdescribePrepared(conn.get(), "shape_s");
     REQUIRE(PQnfields(desc) == 2);
     PQclear(desc);
-    c.exec(0, "ALTER TABLE shape_t ADD COLUMN extra int", kTestUser, kTestDb);
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    on_all_nodes(c, "ALTER TABLE shape_t ADD COLUMN extra int");
     // Directly, PostgreSQL refuses every later execution; through pgrouter the backends
     // that parse it afresh (with three columns) must refuse it the same way.
     auto seen = std::map<std::string, int>();
@@ -339,13 +334,10 @@ TEST_CASE("standby-only errors of statements the classifier cannot see are repla
     Routed r(c, {0, 1, 2});
     // A user function hides a WAL control function: a read to the classifier, 55000
     // "recovery is in progress" on a standby.
-    c.exec(0,
-           "DROP TABLE IF EXISTS rw_t; CREATE TABLE rw_t (x int);"
-           "CREATE OR REPLACE FUNCTION safety_restore_point() RETURNS text LANGUAGE sql AS "
-           "$$SELECT pg_create_restore_point('safety')::text$$",
-           kTestUser, kTestDb);
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    on_all_nodes(c,
+                 "DROP TABLE IF EXISTS rw_t; CREATE TABLE rw_t (x int);"
+                 "CREATE OR REPLACE FUNCTION safety_restore_point() RETURNS text LANGUAGE sql AS "
+                 "$$SELECT pg_create_restore_point('safety')::text$$");
     auto conn_ptr = std::make_unique<PgConn>(r.conninfo(kSuperUser, kTestDb));
     PgConn& conn = *conn_ptr;
     for (int i = 0; i < 4; ++i) {

@@ -459,7 +459,7 @@ TEST_CASE("statement shapes: what the client saw described, and what to verify e
     CHECK(cutter.add(frontend(sync)));
     StatementRefs refs = cutter.unit().refs;
     CHECK(statements.to_verify(2, refs).empty());
-    statements.note_shape("s", "shape");
+    statements.note_shape("s", "shape", "");
     CHECK(statements.to_verify(2, refs) == std::vector<std::string>{"s"});
     CHECK(statements.to_verify(1, refs).empty());  // backend 1 has it
     std::string out;
@@ -485,10 +485,15 @@ TEST_CASE("statement shapes: what the client saw described, and what to verify e
     auto backend = [](std::string& buf) {
         return std::get<proto::Message>(proto::decode_backend(buf));
     };
-    CHECK(q.answers_describe(backend(complete)) == nullptr);
-    REQUIRE(q.answers_describe(backend(row)) != nullptr);
-    REQUIRE(q.answers_describe(backend(nodata)) != nullptr);
-    CHECK(q.answers_describe(backend(row)) == nullptr);  // a third: not a Describe's
+    std::string params, pd;
+    proto::MessageBuilder(pd, proto::BackendMsg::ParameterDescription).i16(1).i32(23);
+    CHECK(q.answers_describe(backend(complete), params) == nullptr);
+    CHECK(q.answers_describe(backend(pd), params) == nullptr);
+    REQUIRE(q.answers_describe(backend(row), params) != nullptr);  // a statement's Describe
+    CHECK(params == backend(pd).payload);
+    REQUIRE(q.answers_describe(backend(nodata), params) != nullptr);  // a portal's
+    CHECK(params.empty());
+    CHECK(q.answers_describe(backend(row), params) == nullptr);  // a third: not a Describe's
 }
 
 TEST_CASE("result_shape: a RowDescription without its format codes", "[proto]") {

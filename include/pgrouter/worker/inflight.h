@@ -36,6 +36,7 @@ struct InFlight {
     // with verifies_shape re-parsed them to compare their result with the client's.
     std::vector<std::string> described;
     std::size_t described_at = 0;
+    std::string params;  // the ParameterDescription before the next RowDescription/NoData
     bool verifies_shape = false;
     // An unsynced unit whose answers can be counted (Unit::answers): how many are still due.
     int answers_left = -1;
@@ -96,8 +97,9 @@ class InflightQueue {
     }
 
     // The statement whose Describe `m` (a RowDescription or NoData of the head unit) answers;
-    // null for any other message.
-    const std::string* answers_describe(const proto::Message& m);
+    // null for any other message. A statement's Describe sends its ParameterDescription
+    // first: `params` gets that one's payload ("" for a portal's Describe).
+    const std::string* answers_describe(const proto::Message& m, std::string& params);
     // What message `m` from the head unit's backend means for that unit.
     Answer on_message(const proto::Message& m);
     // Appends the held answer to `client_out`; the head unit is no longer held.

@@ -41,6 +41,7 @@ struct Statement {
     // "" for NoData); described: a Describe answered at all.
     std::string shape;
     bool described = false;
+    std::string params;  // its ParameterDescription, when a Describe of it showed one
     std::string_view sql() const { return std::string_view(parse).substr(sql_at, sql_size); }
 };
 
@@ -57,9 +58,9 @@ class Statements {
     // closes. Returns how many ParseComplete/CloseComplete the injected messages will bring,
     // which the client must not see.
     int prepare(int slot, const StatementRefs& refs, std::string& out);
-    // The client saw statement `name` described: result_shape() of the RowDescription, or ""
-    // for NoData.
-    void note_shape(std::string_view name, const std::string& shape);
+    // The client saw statement `name` described: result_shape() of the RowDescription (""
+    // for NoData) and, from a Describe of the statement, its ParameterDescription.
+    void note_shape(std::string_view name, const std::string& shape, const std::string& params);
     // The statements the unit uses that `slot` lacks and whose result the client has seen
     // described: parsed there afresh, they must describe the same result (PostgreSQL's own
     // check: "cached plan must not change result type").
