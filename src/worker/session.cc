@@ -247,6 +247,11 @@ asio::awaitable<void> Session::client_pump() {
             if (closed_) co_return;
             continue;
         }
+        if ((m.is(FrontendMsg::Query) || m.is(FrontendMsg::Parse)) &&
+            m.payload.size() > kParseOnLoop) {
+            co_await classify_long_sql(m);
+            if (closed_) co_return;
+        }
         bool complete = cutter_.add(m);
         client_.consume(m);
         if (!complete) continue;
@@ -297,6 +302,22 @@ asio::awaitable<void> Session::terminate_backends() {
     std::string bye;
     proto::encode_terminate(bye);
     for (auto& [slot, server] : servers_) co_await server->conn->wire.send(bye);
+}
+
+asio::awaitable<void> Session::classify_long_sql(const proto::Message& m) {
+    proto::PayloadReader in(m.payload);
+    std::string_view name, sql;
+    if (m.is(FrontendMsg::Parse) && !in.read_cstr(name)) co_return;
+    if (!in.read_cstr(sql)) co_return;
+    // The message stays in the client's input buffer (only this pump reads it) meanwhile.
+    const Classifier& classifier = env_.classifier;  // const, and reentrant across threads
+    classified_ = co_await asio::co_spawn(
+        env_.parse_pool,
+        [sql, &classifier]() -> asio::awaitable<Classification> {
+            co_return classifier.classify(sql);
+        },
+        asio::use_awaitable);
+    PGR_SESSION_DEBUG(id_, "%zu kB of SQL classified off the event loop", sql.size() / 1024);
 }
 
 asio::awaitable<void> Session::dispatch(Unit& unit) {

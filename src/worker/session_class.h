@@ -60,8 +60,13 @@ class Session : public std::enable_shared_from_this<Session> {
           client_(std::move(socket)),
           counted_(env.slot.clients),
           wakeup_(client_.socket().get_executor()),
-          cutter_(statements_, [&env](std::string_view sql) {
-              return env.cache.classify(sql, env.classifier);
+          cutter_(statements_, [this](std::string_view sql) {
+              if (classified_) {
+                  Classification c = *classified_;
+                  classified_.reset();
+                  return c;
+              }
+              return env_.cache.classify(sql, env_.classifier);
           }) {
         wakeup_.expires_at(asio::steady_timer::time_point::max());
         env_.wakeups.insert(&wakeup_);  // SIGTERM wakes the session (WorkerEnv::draining)
@@ -131,6 +136,11 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::awaitable<void> relay_to(Server* to, std::size_t n, std::string_view lost);
 
     asio::awaitable<void> terminate_backends();
+
+    // A Query's or Parse's SQL longer than kParseOnLoop is classified on the worker's parse
+    // thread (WorkerEnv::parse_pool); the cutter's next classification is that one.
+    static constexpr std::size_t kParseOnLoop = 32 * 1024;
+    asio::awaitable<void> classify_long_sql(const proto::Message& m);
 
     // Places one unit: chooses the backend, and sends the unit there.
     asio::awaitable<void> dispatch(Unit& unit);
@@ -230,8 +240,9 @@ class Session : public std::enable_shared_from_this<Session> {
     InflightQueue inflight_;
     int sticky_slot_ = -1;  // after a Flush: where the rest of the batch goes
     int last_slot_ = -1;
-    Statements statements_;  // the client's prepared statements, per backend
-    UnitCutter cutter_;      // after statements_, which it updates
+    Statements statements_;                     // the client's prepared statements, per backend
+    std::optional<Classification> classified_;  // off the loop, for the cutter's next message
+    UnitCutter cutter_;                         // after statements_, which it updates
 };
 
 }  // namespace pgrouter::session_impl

@@ -6,11 +6,13 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../harness/cluster.h"
@@ -193,6 +195,59 @@ TEST_CASE("memory: a long statement through the extended protocol goes to the ma
             PQclear(res);
         }
         CHECK(conn.value("SELECT 1") == "1");
+    }
+    r.finish();
+}
+
+// A long statement under classify-limit is parsed (about 0.1 ms per kB) on the worker's
+// parse thread, not on its event loop: the other sessions go on meanwhile.
+TEST_CASE("memory: a long read under classify-limit is classified off the loop", "[memory]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c);
+    std::string master = std::to_string(c.port(c.primary()));
+    std::string sql = "SELECT inet_server_port(), count(*) FROM (VALUES (1, 'abcdefghij')";
+    int rows = 1;
+    while (sql.size() < 800 * 1024) {
+        sql += ", (1, 'abcdefghij')";
+        ++rows;
+    }
+    sql += ") v(a, b)";
+    std::atomic<bool> done{false};
+    std::atomic<int> wrong{0};  // Catch2's assertions are not for other threads
+    std::vector<double> ms;
+    std::thread other([&] {
+        PgConn conn(r.conninfo());
+        while (!done) {
+            auto t0 = std::chrono::steady_clock::now();
+            try {
+                if (conn.value("SELECT 1") != "1") ++wrong;
+            } catch (...) {
+                ++wrong;
+            }
+            ms.push_back(
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count());
+        }
+    });
+    {
+        PgConn conn(r.conninfo());
+        for (int i = 0; i < 5; ++i) {
+            PGresult* res = PQexec(conn.get(), sql.c_str());
+            REQUIRE(PQresultStatus(res) == PGRES_TUPLES_OK);
+            // A read, classified as one: a standby answers it.
+            CHECK(std::string(PQgetvalue(res, 0, 0)) != master);
+            CHECK(std::string(PQgetvalue(res, 0, 1)) == std::to_string(rows));
+            PQclear(res);
+        }
+    }
+    done = true;
+    other.join();
+    CHECK(wrong == 0);
+    CHECK(r.router->wait_for_log("kB of SQL classified off the event loop"));
+    std::sort(ms.begin(), ms.end());
+    if (!ms.empty()) {
+        WARN("SELECT 1 beside 800 kB statements: " << ms.size() << " runs, max " << ms.back()
+                                                   << " ms");
     }
     r.finish();
 }

@@ -35,6 +35,10 @@ struct WorkerEnv {
     std::uint64_t next_session_id = 1;
     Classifier classifier;
     ClassifyCache cache;  // query text → classification, shared by the worker's sessions
+    // Parsing takes about 0.1 ms per kB of SQL: a long statement is classified on this
+    // thread (pg_query keeps its parser memory per thread), so that no session holds the
+    // loop for more than a few milliseconds. Started in the worker process, after the fork.
+    asio::thread_pool parse_pool{1};
     std::mt19937_64 rng{std::random_device{}()};
     RoutingView routing;  // the backend table as last refreshed by one of the sessions
     // SIGTERM: each session ends at its next transaction boundary. The worker sets it and
