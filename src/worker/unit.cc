@@ -40,6 +40,10 @@ Unit& UnitCutter::add_long(char type, std::string_view first) {
     begin();
     unit_.bytes.append(first);
     unit_.cls = Classification{};  // Write: the master
+    // What it does to the session is not known (a SET in it would be replayed nowhere): the
+    // session stays on the master from then on, as for any state that cannot be copied.
+    unit_.cls.pins = kPinUnparsed;
+    unit_.cls.pin_reason = "a statement too long to classify";
     if (type == static_cast<char>(FrontendMsg::Parse)) {
         std::string_view name;
         proto::PayloadReader in(first.substr(std::min(first.size(), kHeaderSize)));

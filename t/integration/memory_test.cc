@@ -169,6 +169,27 @@ TEST_CASE("memory: a 200 MB row of COPY data is passed on as it arrives", "[memo
     r.finish();
 }
 
+// A statement too long to classify is not parsed, so what it does to the session is not
+// known: a SET in it must still hold for the session's later reads (they stay on the master).
+TEST_CASE("memory: a SET inside a statement too long to classify still holds", "[memory][set]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c);
+    {
+        PgConn conn(r.conninfo());
+        std::string master = std::to_string(c.port(c.primary()));
+        std::string sql =
+            "SET application_name = 'long_one'; SELECT length('" + pattern_text(2 << 20) + "')";
+        PGresult* res = PQexec(conn.get(), sql.c_str());
+        REQUIRE(PQresultStatus(res) == PGRES_TUPLES_OK);
+        CHECK(std::string(PQgetvalue(res, 0, 0)) == std::to_string(2 << 20));
+        PQclear(res);
+        for (int i = 0; i < 6; ++i) {
+            CHECK(conn.value("SELECT current_setting('application_name')") == "long_one");
+        }
+    }
+    r.finish();
+}
+
 TEST_CASE("memory: a long statement through the extended protocol goes to the master", "[memory]") {
     Cluster& c = Cluster::shared();
     Routed r(c);

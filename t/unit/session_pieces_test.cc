@@ -399,6 +399,7 @@ TEST_CASE("unit cutter: a long Query or Parse goes to the master unclassified",
     Unit& q = cutter.add_long('Q', start);
     CHECK(q.bytes == start);
     CHECK(q.cls.kind == StatementKind::Write);
+    CHECK(q.cls.pins == kPinUnparsed);  // what it did to the session is not known
     CHECK(q.sync);
     CHECK(classified == 0);
 
@@ -418,6 +419,7 @@ TEST_CASE("unit cutter: a long Query or Parse goes to the master unclassified",
     CHECK(!cutter.add(std::get<proto::Message>(proto::decode_frontend(bind))));
     CHECK(cutter.add(std::get<proto::Message>(proto::decode_frontend(sync))));
     CHECK(cutter.unit().cls.kind == StatementKind::Write);
+    CHECK(cutter.unit().cls.pins == kPinUnparsed);
     CHECK(statements.prepare(2, cutter.unit().refs, out) == 0);  // nothing to repeat
     CHECK(out.empty());
 }

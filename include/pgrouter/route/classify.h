@@ -34,8 +34,11 @@ enum PinReason : std::uint16_t {
     kPinHoldCursor = 1 << 4,    // DECLARE ... WITH HOLD
     kPinAdvisoryLock = 1 << 5,  // pg_advisory_lock*, pg_try_advisory_lock* (session-scoped)
     kPinSequence = 1 << 6,      // currval, lastval, setval
+    // Not from the classifier: a statement too long to classify (classify-limit), whose
+    // effect on the session (a SET, a temporary table...) is not known.
+    kPinUnparsed = 1 << 7,
 };
-inline constexpr std::uint16_t kPinAll = (1 << 7) - 1;
+inline constexpr std::uint16_t kPinAll = (1 << 8) - 1;
 
 // What DISCARD throws away. All: every pin (it also resets every setting, RESET ALL, and
 // drops the session's advisory locks, LISTENs, prepared statements and cursors); Temp:
