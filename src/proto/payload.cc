@@ -185,23 +185,22 @@ std::optional<TransactionStatus> parse_ready_for_query(std::string_view payload)
     return std::nullopt;
 }
 
-std::optional<std::string> result_shape(std::string_view row_description) {
+bool result_shape(std::string_view row_description, std::string& shape) {
     PayloadReader r(row_description);
     std::int16_t columns = 0;
-    if (!r.read_i16(columns) || columns < 0) return std::nullopt;
-    std::string shape(row_description.substr(0, 2));
+    if (!r.read_i16(columns) || columns < 0) return false;
+    shape.assign(row_description.substr(0, 2));
     for (int i = 0; i < columns; ++i) {
         std::string_view name, fixed, format;
         // name; table OID, column number, type OID, type size, type modifier; format code
         if (!r.read_cstr(name) || !r.read_bytes(4 + 2 + 4 + 2 + 4, fixed) ||
             !r.read_bytes(2, format)) {
-            return std::nullopt;
+            return false;
         }
         shape.append(name).push_back('\0');
         shape.append(fixed);
     }
-    if (!r.at_end()) return std::nullopt;
-    return shape;
+    return r.at_end();
 }
 
 std::optional<std::string_view> parse_data_row_first(std::string_view payload) {

@@ -41,6 +41,28 @@ void queue_lsn_capture(InflightQueue& q, std::string& out, int slot) {
     queue(q, slot, false, true);
 }
 
+void queue_shape_check(InflightQueue& q, std::string& out, int slot, Statements& statements,
+                       const std::vector<std::string>& names) {
+    statements.reparse(slot, names, out);
+    for (const std::string& name : names) {
+        proto::MessageBuilder(out, proto::FrontendMsg::Describe).u8('S').cstr(name);
+    }
+    proto::MessageBuilder(out, proto::FrontendMsg::Sync);
+    InFlight g;
+    g.slot = slot;
+    g.ghost = true;
+    g.verifies_shape = true;
+    g.described = names;
+    q.push(std::move(g));
+}
+
+void queue_statement_close(InflightQueue& q, std::string& out, int slot, Statements& statements,
+                           const std::vector<std::string>& names) {
+    statements.close_on(slot, names, out);
+    proto::MessageBuilder(out, proto::FrontendMsg::Sync);
+    queue(q, slot, false, false);
+}
+
 void queue_ghost(InflightQueue& q, std::string& out, int slot, std::string_view bytes) {
     out += bytes;
     queue(q, slot, false, false);
@@ -50,12 +72,13 @@ std::string catalog_check_query(std::uint64_t lsn) {
     // Replay runs a few milliseconds behind a busy master: wait for it, briefly (about
     // kWaitMs), rather than fail at once and send the read to the master.
     constexpr int kWaitMs = 50;
-    std::string at = "'" + format_lsn(lsn) + "'::pg_catalog.pg_lsn";
-    std::string replayed = "pg_catalog.pg_last_wal_replay_lsn() >= " + at;
+    std::string lsn_text = format_lsn(lsn);
+    std::string replayed =
+        "pg_catalog.pg_last_wal_replay_lsn() >= '" + lsn_text + "'::pg_catalog.pg_lsn";
     return "DO $pgrouter$ BEGIN FOR i IN 1.." + std::to_string(kWaitMs) + " LOOP EXIT WHEN " +
            replayed + "; PERFORM pg_catalog.pg_sleep(0.001); END LOOP; IF NOT COALESCE(" +
            replayed + ", false) THEN RAISE EXCEPTION 'pgrouter: this standby has not replayed " +
-           "the catalog up to " + format_lsn(lsn) + "'; END IF; END $pgrouter$";
+           "the catalog up to " + lsn_text + "'; END IF; END $pgrouter$";
 }
 
 }  // namespace pgrouter

@@ -380,26 +380,12 @@ asio::awaitable<bool> Session::shapes_match(int slot, Server& server, const Stat
     std::vector<std::string> names = statements_.to_verify(slot, refs);
     if (names.empty() || sticky_slot_ == slot) co_return true;  // not inside a batch
     Wire& wire = server.conn->wire;
-    statements_.reparse(slot, names, wire.output());
-    for (const std::string& name : names) {
-        proto::MessageBuilder(wire.output(), FrontendMsg::Describe).u8('S').cstr(name);
-    }
-    proto::MessageBuilder(wire.output(), FrontendMsg::Sync);
-    InFlight g;
-    g.slot = slot;
-    g.ghost = true;
-    g.verifies_shape = true;
-    std::vector<std::string> g_names = names;
-    g.described = std::move(names);
-    inflight_.push(std::move(g));
-    wake();
+    queue_shape_check(inflight_, wire.output(), slot, statements_, names);
     server.shape_changed = false;
     if (!co_await state_applied(slot, server) || !server.shape_changed) co_return true;
     // Parsed there with another result: closed again, so that every later use fails
     // the same way, as the client's statement does on the backend that prepared it.
-    statements_.close_on(slot, g_names, wire.output());
-    proto::MessageBuilder(wire.output(), FrontendMsg::Sync);
-    queue_ghost(inflight_, wire.output(), slot, {});
+    queue_statement_close(inflight_, wire.output(), slot, statements_, names);
     wake();
     if (co_await wire.flush()) close("lost while closing a statement", Closing::Abnormal, &server);
     co_return false;

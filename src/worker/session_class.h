@@ -241,6 +241,7 @@ class Session : public std::enable_shared_from_this<Session> {
     int sticky_slot_ = -1;  // after a Flush: where the rest of the batch goes
     int last_slot_ = -1;
     Statements statements_;                     // the client's prepared statements, per backend
+    std::string shape_scratch_;                 // described(): a result shape, its capacity kept
     std::optional<Classification> classified_;  // off the loop, for the cutter's next message
     UnitCutter cutter_;                         // after statements_, which it updates
 };

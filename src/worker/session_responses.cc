@@ -237,13 +237,16 @@ bool Session::on_backend_message(const proto::Message& m, Server& server) {
 
 void Session::described(const std::string& name, const proto::Message& m, const std::string& params,
                         Server& server) {
-    std::optional<std::string> shape =
-        m.is(BackendMsg::RowDescription) ? proto::result_shape(m.payload) : std::string();
-    if (!shape) return;
-    if (!inflight_.front().verifies_shape) return statements_.note_shape(name, *shape, params);
+    std::string& shape = shape_scratch_;
+    if (!m.is(BackendMsg::RowDescription)) {
+        shape.clear();  // NoData
+    } else if (!proto::result_shape(m.payload, shape)) {
+        return;
+    }
+    if (!inflight_.front().verifies_shape) return statements_.note_shape(name, shape, params);
     const Statement* st = statements_.find(name);
     bool params_differ = st != nullptr && !st->params.empty() && st->params != params;
-    if (st != nullptr && st->described && (st->shape != *shape || params_differ)) {
+    if (st != nullptr && st->described && (st->shape != shape || params_differ)) {
         PGR_SESSION_DEBUG(id_, "statement \"%s\" re-parsed on %s has other types", name.c_str(),
                           server.conn->address.c_str());
         server.shape_changed = true;

@@ -38,7 +38,7 @@ void Statements::note_shape(std::string_view name, const std::string& shape,
                             const std::string& params) {
     auto it = statements_.find(name);
     if (it == statements_.end()) return;
-    it->second.shape = shape;
+    if (it->second.shape != shape) it->second.shape = shape;  // a statement run again: same
     if (!params.empty()) it->second.params = params;
     it->second.described = true;
 }

@@ -94,8 +94,9 @@ struct BackendKeyData {
 
 // A RowDescription's columns without their format codes (which a Describe of a portal sets
 // and one of a statement leaves at text): what "the statement's result type" means when
-// PostgreSQL checks that a cached plan did not change it. nullopt when malformed.
-[[nodiscard]] std::optional<std::string> result_shape(std::string_view row_description);
+// PostgreSQL checks that a cached plan did not change it, written into `shape` (whose
+// capacity is reused: this runs for every described result). False when malformed.
+[[nodiscard]] bool result_shape(std::string_view row_description, std::string& shape);
 
 // The first column of a DataRow, in the text it carries; nullopt for a NULL or a malformed row.
 [[nodiscard]] std::optional<std::string_view> parse_data_row_first(std::string_view payload);

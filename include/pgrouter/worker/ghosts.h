@@ -12,6 +12,7 @@
 
 #include "pgrouter/worker/inflight.h"
 #include "pgrouter/worker/session_state.h"
+#include "pgrouter/worker/statements.h"
 
 namespace pgrouter {
 
@@ -30,6 +31,16 @@ int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLo
 
 // Queues the question of the master's WAL position (Answer::Lsn brings its DataRow).
 void queue_lsn_capture(InflightQueue& q, std::string& out, int slot);
+
+// Queues, for statements `names` that `slot` lacks, a Parse of each (noted in `statements`),
+// a Describe of each and a Sync: a ghost whose RowDescriptions and ParameterDescriptions the
+// session compares with what the client saw (InflightQueue::answers_describe()).
+void queue_shape_check(InflightQueue& q, std::string& out, int slot, Statements& statements,
+                       const std::vector<std::string>& names);
+
+// Queues a Close of each of `names` on `slot` (noted in `statements`) and a Sync.
+void queue_statement_close(InflightQueue& q, std::string& out, int slot, Statements& statements,
+                           const std::vector<std::string>& names);
 
 // Queues `bytes` (whole protocol messages ending in a ReadyForQuery's worth: a Query) as a
 // ghost whose answer is dropped.
