@@ -107,6 +107,12 @@ int Session::master_slot() const {
     return master < 0 ? -1 : snap_.backends[static_cast<std::size_t>(master)].slot;
 }
 
+int Session::master_instead_of(int slot) {
+    refresh_snapshot();
+    int master = master_slot();
+    return master != slot ? master : -1;
+}
+
 bool Session::all_starting() const {
     return std::all_of(snap_.backends.begin(), snap_.backends.end(), [](const BackendView& b) {
         return b.health.status == BackendStatus::Starting;
@@ -400,9 +406,7 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
     if (server == nullptr && may_hold && !answering && !state_.in_block() &&
         cls.kind != StatementKind::Write && cls.pins == 0) {
         // A standby that cannot be reached for a read: the master serves it instead.
-        refresh_snapshot();
-        int master = master_slot();
-        if (master >= 0 && master != slot) {
+        if (int master = master_instead_of(slot); master >= 0) {
             co_await send_unit(master, unit, refs, cls, "standby unreachable, master", false);
             co_return;
         }
@@ -429,9 +433,8 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
         // The session's state did not apply there, and the unit could not be taken back
         // once sent: it does not run there. A read goes to the master instead.
         if (closed_) co_return;
-        refresh_snapshot();
-        int master = master_slot();
-        if (master >= 0 && master != slot && !answering && !state_.in_block() && !server->broken) {
+        int master = master_instead_of(slot);
+        if (master >= 0 && !answering && !state_.in_block() && !server->broken) {
             co_await send_unit(master, unit, refs, cls, "session state refused, master", false);
             co_return;
         }

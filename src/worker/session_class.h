@@ -106,6 +106,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // The master's slot in the last snapshot; -1 when there is none.
     int master_slot() const;
 
+    // Where a unit that `slot` cannot serve goes instead: the master, as the snapshot says
+    // now, when it is another backend; -1 otherwise.
+    int master_instead_of(int slot);
+
     bool all_starting() const;
 
     std::chrono::milliseconds login_timeout() const;
