@@ -21,6 +21,7 @@
 #include "pgrouter/net/tls.h"
 #include "pgrouter/os/child.h"
 #include "pgrouter/os/child_table.h"
+#include "pgrouter/os/counters.h"
 #include "pgrouter/os/daemon.h"
 #include "pgrouter/os/listener.h"
 #include "pgrouter/os/proc_title.h"
@@ -277,6 +278,9 @@ void Supervisor::reap_children() {
         std::int64_t now = now_ns();
         c.crashes = (now - c.started_ns < kQuickDeathNs) ? c.crashes + 1 : 1;
         c.restart_at_ns = now + restart_delay(c.crashes).count() * 1'000'000;
+        if (c.kind == ChildKind::Worker && c.wanted && !shutting_down_) {
+            count_worker_restart(seg);
+        }
         if (c.wanted && !shutting_down_ && c.crashes > 1) {
             PGR_NOTICE("restarting %s in %lld ms", c.name().c_str(),
                        static_cast<long long>(restart_delay(c.crashes).count()));
@@ -293,6 +297,7 @@ void Supervisor::reload() {
     if (!result.config) {
         for (const ConfigError& e : result.errors) PGR_ERROR("%s", e.to_string().c_str());
         PGR_ERROR("configuration has errors; keeping the previous one");
+        count_reload(shm_->segment(), false);
         return;
     }
     Config next = std::move(*result.config);
@@ -306,6 +311,7 @@ void Supervisor::reload() {
     set_worker_count(worker_count(config_));
     PGR_INFO("configuration reloaded: %zu backends, %d workers", config_.backends.size(),
              worker_count(config_));
+    count_reload(shm_->segment(), true);
 }
 
 void Supervisor::begin_shutdown(bool fast) {

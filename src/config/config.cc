@@ -410,6 +410,16 @@ std::optional<long long> ConfigReader::integer(const ConfigArg& arg, std::string
     return static_cast<long long>(*n);
 }
 
+// on/off, as PostgreSQL also takes true/false, yes/no and 1/0.
+std::optional<bool> ConfigReader::boolean(const ConfigArg& arg, std::string_view directive) {
+    std::string v = ascii_lowered(arg.text);
+    if (v == "on" || v == "true" || v == "yes" || v == "1") return true;
+    if (v == "off" || v == "false" || v == "no" || v == "0") return false;
+    error(arg.line,
+          "bad value " + quote(arg.text) + " for " + quote(directive) + " (expected on or off)");
+    return std::nullopt;
+}
+
 std::optional<std::string> ConfigReader::text(const ConfigArg& arg, std::string_view directive,
                                               bool allow_empty) {
     if (arg.text.empty() && !allow_empty) {

@@ -46,6 +46,7 @@ class ConfigReader {
     std::optional<std::uint64_t> size(const ConfigArg& arg, std::string_view directive);
     std::optional<long long> integer(const ConfigArg& arg, std::string_view directive, long long lo,
                                      long long hi);
+    std::optional<bool> boolean(const ConfigArg& arg, std::string_view directive);
     std::optional<std::string> text(const ConfigArg& arg, std::string_view directive,
                                     bool allow_empty);
 

@@ -77,6 +77,29 @@ void read_log(In& in, const St& st) {
     }
 }
 
+// admin-users alice,bob: names separated by commas, no empty ones.
+void read_admin_users(In& in, const St& st) {
+    auto text = in.text(st.args[0], st.name, false);
+    if (!text) return;
+    std::vector<std::string> names;
+    std::string_view rest = *text;
+    for (;;) {
+        std::size_t comma = rest.find(',');
+        std::string_view name = rest.substr(0, comma);
+        while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+        while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+        if (name.empty() || name.size() >= 64) {
+            in.error(st.args[0].line, "bad admin-users " + quote(*text) +
+                                          " (expected NAME[,NAME...], names under 64 bytes)");
+            return;
+        }
+        names.emplace_back(name);
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+    }
+    in.config_.admin_users = std::move(names);
+}
+
 void read_backend_tls(In& in, const St& st) {
     std::string mode = ascii_lowered(st.args[0].text);
     if (mode == "off") {
@@ -98,6 +121,23 @@ constexpr std::array kDirectives = {
     Directive{"monitor", S::Top, "address", 1, "HOST:PORT", B::None, "127.0.0.1:14231", false,
               keep<&Config::monitor>, set_address<&Config::monitor>,
               "address and port of the monitoring listener"},
+    Directive{"metrics", S::Top, "address", 1, "HOST:PORT", B::None, "", false,
+              keep<&Config::metrics>,
+              [](In& in, const St& st) {
+                  if (auto ep = in.address(st.args[0], true)) in.config_.metrics = *ep;
+              },
+              "address and port of the Prometheus metrics endpoint (HTTP GET /metrics; unset: "
+              "none; keep it on loopback)"},
+    Directive{"admin-users", S::Top, "list", 1, "NAME[,NAME...]", B::None, "", true, nullptr,
+              read_admin_users,
+              "users who may open the admin console (database 'pgrouter'); they authenticate "
+              "through hba and authdb like everyone"},
+    Directive{"log-connections", S::Top, "boolean", 1, "on or off", B::None, "off", true, nullptr,
+              [](In& in, const St& st) {
+                  if (auto v = in.boolean(st.args[0], st.name)) in.config_.log_connections = *v;
+              },
+              "log each client connection, authentication and disconnection (with its duration, "
+              "units and bytes)"},
     Directive{"workers", S::Top, "integer", 1, "a number 1-256", B::None, "", true, nullptr,
               [](In& in, const St& st) {
                   if (auto n = in.integer(st.args[0], st.name, 1, kWorkersLimit)) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "pgrouter/base/log.h"
+#include "pgrouter/os/counters.h"
 #include "pgrouter/os/seqlock.h"
 
 namespace pgrouter {
@@ -112,6 +113,10 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
     copy_string(st.tls_key, config.tls.key);
     copy_string(st.tls_ca, config.tls.ca);
     copy_string(st.tls_ciphers, config.tls.ciphers);
+    st.log_connections = config.log_connections;
+    std::string admins;
+    for (const std::string& name : config.admin_users) admins += (admins.empty() ? "" : ",") + name;
+    copy_string(st.admin_users, admins);
     for (int s = 0; s < kMaxBackends; ++s) {
         if (!taken[s]) seg.backends[s].spec.active = false;
     }
@@ -215,6 +220,7 @@ bool refresh_routing_view(const Segment& seg, RoutingView& view) {
 }
 
 void reset_worker_slot(Segment& seg, int worker) {
+    fold_worker_counters(seg, worker);  // its counts live on in the retired totals
     WorkerSlot& w = seg.workers[worker];
     w.pid.store(0);
     w.clients.store(0);

@@ -69,6 +69,9 @@ struct Config {
     std::string file;  // where it was read from
     Endpoint listen;
     Endpoint monitor;
+    std::optional<Endpoint> metrics;       // the Prometheus endpoint; unset: none
+    std::vector<std::string> admin_users;  // who may use the admin console (database pgrouter)
+    bool log_connections = false;
     int workers = 0;  // 0: number of CPUs, resolved by the supervisor
     std::string hba;
     std::string authdb;

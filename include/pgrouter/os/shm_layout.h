@@ -3,7 +3,9 @@
 //   routing + settings + backends[].spec — the supervisor (start, SIGHUP), under settings_seq
 //   backends[].health           — the watcher, under that backend's health seq
 //   workers[i]                  — worker i only (the supervisor zeroes it before a respawn)
-//   cancel[]                    — a slot belongs to the worker whose index it carries
+//   cancel[], sessions[]        — a slot belongs to the worker whose index it carries
+//   counters[i]                 — worker i only; folded into `retired` by the supervisor
+//   retired                     — the supervisor only, under retired_seq
 // Readers never lock: they copy under a sequence counter and retry (see seqlock.h), so a
 // child killed at any instant cannot strand a lock that a reader waits for. The counters are
 // also the generations readers compare to copy only what changed (RoutingView in shm.h).
@@ -22,7 +24,7 @@
 namespace pgrouter {
 
 inline constexpr std::uint64_t kShmMagic = 0x7067726f75746572ULL;  // "pgrouter"
-inline constexpr std::uint32_t kShmLayoutVersion = 3;
+inline constexpr std::uint32_t kShmLayoutVersion = 4;
 inline constexpr int kMaxBackends = 64;
 inline constexpr int kMaxWorkers = 256;
 inline constexpr int kCancelSlots = 1 << 16;
@@ -110,6 +112,8 @@ struct SharedSettings {
     char tls_key[kPathLen] = {};
     char tls_ca[kPathLen] = {};
     char tls_ciphers[kPathLen] = {};
+    bool log_connections = false;
+    char admin_users[kPathLen] = {};  // admin-users as written: NAME[,NAME...]
 };
 
 // One per worker; each counter in its own cache line, written by its worker only.
@@ -132,6 +136,57 @@ struct CancelSlot {
     std::atomic<std::int32_t> backend_key{0};
 };
 
+// The counters behind the metrics endpoint (os/counters.h). One block per worker, written by
+// that worker only with plain relaxed load+store (no read-modify-write: one writer), summed by
+// readers. Units are counted by backend slot and by the router's reason, a fixed label set.
+inline constexpr int kReasonLabels = 12;
+inline constexpr int kDurationBuckets = 15;  // the last one is +Inf
+inline constexpr int kReplayLabels = 5;
+
+struct BackendCounters {
+    std::atomic<std::uint64_t> units[kReasonLabels] = {};
+    std::atomic<std::uint64_t> duration[kDurationBuckets] = {};  // per bucket, not cumulative
+    std::atomic<std::uint64_t> duration_ns{0};                   // the histogram's sum
+    std::atomic<std::uint64_t> logins{0};                        // successful backend logins
+    std::atomic<std::int64_t> connections{0};                    // gauge: open now
+};
+
+struct alignas(64) WorkerCounters {
+    BackendCounters backends[kMaxBackends];
+    std::atomic<std::uint64_t> replays[kReplayLabels] = {};
+    std::atomic<std::uint64_t> auth_failures{0};
+    std::atomic<std::uint64_t> accepted{0};  // retired block only: WorkerSlot::accepted folded
+};
+
+// What the supervisor adds up for the processes it replaced, and counts itself.
+struct RetiredCounters {
+    WorkerCounters workers;  // the sum of every reaped worker's counters
+    std::atomic<std::uint64_t> worker_restarts{0};
+    std::atomic<std::uint64_t> reloads_ok{0};
+    std::atomic<std::uint64_t> reloads_error{0};
+};
+
+// What the admin console's SHOW CLIENTS shows of a session. Same index and owner as the
+// session's cancel slot (cancel[i].owner says whose it is); the identity is written once at
+// login under `seq`, the activity fields are single relaxed stores.
+enum class SessionActivity : std::uint8_t { Idle, Active, IdleInTransaction, FailedTransaction };
+
+struct SessionIdentity {
+    std::uint64_t id = 0;              // the worker's session id (as in its log lines)
+    std::int64_t connected_at_ms = 0;  // CLOCK_REALTIME
+    bool tls = false;
+    char user[kNameLen] = {};
+    char database[kNameLen] = {};
+    char address[48] = {};
+};
+
+struct SessionSlot {
+    SeqCount seq;
+    SessionIdentity identity;
+    std::atomic<SessionActivity> activity{SessionActivity::Idle};
+    std::atomic<std::uint16_t> pins{0};  // PinReason bits (classify.h)
+};
+
 struct Segment {
     std::uint64_t magic = kShmMagic;
     std::uint32_t layout_version = kShmLayoutVersion;
@@ -147,6 +202,10 @@ struct Segment {
     BackendSlot backends[kMaxBackends];
     WorkerSlot workers[kMaxWorkers];
     CancelSlot cancel[kCancelSlots];
+    SessionSlot sessions[kCancelSlots];
+    WorkerCounters counters[kMaxWorkers];
+    SeqCount retired_seq;
+    RetiredCounters retired;
 };
 
 }  // namespace pgrouter
