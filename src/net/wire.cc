@@ -72,6 +72,7 @@ boost::system::error_code Wire::read_now() {
                          : socket_.read_some(asio::buffer(space.data(), space.size()), ec);
     socket_.non_blocking(false, mode);
     in_.commit(n);
+    bytes_in_ += n;
     if (n > 0) ec = {};
     return ec;
 }
@@ -95,6 +96,7 @@ asio::awaitable<boost::system::error_code> Wire::fill(std::size_t min_free) {
         tls_ ? co_await tls_->async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec))
              : co_await socket_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
     in_.commit(n);
+    bytes_in_ += n;
     co_return ec;
 }
 
@@ -152,9 +154,11 @@ asio::awaitable<boost::system::error_code> Wire::send(std::string_view bytes) {
 
 asio::awaitable<void> Wire::write_all(asio::const_buffer bytes, boost::system::error_code& ec) {
     if (tls_) {
-        co_await asio::async_write(*tls_, bytes, asio::redirect_error(asio::use_awaitable, ec));
+        bytes_out_ +=
+            co_await asio::async_write(*tls_, bytes, asio::redirect_error(asio::use_awaitable, ec));
     } else {
-        co_await asio::async_write(socket_, bytes, asio::redirect_error(asio::use_awaitable, ec));
+        bytes_out_ += co_await asio::async_write(socket_, bytes,
+                                                 asio::redirect_error(asio::use_awaitable, ec));
     }
 }
 

@@ -6,9 +6,11 @@
 #include "pgrouter/base/clock.h"
 #include "pgrouter/base/log.h"
 #include "pgrouter/net/tls.h"
+#include "pgrouter/os/counters.h"
 #include "pgrouter/os/shm.h"
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/worker/cancel.h"
+#include "pgrouter/worker/console.h"
 #include "pgrouter/worker/session_log.h"
 
 namespace pgrouter {
@@ -168,6 +170,10 @@ asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& 
     login.host = peer.address().to_string();
     auto address = IpAddress::parse(login.host);
     bool ssl = client.tls();
+    if (env.log_connections) {
+        PGR_SESSION_INFO(id, "connection received: host=%s port=%u", login.host.c_str(),
+                         static_cast<unsigned>(peer.port()));
+    }
     const HbaRule* rule =
         address ? match_hba(access->hba, *address, ssl, params->database, params->user) : nullptr;
     if (rule == nullptr || rule->method == HbaMethod::Reject) {
@@ -175,6 +181,7 @@ asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& 
             rule == nullptr ? hba_no_entry_message(login.host, params->user, params->database, ssl)
                             : hba_reject_message(login.host, params->user, params->database, ssl);
         PGR_SESSION_NOTICE(id, "%s", why.c_str());
+        bump(env.counters.auth_failures);
         co_await send_fatal(client, proto::kSqlstateInvalidAuthorization, why);
         co_return std::nullopt;
     }
@@ -182,6 +189,7 @@ asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& 
         std::string why = client_cert_problem(client.ssl(), *mode, params->user);
         if (!why.empty()) {
             PGR_SESSION_NOTICE(id, "%s", why.c_str());
+            bump(env.counters.auth_failures);
             co_await send_fatal(client, proto::kSqlstateInvalidAuthorization, why);
             co_return std::nullopt;
         }
@@ -193,14 +201,25 @@ asio::awaitable<std::optional<ClientLogin>> front_door(Wire& client, WorkerEnv& 
         if (auth.client_gone) co_return std::nullopt;
         PGR_SESSION_NOTICE(id, "authentication failed for user \"%s\" from %s: %s",
                            params->user.c_str(), login.host.c_str(), auth.log_detail.c_str());
+        bump(env.counters.auth_failures);
         co_await send_fatal(client, auth.sqlstate, auth.message);
         co_return std::nullopt;
     }
     PGR_SESSION_DEBUG(id, "user \"%s\" database \"%s\" from %s authenticated (%s)",
                       params->user.c_str(), params->database.c_str(), login.host.c_str(),
                       hba_method_name(rule->method).data());
+    if (env.log_connections) {
+        PGR_SESSION_INFO(id, "connection authorized: user=%s database=%s host=%s%s%s",
+                         params->user.c_str(), params->database.c_str(), login.host.c_str(),
+                         ssl ? " SSL enabled, protocol=" : "",
+                         ssl ? SSL_get_version(client.ssl()) : "");
+    }
     login.params = std::move(*params);
     login.credentials = std::move(auth.credentials);
+    if (login.params.database == kConsoleDatabase) {
+        co_await run_console(client, env, id, login);  // never a backend: the session ends here
+        co_return std::nullopt;
+    }
     co_return login;
 }
 

@@ -76,6 +76,7 @@ Answer InflightQueue::on_message(const proto::Message& m) {
         // which runs again on the master, where that state was first applied.
         replay_ = true;
         replay_wrote_ = false;
+        replay_sqlstate_ = {};
         held_.clear();
         f.ghost = true;  // drop what it answers
         f.hold = false;
@@ -103,6 +104,10 @@ Answer InflightQueue::on_message(const proto::Message& m) {
             if (refusal != StandbyRefusal::None) {
                 replay_ = true;
                 replay_wrote_ = refusal == StandbyRefusal::Write;
+                replay_sqlstate_ = replay_wrote_ ? proto::kSqlstateReadOnlySqlTransaction
+                                   : fields->sqlstate == proto::kSqlstateFeatureNotSupported
+                                       ? proto::kSqlstateFeatureNotSupported
+                                       : proto::kSqlstateObjectNotInPrerequisiteState;
                 held_.clear();
                 f.ghost = true;  // drop the rest of the standby's answer
                 f.hold = false;
@@ -157,6 +162,7 @@ bool InflightQueue::holds_read() const {
 void InflightQueue::held_read_lost() {
     replay_ = true;
     replay_wrote_ = false;
+    replay_sqlstate_ = proto::kSqlstateConnectionFailure;
     clear();
 }
 

@@ -74,6 +74,7 @@ void Session::close(std::string_view reason, Closing how, Server* backend) {
     if (closed_) return;
     closed_ = true;
     PGR_SESSION_LOG(level, id_, "closed: %.*s", len(reason), reason.data());
+    stats_.ended(id_, login_, reason, client_);
     client_.close();
     for (auto& [slot, server] : servers_) server->conn->wire.close();
     wake();
@@ -149,7 +150,8 @@ asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
     if (cancel_.index >= 0) {
         std::vector<std::pair<std::string, std::string>>().swap(r.connection->parameters);
     }
-    auto server = std::make_unique<Server>(std::move(r.connection), env_.slot);
+    auto server =
+        std::make_unique<Server>(std::move(r.connection), env_.slot, stats_.logged_in(slot));
     Server* raw = server.get();
     servers_[slot] = std::move(server);
     co_return raw;
@@ -200,6 +202,7 @@ asio::awaitable<bool> Session::first_login() {
         co_return false;
     }
     cancel_ = *handle;
+    stats_.opened(cancel_.index, id_, login_, client_.tls());
     cancel_set_backend(env_.seg, cancel_, slot, server->conn->pid, server->conn->key);
     std::string& out = client_.output();
     for (const auto& [name, value] : server->conn->parameters) {
@@ -459,6 +462,7 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
     }
     InFlight f;
     f.slot = slot;
+    f.sent_ns = stats_.unit_sent(slot, reason);
     f.cls = cls;
     f.sync = unit.sync;
     f.described = unit.described;
@@ -493,6 +497,7 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
     while (!inflight_.empty() && !closed_) co_await wait_wakeup();
     bool wrote = false;
     if (!inflight_.take_replay(wrote) || closed_) co_return;
+    stats_.replayed(inflight_.replay_sqlstate());
     refresh_snapshot();
     int master = master_slot();
     if (master < 0) {

@@ -23,6 +23,7 @@
 #include "pgrouter/worker/inflight.h"
 #include "pgrouter/worker/session_log.h"
 #include "pgrouter/worker/session_state.h"
+#include "pgrouter/worker/session_stats.h"
 #include "pgrouter/worker/statements.h"
 #include "pgrouter/worker/unit.h"
 
@@ -39,10 +40,12 @@ inline int len(std::string_view s) { return static_cast<int>(s.size()); }
 
 // One backend connection of the session and how far it has replayed the session's SETs.
 struct Server {
-    Server(std::unique_ptr<BackendConnection> c, WorkerSlot& slot)
-        : conn(std::move(c)), counted(slot.connections) {}
+    Server(std::unique_ptr<BackendConnection> c, WorkerSlot& slot,
+           std::atomic<std::int64_t>& backend_gauge)
+        : conn(std::move(c)), counted(slot.connections), counted_backend(backend_gauge) {}
     std::unique_ptr<BackendConnection> conn;
     Counted counted;
+    Counted counted_backend;     // pgrouter_server_connections{backend}
     StateApplied applied;        // how far the session's state was replayed here
     bool state_failed = false;   // a replay failed (what failed: state_error)
     bool shape_changed = false;  // a statement re-parsed here describes another result
@@ -226,6 +229,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::uint64_t id_;
     Wire client_;
     Counted counted_;
+    SessionStats stats_{env_};  // counters, SHOW CLIENTS row, disconnection log
     ClientLogin login_;
     CancelHandle cancel_;
     bool closed_ = false;

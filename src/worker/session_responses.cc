@@ -260,6 +260,7 @@ void Session::finish_unit(const proto::Message& m) {
         const BackendView* view = view_of(f.slot);
         UnitOutcome u;
         u.status = proto::parse_ready_for_query(m.payload).value_or(proto::TransactionStatus::Idle);
+        stats_.unit_done(f.slot, f.sent_ns, u.status);
         u.slot = f.slot;
         u.on_master = view != nullptr && view->health.role == BackendRole::Master;
         u.epoch = view != nullptr ? view->spec.epoch : 0;
@@ -286,6 +287,7 @@ void Session::finish_unit(const proto::Message& m) {
 void Session::pins_changed() {
     if (state_.pins() != 0 && !pinned_counted_) pinned_counted_.emplace(env_.slot.pinned);
     if (state_.pins() == 0) pinned_counted_.reset();
+    stats_.pins(state_.pins());
     PGR_SESSION_DEBUG(id_, "%s", state_.pins() != 0 ? "pinned to the master" : "no longer pinned");
 }
 

@@ -32,6 +32,18 @@ tcp acceptor_protocol(int fd) {
     return addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
 }
 
+// admin-users as published: NAME[,NAME...].
+std::vector<std::string> split_names(std::string_view list) {
+    std::vector<std::string> names;
+    while (!list.empty()) {
+        std::size_t comma = list.find(',');
+        if (comma != 0) names.emplace_back(list.substr(0, comma));
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return names;
+}
+
 class Worker {
   public:
     explicit Worker(const ChildContext& ctx)
@@ -164,6 +176,8 @@ class Worker {
             settings.generation != generation_) {
             log_set_level(settings.log_level);
             load_tls(settings);
+            env_.log_connections = settings.log_connections;
+            env_.admin_users = split_names(settings.admin_users);
             AccessResult access = load_access(settings.hba_path, settings.authdb_path);
             if (access.rules) {
                 env_.access = std::move(access.rules);

@@ -90,6 +90,9 @@ class Wire {
     void close();
     // Gives back buffer memory while the connection is idle.
     void release_idle_memory();
+    // Bytes received and sent on the socket so far (ciphertext with TLS), for the logs.
+    std::uint64_t bytes_in() const { return bytes_in_; }
+    std::uint64_t bytes_out() const { return bytes_out_; }
 
   private:
     template <class Decode>
@@ -104,6 +107,8 @@ class Wire {
     std::string out_;
     std::string sending_;   // what the flush in progress writes; out_ takes new output meanwhile
     bool writing_ = false;  // a flush is in progress (two coroutines may flush one wire)
+    std::uint64_t bytes_in_ = 0;
+    std::uint64_t bytes_out_ = 0;
 };
 
 }  // namespace pgrouter

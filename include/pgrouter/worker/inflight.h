@@ -40,6 +40,7 @@ struct InFlight {
     bool verifies_shape = false;
     // An unsynced unit whose answers can be counted (Unit::answers): how many are still due.
     int answers_left = -1;
+    std::int64_t sent_ns = 0;  // when it was sent (SessionStats::unit_sent)
     Classification cls;
     std::string tag;                     // the last CommandComplete tag ("COMMIT", ...)
     std::vector<SessionChange> changes;  // what it changes in the session, if it succeeds
@@ -113,6 +114,9 @@ class InflightQueue {
     // A replay is due (after Replay or held_read_lost()): clears it. `wrote`: the standby
     // refused a write (25006), so the replay counts as one for read-your-writes.
     bool take_replay(bool& wrote);
+    // Why the last replay was due: the standby's SQLSTATE (08006: it was lost; empty: the
+    // session's state did not apply there).
+    std::string_view replay_sqlstate() const { return replay_sqlstate_; }
 
   private:
     // Units in flight, oldest first: rarely more than two, so a vector (which, unlike a
@@ -121,6 +125,7 @@ class InflightQueue {
     std::string held_;           // responses of a held read
     bool replay_ = false;        // the held read must run again, on the master
     bool replay_wrote_ = false;  // ... because it writes (25006), not for lack of a feature
+    std::string_view replay_sqlstate_;
 };
 
 }  // namespace pgrouter

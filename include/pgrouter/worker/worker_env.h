@@ -6,7 +6,9 @@
 
 #include <memory>
 #include <random>
+#include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "pgrouter/auth/access.h"
 #include "pgrouter/base/asio.h"
@@ -24,10 +26,15 @@ namespace pgrouter {
 
 // What every session of one worker shares.
 struct WorkerEnv {
-    WorkerEnv(Segment& s, WorkerSlot& w, int index) : seg(s), slot(w), worker(index) {}
+    WorkerEnv(Segment& s, WorkerSlot& w, int index)
+        : seg(s), slot(w), counters(s.counters[index]), worker(index) {}
     Segment& seg;
     WorkerSlot& slot;
+    WorkerCounters& counters;  // this worker's block of the metrics counters (os/counters.h)
     int worker = 0;
+    // Of the current generation: log-connections, and who may open the admin console.
+    bool log_connections = false;
+    std::vector<std::string> admin_users;
     std::shared_ptr<const AccessRules> access;  // replaced on reload; sessions keep theirs
     // The client-facing TLS context; null without a `tls` block. Replaced on reload (new
     // certificates for new connections); a handshake in progress keeps the one it started with.
