@@ -67,6 +67,7 @@ class Supervisor {
     std::string pidfile_;
     int listen_fd_ = -1;
     int monitor_fd_ = -1;
+    int metrics_fd_ = -1;
     int signal_fd_ = -1;
     bool reload_requested_ = false;
     bool shutting_down_ = false;
@@ -92,6 +93,13 @@ bool Supervisor::setup() {
     if (monitor_fd_ < 0) {
         PGR_ERROR("%s", error.c_str());
         return false;
+    }
+    if (config_.metrics) {
+        metrics_fd_ = bind_listener(*config_.metrics, error);
+        if (metrics_fd_ < 0) {
+            PGR_ERROR("%s", error.c_str());
+            return false;
+        }
     }
     if (!options_.foreground) {
         if (!daemonize()) {
@@ -204,7 +212,7 @@ void Supervisor::start_child(Child& child) {
         close(signal_fd_);
         log_set_role(child.name());
         proc_title_set("pgrouter: " + child.name());
-        ChildContext ctx{&seg, listen_fd_, monitor_fd_, child.index};
+        ChildContext ctx{&seg, listen_fd_, monitor_fd_, metrics_fd_, child.index};
         switch (child.kind) {
             case ChildKind::Watcher:
                 run_watcher(ctx);

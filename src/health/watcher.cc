@@ -388,6 +388,7 @@ void Watcher::run() {
 void run_watcher(const ChildContext& ctx) {
     if (ctx.listen_fd >= 0) close(ctx.listen_fd);
     if (ctx.monitor_fd >= 0) close(ctx.monitor_fd);
+    if (ctx.metrics_fd >= 0) close(ctx.metrics_fd);
     install_stop_handler();
     Watcher watcher(*ctx.segment);
     watcher.run();

@@ -215,6 +215,7 @@ class Worker {
 
 void run_worker(const ChildContext& ctx) {
     if (ctx.monitor_fd >= 0) close(ctx.monitor_fd);
+    if (ctx.metrics_fd >= 0) close(ctx.metrics_fd);
     {
         Worker worker(ctx);
         worker.run();

@@ -13,7 +13,8 @@ struct ChildContext {
     Segment* segment = nullptr;
     int listen_fd = -1;
     int monitor_fd = -1;
-    int index = 0;  // worker slot
+    int metrics_fd = -1;  // the metrics endpoint's socket; -1 without `metrics`
+    int index = 0;        // worker slot
 };
 
 [[noreturn]] void run_worker(const ChildContext& ctx);
