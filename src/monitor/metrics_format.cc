@@ -49,7 +49,7 @@ class Exposition {
         if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
         if (std::isnan(v)) return "NaN";
         char buf[64];
-        auto r = std::to_chars(buf, buf + sizeof buf, v);
+        auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general);
         return std::string(buf, r.ptr);
     }
 

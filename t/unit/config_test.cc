@@ -192,6 +192,16 @@ const std::vector<Sample>& samples() {
          [](const Config& c) { return c.listen.to_string(); }},
         {S::Top, "monitor", "monitor [::1]:9000\nbackend h:1",
          [](const Config& c) { return c.monitor.to_string(); }},
+        {S::Top, "metrics", "metrics 127.0.0.1:9187\nbackend h:1",
+         [](const Config& c) { return c.metrics ? c.metrics->to_string() : ""; }},
+        {S::Top, "admin-users", "admin-users alice,bob\nbackend h:1",
+         [](const Config& c) {
+             std::string out;
+             for (const std::string& n : c.admin_users) out += n + ";";
+             return out;
+         }},
+        {S::Top, "log-connections", "log-connections on\nbackend h:1",
+         [](const Config& c) { return c.log_connections ? "on" : "off"; }},
         {S::Top, "workers", "workers 8\nbackend h:1",
          [](const Config& c) { return std::to_string(c.workers); }},
         {S::Top, "hba", "hba /etc/hba\nbackend h:1", [](const Config& c) { return c.hba; }},
@@ -285,6 +295,9 @@ const std::vector<Documented>& documented() {
     static const std::vector<Documented> d = {
         {S::Top, "listen", "*:5432", false},
         {S::Top, "monitor", "127.0.0.1:14231", false},
+        {S::Top, "metrics", "", false},
+        {S::Top, "admin-users", "", true},
+        {S::Top, "log-connections", "off", true},
         {S::Top, "workers", "", true},
         {S::Top, "hba", "", true},
         {S::Top, "authdb", "", true},
