@@ -36,8 +36,8 @@ struct HttpAnswer {
 };
 
 HttpAnswer http(int port, const std::string& method, const std::string& path) {
-    std::string raw = read_tcp(port, method + " " + path +
-                                         " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    std::string raw = read_tcp(
+        port, method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     HttpAnswer a;
     std::size_t end = raw.find("\r\n\r\n");
     REQUIRE(end != std::string::npos);
@@ -162,8 +162,8 @@ TEST_CASE("metrics: promtool and the Python parser accept them; values follow th
     for (int node : {1, 2}) {
         std::string key = "pgrouter_unit_duration_seconds_count{" + be(c, node) + "}";
         timed += value(after, key) - value(before, key);
-        CHECK(value(after, "pgrouter_unit_duration_seconds_bucket{" + be(c, node) + ",le=\"+Inf\"}") ==
-              value(after, key));
+        CHECK(value(after, "pgrouter_unit_duration_seconds_bucket{" + be(c, node) +
+                               ",le=\"+Inf\"}") == value(after, key));
     }
     CHECK(timed == 100);
     CHECK(value(after, "pgrouter_client_connections_total{}") -
@@ -201,7 +201,9 @@ TEST_CASE("metrics: promtool and the Python parser accept them; values follow th
         double ok = value(after, "pgrouter_reloads_total{result=\"ok\"}");
         double bad = value(after, "pgrouter_reloads_total{result=\"error\"}");
         r.router->signal(SIGHUP);
-        CHECK(wait_until([&] { return value(scrape(mport), "pgrouter_reloads_total{result=\"ok\"}") == ok + 1; }));
+        CHECK(wait_until([&] {
+            return value(scrape(mport), "pgrouter_reloads_total{result=\"ok\"}") == ok + 1;
+        }));
         std::string good = read_file(r.router->config_path());
         r.router->write_config(good + "\nbogus-directive 1\n");
         r.router->signal(SIGHUP);
@@ -241,7 +243,8 @@ TEST_CASE("metrics: counters stay monotonic across a SIGKILLed worker", "[metric
     CHECK(all_units(after) == units_before);
     CHECK(value(after, "pgrouter_client_connections_total{}") == accepted_before);
     for (const auto& [key, v] : before) {
-        if (key.find("_total{") == std::string::npos || key.find("worker_restarts") != std::string::npos) {
+        if (key.find("_total{") == std::string::npos ||
+            key.find("worker_restarts") != std::string::npos) {
             continue;
         }
         INFO(key);
@@ -284,8 +287,8 @@ TEST_CASE("metrics: a thousand silent HTTP clients do not hold /metrics", "[metr
     }
     auto start = std::chrono::steady_clock::now();
     HttpAnswer a = http(mport, "GET", "/metrics");
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                    .count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     std::printf("metrics: GET /metrics beside 1000 silent clients answered in %.1f ms\n", ms);
     CHECK(a.status == 200);
     CHECK(a.body.find("pgrouter_backend_up{") != std::string::npos);
