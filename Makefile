@@ -14,7 +14,7 @@ OPT      ?= -O2 -g
 CPPFLAGS += -Iinclude -MMD -MP -DBOOST_ASIO_HAS_CO_AWAIT -DBOOST_ASIO_HAS_STD_COROUTINE \
             -DBOOST_ASIO_NO_DEPRECATED -DBOOST_ERROR_CODE_HEADER_ONLY -I/usr/include/postgresql
 CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Werror -pthread
-LDLIBS   += -lpq -lpg_query -lssl -lcrypto -lpthread -lrt
+LDLIBS   += -lpq -lpg_query -lssl -lcrypto -lsystemd -lpthread -lrt
 
 SRCS      := $(filter-out src/main.cc,$(sort $(wildcard src/*.cc src/*/*.cc)))
 OBJS      := $(SRCS:%.cc=$(BUILD)/obj/%.o)
