@@ -382,8 +382,9 @@ void Supervisor::reload_config() {
     Config next = std::move(*result.config);
     // What the directive table marks not reloadable keeps its running value.
     for (std::string_view name : keep_restart_only(config_, next)) {
-        PGR_WARNING("'%.*s' changed: needs a restart; keeping the running value",
-                    static_cast<int>(name.size()), name.data());
+        PGR_WARNING(
+            "'%.*s' changed: needs a restart or an upgrade (SIGUSR2); keeping the running value",
+            static_cast<int>(name.size()), name.data());
     }
     config_ = std::move(next);
     publish(config_);
