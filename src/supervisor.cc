@@ -89,7 +89,7 @@ class Supervisor {
     void read_successor_pipe();
     void successor_exited(int status);
     void check_successor_deadline();
-    void hand_over();
+    void hand_over(const std::string& adopted);
     void take_back();
 
     Config config_;
@@ -104,8 +104,9 @@ class Supervisor {
     bool shutting_down_ = false;
     std::int64_t kill_at_ns_ = 0;
     std::string setup_error_;
-    bool ready_ = false;          // the workers accepted once (READY=1 sent)
-    bool announce_main_ = false;  // at ready: MAINPID= too (after an upgrade or a take-back)
+    std::vector<std::string> adopted_;  // names of the sockets an upgrade handed us
+    bool ready_ = false;                // the workers accepted once (READY=1 sent)
+    bool announce_main_ = false;        // at ready: MAINPID= too (after an upgrade or a take-back)
     std::string last_status_;
     std::int64_t status_at_ns_ = 0;
     Successor successor_;  // pid 0: no upgrade in progress
@@ -125,7 +126,10 @@ int Supervisor::open_listener(std::string_view name, const Endpoint& where) {
     std::string error;
     if (options_.inherited.upgrading) {
         int fd = adopt_inherited(options_.inherited, name, where.to_string(), error);
-        if (fd >= 0) return fd;
+        if (fd >= 0) {
+            adopted_.emplace_back(name);
+            return fd;
+        }
         if (!error.empty()) return (void)fail(error), -1;
         PGR_NOTICE("%.*s is now %s: binding a new socket", static_cast<int>(name.size()),
                    name.data(), where.to_string().c_str());
@@ -485,7 +489,7 @@ void Supervisor::check_ready() {
     if (options_.inherited.ready_fd >= 0) {
         PGR_NOTICE("upgrade: workers accept; the old supervisor (pid %d) stops accepting",
                    static_cast<int>(getppid()));
-        report_ready(options_.inherited.ready_fd);
+        report_ready(options_.inherited.ready_fd, adopted_);
     }
     notify_new_main(getpid(), status);
 }
@@ -523,6 +527,10 @@ void Supervisor::begin_upgrade() {
         PGR_WARNING("received SIGUSR2 while shutting down; ignoring it");
         return;
     }
+    if (!ready_) {
+        PGR_WARNING("received SIGUSR2 before the workers accept; ignoring it");
+        return;
+    }
     if (successor_.pid > 0) {
         PGR_WARNING(
             "received SIGUSR2 while an upgrade is in progress (new supervisor pid %d); "
@@ -531,7 +539,7 @@ void Supervisor::begin_upgrade() {
         return;
     }
     PGR_NOTICE("received SIGUSR2, upgrading: starting %s", options_.executable.c_str());
-    if (ready_) notify_reloading();
+    notify_reloading();
     std::vector<InheritedSocket> sockets{{"listen", listen_fd_, config_.listen.to_string()},
                                          {"monitor", monitor_fd_, config_.monitor.to_string()}};
     std::string error;
@@ -539,7 +547,7 @@ void Supervisor::begin_upgrade() {
         spawn_successor(options_.executable, options_.argv, sockets, error);
     if (!next) {
         PGR_ERROR("upgrade failed: %s; serving on", error.c_str());
-        if (ready_) notify_ready(status_text());
+        notify_ready(status_text());
         return;
     }
     successor_ = *next;
@@ -554,7 +562,7 @@ void Supervisor::read_successor_pipe() {
         case SuccessorNews::Nothing:
             return;
         case SuccessorNews::Ready:
-            if (!shutting_down_) hand_over();
+            if (!shutting_down_) hand_over(message);
             break;
         case SuccessorNews::Failed:
             PGR_ERROR("upgrade: new supervisor (pid %d): %s", static_cast<int>(successor_.pid),
@@ -616,8 +624,16 @@ void Supervisor::check_successor_deadline() {
 // The new supervisor's workers accept: ours stop (their copies of the listening sockets
 // close) and their sessions go on up to the upgrade's drain timeout. This process keeps its
 // own copies until it exits, so that take_back() can serve on them.
-void Supervisor::hand_over() {
+void Supervisor::hand_over(const std::string& adopted) {
     handed_over_ = true;
+    // A socket the new configuration moved elsewhere: nobody accepts on it any more.
+    for (auto [name, fd] : {std::pair{"listen", &listen_fd_}, std::pair{"monitor", &monitor_fd_}}) {
+        if (*fd >= 0 && !names_include(adopted, name)) {
+            PGR_NOTICE("the new supervisor does not use the %s socket; closing it", name);
+            close(*fd);
+            *fd = -1;
+        }
+    }
     Millis drain = upgrade_drain_timeout(config_);
     PGR_NOTICE(
         "the new supervisor (pid %d) is ready; no longer accepting, sessions may go on "
@@ -637,6 +653,15 @@ void Supervisor::hand_over() {
 // watcher, a monitor and a full set of workers again on our copies of the sockets.
 void Supervisor::take_back() {
     handed_over_ = false;
+    std::string error;
+    for (auto [where, fd] :
+         {std::pair{&config_.listen, &listen_fd_}, std::pair{&config_.monitor, &monitor_fd_}}) {
+        if (*fd < 0 && (*fd = bind_listener(*where, error)) < 0) {
+            PGR_ERROR("cannot take back %s: %s", where->to_string().c_str(), error.c_str());
+            begin_shutdown(false);
+            return;
+        }
+    }
     publish(config_);
     ensure_child(ChildKind::Watcher);
     ensure_child(ChildKind::Monitor);

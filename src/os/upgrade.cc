@@ -233,7 +233,18 @@ SuccessorNews read_successor(int pipe_fd, std::string& message) {
         return errno == EAGAIN || errno == EINTR ? SuccessorNews::Nothing : SuccessorNews::Closed;
     message.assign(buf, static_cast<std::size_t>(n));
     while (!message.empty() && message.back() == '\n') message.pop_back();
-    return message == "ready" ? SuccessorNews::Ready : SuccessorNews::Failed;
+    if (message != "ready" && !message.starts_with("ready ")) return SuccessorNews::Failed;
+    message.erase(0, std::min<std::size_t>(message.size(), 6));
+    return SuccessorNews::Ready;
+}
+
+bool names_include(std::string_view names, std::string_view name) {
+    while (!names.empty()) {
+        std::size_t end = names.find(' ');
+        if (names.substr(0, end) == name) return true;
+        names = end == std::string_view::npos ? std::string_view() : names.substr(end + 1);
+    }
+    return false;
 }
 
 namespace {
@@ -248,12 +259,16 @@ void report_line(int& ready_fd, std::string line) {
 
 }  // namespace
 
-void report_ready(int& ready_fd) { report_line(ready_fd, "ready"); }
+void report_ready(int& ready_fd, const std::vector<std::string>& adopted) {
+    std::string line = "ready";
+    for (const std::string& name : adopted) line += " " + name;
+    report_line(ready_fd, line);
+}
 
 void report_failure(int& ready_fd, const std::string& why) {
     std::string line = why.substr(0, 400);
     std::replace(line.begin(), line.end(), '\n', ' ');
-    report_line(ready_fd, line == "ready" ? "not ready" : line);
+    report_line(ready_fd, line.starts_with("ready") ? "not " + line : line);
 }
 
 }  // namespace pgrouter

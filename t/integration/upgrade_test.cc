@@ -427,6 +427,35 @@ TEST_CASE(
     check_log_clean(*u.r);
 }
 
+TEST_CASE("SIGUSR2 applies new listen and monitor addresses without dropping a session",
+          "[upgrade]") {
+    Cluster& c = Cluster::shared();
+    UpgradeRig u(c);
+    const int old_port = u.port, old_monitor = u.monitor;
+    auto held = std::make_unique<PgConn>(u.conninfo());
+    CHECK(held->value("SELECT 1") == "1");
+
+    u.port = free_port();
+    u.monitor = free_port();
+    u.r->write_config(u.config());
+    u.r->signal(SIGUSR2);
+    pid_t fresh = u.wait_new_supervisor();
+    REQUIRE(fresh > 0);
+    CHECK(u.r->wait_for_log("listen is now 127.0.0.1:" + std::to_string(u.port) +
+                            ": binding a new socket"));
+    CHECK(u.r->wait_for_log("does not use the listen socket; closing it"));
+    CHECK(can_connect(u.conninfo()));
+    CHECK(u.r->monitor(u.monitor).rfind("backends ", 0) == 0);
+    // The old addresses close at the hand-over (nobody would accept there), while the
+    // session on them goes on.
+    CHECK(wait_until([&] { return !port_open(old_port) && !port_open(old_monitor); }, 10s));
+    CHECK(held->value("SELECT 2") == "2");
+    held.reset();
+    CHECK(u.r->wait_exit(20s) == std::optional<int>(0));
+    CHECK(u.stop_new(fresh));
+    check_log_clean(*u.r);
+}
+
 TEST_CASE("SIGUSR2 twice: the second is ignored while the first upgrade runs", "[upgrade]") {
     Cluster& c = Cluster::shared();
     UpgradeRig u(c);

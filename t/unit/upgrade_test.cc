@@ -67,3 +67,11 @@ TEST_CASE("upgrade: shutdown-timeout given in the file counts for both paths, el
     CHECK(set.config->shutdown_timeout_set);
     CHECK(upgrade_drain_timeout(*set.config) == Millis(120'000));
 }
+
+TEST_CASE("upgrade: the ready line names the sockets the new supervisor adopted") {
+    CHECK(names_include("listen monitor", "listen"));
+    CHECK(names_include("listen monitor", "monitor"));
+    CHECK_FALSE(names_include("listen monitor", "list"));
+    CHECK_FALSE(names_include("", "listen"));
+    CHECK(names_include("monitor", "monitor"));
+}

@@ -68,13 +68,16 @@ struct Successor {
                                                        const std::vector<InheritedSocket>& sockets,
                                                        std::string& error);
 
-// What arrived on the pipe of a successor: a line ("ready", or an exec error) or EOF.
+// What arrived on the pipe of a successor: a line ("ready" and the names of the sockets it
+// adopted, or why it failed) or EOF. For Ready, `message` is the names, space-separated.
 enum class SuccessorNews { Nothing, Ready, Failed, Closed };
 SuccessorNews read_successor(int pipe_fd, std::string& message);
+// Pure: is `name` one of the space-separated `names`?
+bool names_include(std::string_view names, std::string_view name);
 
 // New supervisor: tell the old one that the workers accept, or why this one cannot start
 // (one line each; both close the descriptor; nothing happens when it is -1).
-void report_ready(int& ready_fd);
+void report_ready(int& ready_fd, const std::vector<std::string>& adopted);
 void report_failure(int& ready_fd, const std::string& why);
 
 }  // namespace pgrouter
