@@ -8,13 +8,14 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 SBINDIR  ?= $(PREFIX)/sbin
 MANDIR   ?= $(PREFIX)/share/man
+LIBEXECDIR ?= $(PREFIX)/lib/pgrouter
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 
 OPT      ?= -O2 -g
 CPPFLAGS += -Iinclude -MMD -MP -DBOOST_ASIO_HAS_CO_AWAIT -DBOOST_ASIO_HAS_STD_COROUTINE \
             -DBOOST_ASIO_NO_DEPRECATED -DBOOST_ERROR_CODE_HEADER_ONLY -I/usr/include/postgresql
 CXXFLAGS += -std=c++20 $(OPT) -Wall -Wextra -Werror -pthread
-LDLIBS   += -lpq -lpg_query -lssl -lcrypto -lpthread -lrt
+LDLIBS   += -lpq -lpg_query -lssl -lcrypto -lsystemd -lpthread -lrt
 
 SRCS      := $(filter-out src/main.cc,$(sort $(wildcard src/*.cc src/*/*.cc)))
 OBJS      := $(SRCS:%.cc=$(BUILD)/obj/%.o)
@@ -66,6 +67,7 @@ demo: deps $(BUILD)/pgrouter $(BUILD)/testcluster
 
 install: $(BUILD)/pgrouter
 	install -D -m 0755 $(BUILD)/pgrouter $(DESTDIR)$(SBINDIR)/pgrouter
+	install -D -m 0755 packaging/pgrouter-upgrade $(DESTDIR)$(LIBEXECDIR)/pgrouter-upgrade
 	install -D -m 0644 man/pgrouter.8 $(DESTDIR)$(MANDIR)/man8/pgrouter.8
 	install -D -m 0644 man/pgrouter.conf.5 $(DESTDIR)$(MANDIR)/man5/pgrouter.conf.5
 	test ! -f man/pgrouter-hba.5 || install -D -m 0644 man/pgrouter-hba.5 $(DESTDIR)$(MANDIR)/man5/pgrouter-hba.5

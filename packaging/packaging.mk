@@ -16,7 +16,7 @@ PKG_TREE     ?= worktree
 # The outer make's flags and variables (command-line ones are exported) must not leak into
 # the package builds' own make runs, which set their own paths and compiler flags.
 PKG_CLEAN_ENV := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
-    -u BUILD -u PREFIX -u DESTDIR -u SBINDIR -u MANDIR -u SYSCONFDIR -u OPT \
+    -u BUILD -u PREFIX -u DESTDIR -u SBINDIR -u MANDIR -u LIBEXECDIR -u SYSCONFDIR -u OPT \
     -u CPPFLAGS -u CXXFLAGS -u LDFLAGS -u LDLIBS
 
 ifeq ($(PKG_TREE),head)

@@ -1,16 +1,19 @@
 // Command line: pgrouter [-F] [-v...] [-c FILE] [-t] [-V] [-h]. Parses options and the
 // configuration, then hands over to the supervisor. Exit codes: 0 ok, 1 configuration or
-// start-up error, 2 usage.
+// start-up error, 2 usage. Started by an old supervisor's SIGUSR2, it also reports a broken
+// configuration on the upgrade pipe, so that the old one can log why it serves on.
 #include <getopt.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "pgrouter/base/log.h"
 #include "pgrouter/base/version.h"
 #include "pgrouter/config/config.h"
 #include "pgrouter/os/proc_title.h"
+#include "pgrouter/os/upgrade.h"
 #include "pgrouter/supervisor.h"
 
 namespace {
@@ -30,6 +33,8 @@ int main(int argc, char** argv) {
     using namespace pgrouter;
     proc_title_init(argc, argv);
     SupervisorOptions options;
+    options.argv.assign(argv, argv + argc);
+    options.executable = self_executable(argc > 0 ? argv[0] : nullptr);
     options.config_file = std::string(kDefaultConfigFile);
     bool test_only = false;
     opterr = 0;
@@ -70,10 +75,24 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    std::string inherit_error;
+    std::optional<Inheritance> inherited;
+    if (!test_only) {
+        inherited = take_inheritance(inherit_error);
+        if (!inherited) {
+            std::fprintf(stderr, "pgrouter: %s\n", inherit_error.c_str());
+            return 1;
+        }
+        options.inherited = std::move(*inherited);
+    }
     ConfigResult result = load_service_config(options.config_file);
     if (!result.config) {
         for (const ConfigError& e : result.errors) {
             std::fprintf(stderr, "%s\n", e.to_string().c_str());
+        }
+        if (!result.errors.empty()) {
+            report_failure(options.inherited.ready_fd,
+                           "configuration error: " + result.errors.front().to_string());
         }
         return 1;
     }

@@ -4,15 +4,20 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "pgrouter/config/config.h"
+#include "pgrouter/os/upgrade.h"
 
 namespace pgrouter {
 
 struct SupervisorOptions {
     std::string config_file;
     bool foreground = false;
-    int verbosity = 0;  // number of -v
+    int verbosity = 0;              // number of -v
+    std::vector<std::string> argv;  // as started: what SIGUSR2 execs again
+    std::string executable;         // self_executable(argv[0])
+    Inheritance inherited;          // set when an old supervisor's SIGUSR2 started this one
 };
 
 // load_config() and the checks that need the TLS layer: what `pgrouter -t`, start-up and

@@ -185,10 +185,14 @@ constexpr std::array kDirectives = {
     Directive{
         "shutdown-timeout", S::Top, "duration", 1, "a duration", B::None, "10s", true, nullptr,
         [](In& in, const St& st) {
-            if (auto v = in.duration(st.args[0], st.name)) in.config_.shutdown_timeout = *v;
+            if (auto v = in.duration(st.args[0], st.name)) {
+                in.config_.shutdown_timeout = *v;
+                in.config_.shutdown_timeout_set = st.line > 0;  // line 0: the default
+            }
         },
         "after SIGTERM, how long sessions inside a transaction may run before they are "
-        "cut (the others end at once)"},
+        "cut (the others end at once); after a SIGUSR2 upgrade, how long the old workers' "
+        "sessions may go on (default there: 1h)"},
     Directive{"health", S::Top, "block", 0, "a block", B::Required, "", true, nullptr,
               [](In& in, const St& st) { in.block(S::Health, st.block); },
               "block of health-check settings: timeout, check, lag-interval, database, "

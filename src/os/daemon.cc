@@ -45,10 +45,11 @@ bool is_live_pgrouter(pid_t pid) {
 
 }  // namespace
 
-bool pidfile_check(const std::string& path, std::string& error) {
+bool pidfile_check(const std::string& path, std::string& error, pid_t allowed) {
     std::ifstream in(path);
     long pid = 0;
-    if (in >> pid && is_live_pgrouter(static_cast<pid_t>(pid))) {
+    if (in >> pid && (allowed == 0 || pid != allowed) &&
+        is_live_pgrouter(static_cast<pid_t>(pid))) {
         error = "pidfile " + path + " names a running pgrouter (pid " + std::to_string(pid) + ")";
         return false;
     }

@@ -227,6 +227,7 @@ void reset_worker_slot(Segment& seg, int worker) {
     w.connections.store(0);
     w.accepted.store(0);
     w.pinned.store(0);
+    w.accepting.store(false);
     auto owner = static_cast<std::uint32_t>(worker + 1);
     for (CancelSlot& c : seg.cancel) {
         if (c.owner.load(std::memory_order_relaxed) == owner) {

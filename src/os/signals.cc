@@ -23,6 +23,7 @@ sigset_t supervisor_signals() {
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2);
     return set;
 }
 
@@ -39,6 +40,9 @@ void signals_reset_in_child(int death_signal) {
     sigset_t set = supervisor_signals();
     for (int sig : {SIGCHLD, SIGHUP, SIGTERM, SIGINT}) signal(sig, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
+    // SIGUSR2 is the supervisor's (a binary upgrade); one sent to the whole group, as
+    // `systemctl kill` does by default, must not end the children.
+    signal(SIGUSR2, SIG_IGN);
     sigprocmask(SIG_UNBLOCK, &set, nullptr);
     prctl(PR_SET_PDEATHSIG, death_signal);
 }

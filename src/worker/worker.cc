@@ -71,6 +71,7 @@ class Worker {
             }
             _exit(kExitFatal);
         });
+        slot_.accepting.store(true);
         watch_signals();
         io_.run();
     }
@@ -103,6 +104,7 @@ class Worker {
                 // SIGUSR1 (a reload needs fewer workers) or SIGTERM: no new clients; the
                 // worker exits when its sessions are done, or at the shutdown timeout.
                 retiring_ = true;
+                slot_.accepting.store(false);
                 PGR_DEBUG("%s: no new clients, %lld sessions open",
                           sig == SIGTERM ? "shutting down" : "retiring",
                           static_cast<long long>(slot_.clients.load()));

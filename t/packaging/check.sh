@@ -3,8 +3,9 @@
 # version, every parser directive documented, the annotated example parses), the systemd
 # unit (systemd-analyze verify), the .deb (lintian, dpkg -i, files, `pgrouter -t` on the
 # shipped config, the unit's ExecStart run by hand, a one-query smoke test through the
-# installed binary against a throwaway PostgreSQL, dpkg --purge) and the .rpm (rpm -qlp
-# lists the .deb's files). Installing needs root or password-less sudo; without them, or
+# installed binary against a throwaway PostgreSQL, an upgrade in place to the next version
+# while a client session stays open, dpkg --purge) and the .rpm (rpm -qlp lists the .deb's
+# files). Installing needs root or password-less sudo; without them, or
 # without a tool, a step is skipped with the reason. Ends with "N passed, N failed,
 # N skipped"; exits 1 when anything failed.
 set -u
@@ -74,6 +75,7 @@ as_root() { $SUDO "$@"; }
 installed_by_us=no
 router_pid=""   # the background job: runuser, waiting for pgrouter
 router=""       # pgrouter's supervisor
+new_router=""   # the supervisor that took over from it in the upgrade check
 # start_router LOG ARGS...: starts /usr/sbin/pgrouter ARGS as user pgrouter in the
 # background; sets router_pid (the job) and router (the supervisor's pid).
 start_router() {
@@ -86,6 +88,8 @@ start_router() {
     wait_until 5 test -s "$tmp/run/pid"
     router=$(cat "$tmp/run/pid" 2>/dev/null)
 }
+# gone PID: the process does not exist or is a zombie (an orphan's parent may never reap it).
+gone() { ! [ -e "/proc/$1" ] || grep -qE '^[0-9]+ \(.*\) Z' "/proc/$1/stat" 2>/dev/null; }
 # stop_router: SIGTERM to the supervisor; sets rc to its exit status.
 stop_router() {
     [ -z "$router" ] || as_root kill -TERM "$router"
@@ -93,10 +97,52 @@ stop_router() {
     rc=$?
     router_pid="" router=""
 }
+# upgrade_in_place: with the smoke test's router serving and a psql session open through
+# it, dpkg -i the next version; its postinst hands the router over to the new binary
+# (SIGUSR2). The session must survive on its backend; new connections reach the new
+# supervisor; the old one exits 0 once the session has left.
+upgrade_in_place() {
+    old_sup=$(cat /run/pgrouter/pgrouter.pid 2>/dev/null)
+    mkfifo "$tmp/psql.in"
+    psql -X -At -h 127.0.0.1 -p "$listen_port" -U postgres -d postgres <"$tmp/psql.in" >"$tmp/psql.out" 2>&1 &
+    psql_pid=$!
+    exec 3>"$tmp/psql.in"
+    echo "SELECT 'before', pg_backend_pid();" >&3
+    wait_until 10 grep -q '^before|' "$tmp/psql.out"
+    backend=$(sed -n 's/^before|//p' "$tmp/psql.out")
+    if as_root dpkg -i "$deb_next" >"$tmp/dpkg-next.log" 2>&1; then
+        ok "dpkg -i $deb_next upgrades the installed package in place"
+    else
+        fail "dpkg -i $deb_next"
+    fi
+    indent <"$tmp/dpkg-next.log" | grep pgrouter-upgrade
+    new_router=$(cat /run/pgrouter/pgrouter.pid 2>/dev/null)
+    check "postinst handed the running pgrouter over to the new binary" \
+        grep -q "pgrouter-upgrade: pgrouter upgraded (supervisor pid $old_sup, now $new_router)" "$tmp/dpkg-next.log"
+    check "the pidfile names a new supervisor running the new /usr/sbin/pgrouter" sh -c \
+        '[ -n "$2" ] && [ "$1" != "$2" ] && [ "$(stat -L -c %i /proc/$2/exe)" = "$(stat -c %i /usr/sbin/pgrouter)" ]' \
+        sh "$old_sup" "$new_router"
+    echo "SELECT 'after', pg_backend_pid();" >&3
+    wait_until 10 grep -q '^after|' "$tmp/psql.out"
+    check "the client session survived the upgrade, on the same backend" \
+        test -n "$backend" -a "$(sed -n 's/^after|//p' "$tmp/psql.out")" = "$backend"
+    check "a new connection is served after the upgrade" sh -c \
+        '[ "$(psql -X -At -h 127.0.0.1 -p "$1" -U postgres -d postgres -c "SELECT 6 * 7")" = 42 ]' sh "$listen_port"
+    check "the installed version is $next_version" test "$(dpkg-query -W -f='${Version}' pgrouter)" = "$next_version"
+    exec 3>&-
+    wait "$psql_pid"
+    check "the old supervisor exits once its session has left" wait_until 20 gone "$old_sup"
+    wait "$router_pid"
+    rc=$?
+    router_pid="" router=""
+    check "the old supervisor's exit status is 0 (was $rc)" test "$rc" = 0
+}
+
 pg_data=""
 pg_ctl=""
 cleanup() {
     [ -z "$router" ] || as_root kill -KILL "$router" 2>/dev/null
+    [ -z "$new_router" ] || as_root kill -KILL "$new_router" 2>/dev/null
     [ -z "$pg_data" ] || as_root runuser -u postgres -- "$pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1
     if [ $installed_by_us = yes ]; then as_root dpkg --purge pgrouter >/dev/null 2>&1; fi
     as_root rm -rf "$tmp"
@@ -222,6 +268,21 @@ elif "$MAKE" --no-print-directory deb >"$tmp/deb.log" 2>&1 && [ -f "$deb" ]; the
     if grep -q '^E:' "$tmp/lintian.out"; then fail "lintian errors"; else ok "lintian: no errors"; fi
     if [ -s "$tmp/lintian.out" ]; then indent <"$tmp/lintian.out"; else echo "      (lintian printed no tags)"; fi
     check "the .deb's version is $VERSION" test "$(dpkg-deb -f "$deb" Version)" = "$VERSION"
+    # Version N+1 for the upgrade check: the same build, a bumped changelog.
+    next_version="$VERSION+1"
+    deb_next="$BUILD/pgrouter_${next_version}_$(dpkg --print-architecture).deb"
+    if (cd "$BUILD/deb-src" &&
+        { printf 'pgrouter (%s) unstable; urgency=medium\n\n  * Upgrade check.\n\n -- %s  %s\n\n' \
+            "$next_version" "$(dpkg-parsechangelog -S Maintainer)" "$(date -R)"; cat debian/changelog; } \
+            >debian/changelog.next && mv debian/changelog.next debian/changelog &&
+        env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL dpkg-buildpackage -us -uc -b -nc) >"$tmp/deb-next.log" 2>&1 &&
+        [ -f "$deb_next" ]; then
+        ok "built version $next_version (bumped changelog) for the upgrade check"
+    else
+        fail "could not build version $next_version"
+        tail -n 20 "$tmp/deb-next.log" | indent
+        deb_next=""
+    fi
 else
     fail "make deb"
     tail -n 40 "$tmp/deb.log" | indent
@@ -317,6 +378,9 @@ hba $tmp/hba.conf
 health { timeout 2s; check 1s; username postgres; database postgres }
 backend 127.0.0.1:$pg_port
 EOF
+            # The pidfile the packaged upgrade helper finds (the shipped config's default).
+            echo "pidfile /run/pgrouter/pgrouter.pid" >>"$tmp/smoke.conf"
+            as_root install -d -o pgrouter -g pgrouter -m 0755 /run/pgrouter
             chmod 0644 "$tmp/smoke.conf" "$tmp/hba.conf"
             start_router "$tmp/smoke.log" -F -c "$tmp/smoke.conf"
             if wait_until 20 sh -c '[ "$(psql -X -At -h 127.0.0.1 -p "$1" -U postgres -d postgres \
@@ -327,8 +391,21 @@ EOF
                 psql -X -At -h 127.0.0.1 -p "$listen_port" -U postgres -d postgres -c "SELECT 1" 2>&1 | indent
                 tail -n 20 "$tmp/smoke.log" | indent
             fi
-            stop_router
-            check "smoke test: SIGTERM stops it with exit 0 (was $rc)" test "$rc" = 0
+            if [ -z "${deb_next:-}" ]; then
+                skip "upgrade in place: no package of the next version"
+            else
+                upgrade_in_place
+            fi
+            if [ -n "$router_pid" ]; then
+                stop_router
+                check "smoke test: SIGTERM stops it with exit 0 (was $rc)" test "$rc" = 0
+            fi
+            if [ -n "$new_router" ]; then
+                as_root kill -TERM "$new_router"
+                check "the new supervisor stops on SIGTERM" wait_until 15 gone "$new_router"
+                new_router=""
+            fi
+            as_root rm -rf /run/pgrouter
             as_root runuser -u postgres -- "$pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1
             pg_data=""
         else

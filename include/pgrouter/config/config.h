@@ -82,7 +82,8 @@ struct Config {
     LogLevel log{};
     std::uint64_t max_message_size = kDefaultMaxMessageSize;  // longest client/server message
     std::uint64_t classify_limit = kDefaultClassifyLimit;     // longer SQL is not classified
-    Millis shutdown_timeout{0};  // after SIGTERM: how long sessions may finish transactions
+    Millis shutdown_timeout{0};         // after SIGTERM: how long sessions may finish transactions
+    bool shutdown_timeout_set = false;  // given in the file (else each path has its default)
     HealthConfig health;
     std::vector<BackendConfig> backends;
 };
@@ -90,6 +91,13 @@ struct Config {
 inline constexpr std::string_view kDefaultConfigFile = "/etc/pgrouter/pgrouter.conf";
 inline constexpr std::string_view kDefaultPidfile = "/run/pgrouter/pgrouter.pid";
 inline constexpr int kMaxWeight = 1000000;
+// After a binary upgrade's hand-over, how long the old workers' sessions may go on when
+// shutdown-timeout is not set (SIGTERM's default is the directive table's 10s).
+inline constexpr Millis kUpgradeDrainDefault{3'600'000};
+
+inline Millis upgrade_drain_timeout(const Config& c) {
+    return c.shutdown_timeout_set ? c.shutdown_timeout : kUpgradeDrainDefault;
+}
 
 struct ConfigError {
     std::string file;

@@ -2,6 +2,8 @@
 // instances. Used by the supervisor only.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 namespace pgrouter {
@@ -10,8 +12,9 @@ namespace pgrouter {
 // Returns in the grandchild only; false if a fork failed.
 [[nodiscard]] bool daemonize();
 
-// False with `error` set when `path` names a live pgrouter process.
-[[nodiscard]] bool pidfile_check(const std::string& path, std::string& error);
+// False with `error` set when `path` names a live pgrouter process other than `allowed`
+// (during a binary upgrade the pidfile names the old supervisor until the new one is ready).
+[[nodiscard]] bool pidfile_check(const std::string& path, std::string& error, pid_t allowed = 0);
 [[nodiscard]] bool pidfile_write(const std::string& path, std::string& error);
 void pidfile_remove(const std::string& path);
 

@@ -24,7 +24,7 @@
 namespace pgrouter {
 
 inline constexpr std::uint64_t kShmMagic = 0x7067726f75746572ULL;  // "pgrouter"
-inline constexpr std::uint32_t kShmLayoutVersion = 4;
+inline constexpr std::uint32_t kShmLayoutVersion = 5;
 inline constexpr int kMaxBackends = 64;
 inline constexpr int kMaxWorkers = 256;
 inline constexpr int kCancelSlots = 1 << 16;
@@ -123,6 +123,9 @@ struct WorkerSlot {
     alignas(64) std::atomic<std::int64_t> connections{0};  // backend connections open now
     alignas(64) std::atomic<std::uint64_t> accepted{0};    // client sessions ever accepted
     alignas(64) std::atomic<std::int64_t> pinned{0};       // sessions pinned to the master now
+    // Set once the worker has loaded its settings and accepts; cleared when it stops. The
+    // supervisor's readiness (systemd READY=1, an upgrade's hand-over) waits for it.
+    alignas(64) std::atomic<bool> accepting{false};
 };
 
 // A session's cancel key and where its current statement runs. Written by the owning

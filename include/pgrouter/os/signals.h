@@ -6,7 +6,7 @@
 
 namespace pgrouter {
 
-// Supervisor: blocks SIGCHLD, SIGHUP, SIGTERM, SIGINT and returns a signalfd for them.
+// Supervisor: blocks SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGUSR2 and returns a signalfd for them.
 [[nodiscard]] int signals_open_fd();
 // In a freshly forked child: unblock everything, default dispositions, and ask for
 // `death_signal` when the supervisor dies.
