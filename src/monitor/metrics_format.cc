@@ -27,21 +27,13 @@ class Exposition {
     }
     // One sample; `labels` is already formatted: `a="x",b="y"` or empty.
     void sample(std::string_view name, std::string_view labels, double value) {
-        out_ += name;
-        if (!labels.empty()) {
-            out_ += '{';
-            out_ += labels;
-            out_ += '}';
-        }
-        out_ += ' ';
-        out_ += number(value);
-        out_ += '\n';
+        write(name, labels, number(value));
     }
     void sample(std::string_view name, std::string_view labels, std::uint64_t value) {
-        sample_int(name, labels, std::to_string(value));
+        write(name, labels, std::to_string(value));
     }
     void sample(std::string_view name, std::string_view labels, std::int64_t value) {
-        sample_int(name, labels, std::to_string(value));
+        write(name, labels, std::to_string(value));
     }
     std::string take() { return std::move(out_); }
 
@@ -54,7 +46,7 @@ class Exposition {
     }
 
   private:
-    void sample_int(std::string_view name, std::string_view labels, const std::string& value) {
+    void write(std::string_view name, std::string_view labels, const std::string& value) {
         out_ += name;
         if (!labels.empty()) {
             out_ += '{';

@@ -6,22 +6,6 @@
 
 namespace pgrouter {
 
-namespace {
-
-const char* status_name(BackendStatus status) {
-    switch (status) {
-        case BackendStatus::Ok:
-            return "OK";
-        case BackendStatus::Failed:
-            return "FAILED";
-        case BackendStatus::Starting:
-            return "STARTING";
-    }
-    return "STARTING";
-}
-
-}  // namespace
-
 std::string format_monitor(const Snapshot& snap, const MonitorTotals& totals) {
     std::size_t ok = 0;
     for (const BackendView& b : snap.backends) ok += b.health.status == BackendStatus::Ok;

@@ -85,18 +85,6 @@ std::string role_name(const BackendView& b) {
     return "unknown";
 }
 
-std::string status_name(const BackendView& b) {
-    switch (b.health.status) {
-        case BackendStatus::Ok:
-            return "OK";
-        case BackendStatus::Failed:
-            return "FAILED";
-        case BackendStatus::Starting:
-            break;
-    }
-    return "STARTING";
-}
-
 std::string activity_name(SessionActivity a) {
     switch (a) {
         case SessionActivity::Active:
@@ -141,7 +129,7 @@ ResultTable backends_table(const ConsoleView& v) {
     for (const BackendView& b : v.snap.backends) {
         const BackendTotals& c = v.totals.backends[b.slot];
         bool ok = b.health.status == BackendStatus::Ok;
-        t.rows.push_back({address_of(b), role_name(b), status_name(b),
+        t.rows.push_back({address_of(b), role_name(b), status_name(b.health.status),
                           ok ? std::optional(std::to_string(b.health.lag)) : std::nullopt,
                           b.health.fenced ? "yes" : "no", std::to_string(b.spec.weight),
                           std::to_string(b.spec.lag_threshold), std::to_string(c.connections),

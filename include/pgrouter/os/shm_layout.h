@@ -39,6 +39,12 @@ struct alignas(64) SeqCount {
 };
 
 enum class BackendStatus : std::uint8_t { Starting, Ok, Failed };
+// The spec's word for a status, as the monitor dump and the console show it.
+constexpr const char* status_name(BackendStatus status) {
+    return status == BackendStatus::Ok       ? "OK"
+           : status == BackendStatus::Failed ? "FAILED"
+                                             : "STARTING";
+}
 enum class BackendRole : std::uint8_t { Unknown, Master, Slave };
 // Why a reachable backend takes no work: the loser of a split brain, a server of another
 // cluster, or a standby not provably following the current master (another timeline, ahead
