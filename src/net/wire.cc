@@ -64,40 +64,58 @@ void Wire::async_wait_readable(std::function<void(boost::system::error_code)> ha
                        [h = std::move(handler)](const boost::system::error_code& ec) { h(ec); });
 }
 
-boost::system::error_code Wire::read_now() {
-    boost::system::error_code ec, mode;
-    socket_.non_blocking(true, mode);
-    std::span<char> space = in_.prepare(4096);
-    std::size_t n = tls_ ? tls_->read_some(asio::buffer(space.data(), space.size()), ec)
-                         : socket_.read_some(asio::buffer(space.data(), space.size()), ec);
-    socket_.non_blocking(false, mode);
+void Wire::set_nonblocking() {
+    if (nonblocking_) return;
+    boost::system::error_code ignored;
+    socket_.non_blocking(true, ignored);  // once: a toggle per read costs two ioctl()s
+    nonblocking_ = true;
+}
+
+std::size_t Wire::read_some_now(std::span<char> space, boost::system::error_code& ec) {
+    set_nonblocking();
+    auto buf = asio::buffer(space.data(), space.size());
+    std::size_t n = tls_ ? tls_->read_some(buf, ec) : socket_.read_some(buf, ec);
     in_.commit(n);
     bytes_in_ += n;
     if (n > 0) ec = {};
+    // A short read emptied the socket: the next read waits for readability first instead
+    // of trying a recv() that would fail (Asio's own rule for edge-triggered epoll).
+    maybe_readable_ = n == space.size();
+    return n;
+}
+
+boost::system::error_code Wire::read_now() {
+    boost::system::error_code ec;
+    read_some_now(in_.prepare(4096), ec);
     return ec;
 }
 
 asio::awaitable<boost::system::error_code> Wire::fill(std::size_t min_free) {
     boost::system::error_code ec;
-    // The wait for readability saves the buffer while idle; with TLS, received bytes may be
-    // held inside the TLS layer where the socket does not show them, so it reads at once.
-    if (in_.empty() && !tls_) {
-        std::size_t ready = socket_.available(ec);
-        if (!ec && ready == 0) {
-            in_.shrink(0);
-            co_await socket_.async_wait(tcp::socket::wait_read,
-                                        asio::redirect_error(asio::use_awaitable, ec));
-            if (ec) co_return ec;
+    for (;;) {
+        // With TLS, received bytes may be held inside the TLS layer where the socket does
+        // not show them: TLS is always read at once, through Asio's read.
+        if (tls_) {
+            std::span<char> space = in_.prepare(min_free);
+            std::size_t n =
+                co_await tls_->async_read_some(asio::buffer(space.data(), space.size()),
+                                               asio::redirect_error(asio::use_awaitable, ec));
+            in_.commit(n);
+            bytes_in_ += n;
+            co_return ec;
         }
+        if (maybe_readable_) {
+            if (read_some_now(in_.prepare(min_free), ec) > 0) co_return ec;
+            if (ec != asio::error::would_block && ec != asio::error::try_again) co_return ec;
+        }
+        // Nothing to read: the buffer's memory is given back while waiting for the peer
+        // (an idle session costs no buffer).
+        if (in_.empty()) in_.shrink(0);
+        co_await socket_.async_wait(tcp::socket::wait_read,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return ec;
+        maybe_readable_ = true;
     }
-    std::span<char> space = in_.prepare(min_free);
-    auto buf = asio::buffer(space.data(), space.size());
-    std::size_t n =
-        tls_ ? co_await tls_->async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec))
-             : co_await socket_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
-    in_.commit(n);
-    bytes_in_ += n;
-    co_return ec;
 }
 
 template <class Decode>
@@ -156,10 +174,17 @@ asio::awaitable<void> Wire::write_all(asio::const_buffer bytes, boost::system::e
     if (tls_) {
         bytes_out_ +=
             co_await asio::async_write(*tls_, bytes, asio::redirect_error(asio::use_awaitable, ec));
-    } else {
-        bytes_out_ += co_await asio::async_write(socket_, bytes,
-                                                 asio::redirect_error(asio::use_awaitable, ec));
+        co_return;
     }
+    // A send() now, which the peer's socket buffer almost always takes whole; Asio's write
+    // (which waits for writability) only for what it left.
+    set_nonblocking();
+    std::size_t n = socket_.write_some(bytes, ec);
+    bytes_out_ += n;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+    if (ec || n == bytes.size()) co_return;
+    bytes_out_ += co_await asio::async_write(socket_, bytes + n,
+                                             asio::redirect_error(asio::use_awaitable, ec));
 }
 
 // With TLS no close_notify is sent: sending it would need a write that may block, and

@@ -77,6 +77,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     ~Session() {
         env_.wakeups.erase(&wakeup_);
+        env_.idle_unwatched.erase(&wakeup_);
         cancel_release(env_.seg, cancel_);
     }
 
@@ -192,6 +193,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // a ParameterStatus, or its end (a FATAL before an administrator's shutdown). Each idle
     // backend socket is watched; what arrives is read and passed on at once.
     void arm_idle_watches();
+    // Idle with a backend socket not watched: listed for the worker's idle sweep, whose
+    // wakeup (it takes the session off the list) arms the watches. Busy again: off the list.
+    void idle_watch_due();
+    void idle_watch_cancel();
 
     void forward_idle_messages();
 
@@ -243,6 +248,7 @@ class Session : public std::enable_shared_from_this<Session> {
     bool close_after_flush_ = false;
     bool going_away_ = false;   // the head unit's backend sent FATAL: handle as its loss
     bool dispatching_ = false;  // the client pump is placing a unit
+    bool idle_listed_ = false;  // in WorkerEnv::idle_unwatched (idle_watch_due())
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
     InflightQueue inflight_;

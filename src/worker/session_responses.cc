@@ -29,11 +29,12 @@ asio::awaitable<void> Session::forward_responses() {
             }
             if (ending) co_return close("shutting down", Closing::Normal);
             if (inflight_.empty()) {
-                arm_idle_watches();
+                idle_watch_due();
                 co_await wait_wakeup();
             }
             continue;
         }
+        idle_watch_cancel();
         int slot = inflight_.front().slot;
         auto it = servers_.find(slot);
         if (it == servers_.end()) {
@@ -96,6 +97,7 @@ void Session::arm_idle_watches() {
             if (ec == asio::error::operation_aborted) return;
             if (auto self = weak.lock()) {
                 raw->readable = true;
+                raw->conn->wire.mark_readable();  // fill() must not wait for it again
                 raw->watched = false;
                 self->wake();
             }
@@ -103,7 +105,28 @@ void Session::arm_idle_watches() {
     }
 }
 
+void Session::idle_watch_due() {
+    bool unwatched = std::any_of(servers_.begin(), servers_.end(), [](const auto& s) {
+        return !s.second->broken && !s.second->watched;
+    });
+    if (!unwatched) return idle_watch_cancel();
+    if (!idle_listed_) {
+        env_.idle_unwatched.insert(&wakeup_);
+        idle_listed_ = true;
+    } else if (!env_.idle_unwatched.contains(&wakeup_)) {
+        idle_listed_ = false;  // the sweep took it off: idle long enough
+        arm_idle_watches();
+    }
+}
+
+void Session::idle_watch_cancel() {
+    if (!idle_listed_) return;
+    env_.idle_unwatched.erase(&wakeup_);
+    idle_listed_ = false;
+}
+
 void Session::forward_idle_messages() {
+    bool spoke = false;  // an idle backend said something: it may say more soon
     for (auto& [slot, server] : servers_) {
         Wire& wire = server->conn->wire;
         // What came in the same read as the last ReadyForQuery is already buffered.
@@ -120,6 +143,7 @@ void Session::forward_idle_messages() {
                 idle_backend_gone(slot, *server, "idle backend closed its connection");
                 continue;
             }
+            spoke = true;
         }
         for (;;) {
             proto::DecodeResult r =
@@ -149,6 +173,7 @@ void Session::forward_idle_messages() {
             wire.consume(*m);
         }
     }
+    if (spoke) arm_idle_watches();  // a burst of notifications is passed on as it comes
 }
 
 void Session::idle_backend_gone(int slot, Server& server, std::string_view reason) {

@@ -24,6 +24,9 @@ namespace {
 
 constexpr auto kDrainTimeout = std::chrono::seconds(10);  // without a published setting
 constexpr auto kSettingsPoll = std::chrono::milliseconds(500);
+// How long a session is idle, at most, before its backend sockets are watched: under load
+// a session is never idle that long, so its units cost no watch.
+constexpr auto kIdleWatchDelay = std::chrono::milliseconds(100);
 
 tcp acceptor_protocol(int fd) {
     sockaddr_storage addr{};
@@ -53,12 +56,14 @@ class Worker {
           acceptor_(io_),
           signals_(io_, SIGTERM, SIGINT, SIGUSR1),
           settings_timer_(io_),
-          drain_timer_(io_) {
+          drain_timer_(io_),
+          idle_timer_(io_) {
         acceptor_.assign(acceptor_protocol(ctx.listen_fd), ctx.listen_fd);
     }
 
     void run() {
         poll_settings();
+        sweep_idle();
         asio::co_spawn(io_, accept_loop(), [](const std::exception_ptr& e) {
             if (!e) return;
             // Without its accept loop the worker serves no new client: let it be replaced.
@@ -200,6 +205,16 @@ class Worker {
         });
     }
 
+    void sweep_idle() {
+        idle_due_.swap(env_.idle_unwatched);
+        for (asio::steady_timer* wakeup : idle_due_) wakeup->cancel();
+        idle_due_.clear();
+        idle_timer_.expires_after(kIdleWatchDelay);
+        idle_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) sweep_idle();
+        });
+    }
+
     asio::io_context io_{1};
     Segment& seg_;
     WorkerSlot& slot_;
@@ -209,6 +224,8 @@ class Worker {
     asio::signal_set signals_;
     asio::steady_timer settings_timer_;
     asio::steady_timer drain_timer_;
+    asio::steady_timer idle_timer_;
+    std::unordered_set<asio::steady_timer*> idle_due_;  // sweep_idle()'s, kept for its capacity
     std::chrono::steady_clock::time_point draining_until_;
     bool retiring_ = false;  // no longer accepting (SIGTERM or SIGUSR1)
 };

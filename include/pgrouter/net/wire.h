@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <variant>
 
@@ -63,6 +64,9 @@ class Wire {
     // the socket reports, so a watch can fire late (at the peer's next bytes); idle watches
     // only, reads in fill() never wait on readability with TLS.
     void async_wait_readable(std::function<void(boost::system::error_code)> handler);
+    // A wait for readability other than fill()'s saw the socket readable: the next fill()
+    // reads at once (that edge is not reported twice).
+    void mark_readable() { maybe_readable_ = true; }
     // Appends to input() what can be read now without blocking: would_block when nothing.
     boost::system::error_code read_now();
     proto::ReadBuffer& input() { return in_; }
@@ -99,6 +103,9 @@ class Wire {
     asio::awaitable<WireRead> read_with(Decode decode, std::size_t long_above);
 
     bool tls_buffered() const;
+    void set_nonblocking();
+    // Reads what the socket (or TLS) has now into `space`, committed to input().
+    std::size_t read_some_now(std::span<char> space, boost::system::error_code& ec);
     asio::awaitable<void> write_all(asio::const_buffer bytes, boost::system::error_code& ec);
 
     tcp::socket socket_;
@@ -107,6 +114,8 @@ class Wire {
     std::string out_;
     std::string sending_;   // what the flush in progress writes; out_ takes new output meanwhile
     bool writing_ = false;  // a flush is in progress (two coroutines may flush one wire)
+    bool nonblocking_ = false;    // the socket's own mode (for the reads and writes now)
+    bool maybe_readable_ = true;  // no read has found the socket empty since it was readable
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
 };

@@ -53,6 +53,10 @@ struct WorkerEnv {
     // that idle ones notice at once.
     bool draining = false;
     std::unordered_set<asio::steady_timer*> wakeups;
+    // Sessions gone idle whose backend sockets are not watched yet (for NOTIFY, notices,
+    // a backend's end): the worker's idle sweep (kIdleWatchDelay) takes them out and wakes
+    // them to arm their watches. A busy session leaves before that and never arms any.
+    std::unordered_set<asio::steady_timer*> idle_unwatched;
     // Connections dropped before login (garbage, oversized startup, timeout): logged at
     // INFO, 10 a second per worker, the rest counted (frontdoor.h: log_dropped()).
     RateLimit dropped_log{10, 1'000'000'000};
