@@ -275,8 +275,8 @@ constexpr std::array kDirectives = {
     Directive{"password", S::Health, "string", 1, "a password", B::None, "", true, nullptr,
               set_health_text<&HealthConfig::password, true>, "password of the health-check user"},
 
-    Directive{"mode", S::Pool, "pool-mode", 1, "session or transaction", B::None, "session",
-              true, nullptr, read_pool_mode,
+    Directive{"mode", S::Pool, "pool-mode", 1, "session or transaction", B::None, "session", true,
+              nullptr, read_pool_mode,
               "session: a client keeps its server connections for its life, taken from the pool "
               "and given back after DISCARD ALL (transaction: not supported yet)"},
     Directive{"size", S::Pool, "integer", 1, "a number 1-10000", B::None, "20", true, nullptr,
@@ -285,12 +285,12 @@ constexpr std::array kDirectives = {
     Directive{"min-idle", S::Pool, "integer", 1, "a number 0-10000", B::None, "0", true, nullptr,
               set_pool_count<&PoolConfig::min_idle, 0, 10000>,
               "idle server connections per (backend, database, user) that idle-timeout spares"},
-    Directive{"wait-timeout", S::Pool, "duration", 1, "a duration", B::None, "10s", true,
-              nullptr, set_pool_duration<&PoolConfig::wait_timeout>,
+    Directive{"wait-timeout", S::Pool, "duration", 1, "a duration", B::None, "10s", true, nullptr,
+              set_pool_duration<&PoolConfig::wait_timeout>,
               "a client that waits longer for a server connection of a full pool gets SQLSTATE "
               "53300"},
-    Directive{"idle-timeout", S::Pool, "duration", 1, "a duration", B::None, "10m", true,
-              nullptr, set_pool_duration<&PoolConfig::idle_timeout>,
+    Directive{"idle-timeout", S::Pool, "duration", 1, "a duration", B::None, "10m", true, nullptr,
+              set_pool_duration<&PoolConfig::idle_timeout>,
               "an idle server connection unused this long is closed"},
     Directive{"lifetime", S::Pool, "duration", 1, "a duration", B::None, "1h", true, nullptr,
               set_pool_duration<&PoolConfig::lifetime>,

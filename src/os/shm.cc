@@ -227,7 +227,7 @@ bool refresh_routing_view(const Segment& seg, RoutingView& view) {
 }
 
 void reset_worker_slot(Segment& seg, int worker) {
-    fold_worker_counters(seg, worker);  // its counts live on in the retired totals
+    fold_worker_counters(seg, worker);     // its counts live on in the retired totals
     pool_reset_worker(seg.pools, worker);  // its server connections died with it
     WorkerSlot& w = seg.workers[worker];
     w.pid.store(0);

@@ -79,7 +79,12 @@ bool quiet(BackendConnection& conn) {
 
 struct ServerPool::Hold {
     Hold(std::weak_ptr<ServerPool*> p, Segment& s, int i, int w, PoolKey k, std::string ps)
-        : pool(std::move(p)), seg(s), index(i), worker(w), key(std::move(k)), params(std::move(ps)) {}
+        : pool(std::move(p)),
+          seg(s),
+          index(i),
+          worker(w),
+          key(std::move(k)),
+          params(std::move(ps)) {}
     ~Hold() {
         pool_release(seg.pools, index, worker);
         if (auto p = pool.lock()) (*p)->released(key);
@@ -165,7 +170,8 @@ void ServerPool::wake_head(List& list) {
 
 void ServerPool::publish(List& list) {
     pool_set_idle(seg_.pools, list.index, worker_, static_cast<std::int32_t>(list.idle.size()));
-    pool_set_waiting(seg_.pools, list.index, worker_, static_cast<std::int32_t>(list.waiters.size()),
+    pool_set_waiting(seg_.pools, list.index, worker_,
+                     static_cast<std::int32_t>(list.waiters.size()),
                      list.waiters.empty() ? 0 : list.waiters.front()->since_ns);
 }
 
@@ -226,10 +232,10 @@ asio::awaitable<LoginResult> ServerPool::connect(int slot, const BackendSpec& sp
     List* list = list_for(key);
     std::string address = Endpoint{spec.host, spec.port}.to_string();
     if (list == nullptr) {
-        out.failure = {{},
-                       std::string(proto::kSqlstateTooManyConnections),
-                       "too many server connection pools (at most " + std::to_string(kMaxPools) +
-                           ")"};
+        out.failure = {
+            {},
+            std::string(proto::kSqlstateTooManyConnections),
+            "too many server connection pools (at most " + std::to_string(kMaxPools) + ")"};
         co_return out;
     }
     std::string wanted = encode_params(params);
@@ -281,7 +287,8 @@ asio::awaitable<LoginResult> ServerPool::connect(int slot, const BackendSpec& sp
             queued = true;
             publish(*list);
         }
-        me.timer.expires_after(std::min<std::chrono::nanoseconds>(kWaitPoll, std::chrono::nanoseconds(left)));
+        me.timer.expires_after(
+            std::min<std::chrono::nanoseconds>(kWaitPoll, std::chrono::nanoseconds(left)));
         boost::system::error_code ec;
         co_await me.timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
@@ -291,7 +298,8 @@ asio::awaitable<LoginResult> ServerPool::connect(int slot, const BackendSpec& sp
         wake_head(*list);
     }
     if (list == nullptr && !out.connection && out.failure.sqlstate.empty()) {
-        out.failure = {{}, std::string(proto::kSqlstateTooManyConnections),
+        out.failure = {{},
+                       std::string(proto::kSqlstateTooManyConnections),
                        "too many server connection pools"};
     }
     co_return out;
@@ -378,7 +386,8 @@ asio::awaitable<void> ServerPool::reset_and_keep(std::unique_ptr<BackendConnecti
 }
 
 void ServerPool::keep(List& list, std::unique_ptr<BackendConnection> conn) {
-    auto kept = std::make_unique<Kept>(std::move(conn), slot_, backend_gauge(counters_, list.key.slot));
+    auto kept =
+        std::make_unique<Kept>(std::move(conn), slot_, backend_gauge(counters_, list.key.slot));
     kept->since_ns = now_ns();
     BackendConnection* raw = kept->conn.get();
     list.idle.push_back(std::move(kept));

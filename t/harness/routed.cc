@@ -26,8 +26,9 @@ Routed::Routed(Cluster& c) : Routed(c, all_nodes(c)) {}
 Routed::Routed(Cluster& c, const std::vector<RoutedBackend>& backends, const std::string& extra)
     : cluster(c), port(free_port()), monitor(free_port()) {
     std::string conf = "listen 127.0.0.1:" + std::to_string(port) +
-                       "\nmonitor 127.0.0.1:" + std::to_string(monitor) + "\nworkers 2\nauthdb " +
-                       authdb_file(c) + "\nhealth { username postgres; password \"" +
+                       "\nmonitor 127.0.0.1:" + std::to_string(monitor) +
+                       (extra.find("workers ") == std::string::npos ? "\nworkers 2" : "") +
+                       "\nauthdb " + authdb_file(c) + "\nhealth { username postgres; password \"" +
                        kSuperPassword + "\"; check 1s; lag-interval 100ms }\n" + extra;
     for (const RoutedBackend& b : backends) {
         conf += "backend 127.0.0.1:" + std::to_string(c.port(b.node)) + " " + b.block + "\n";

@@ -22,7 +22,8 @@ struct RoutedBackend {
 struct Routed {
     // Every node of `c`.
     explicit Routed(Cluster& c);
-    // The given nodes; `extra` is added to the configuration before the backend lines.
+    // The given nodes; `extra` is added to the configuration before the backend lines (a
+    // `workers` line there replaces the default of 2).
     Routed(Cluster& c, const std::vector<RoutedBackend>& backends, const std::string& extra = "");
 
     std::string conninfo(const std::string& user = kTestUser,

@@ -34,9 +34,9 @@ struct RobustMutex {
 
 // Worker w's share of one pool; written by worker w only (the supervisor zeroes it at reap).
 struct PoolWorkerCounts {
-    std::atomic<std::int32_t> held{0};     // server connections open (in use or idle)
-    std::atomic<std::int32_t> idle{0};     // of which idle in the worker's pool
-    std::atomic<std::int32_t> waiting{0};  // clients waiting for a connection
+    std::atomic<std::int32_t> held{0};           // server connections open (in use or idle)
+    std::atomic<std::int32_t> idle{0};           // of which idle in the worker's pool
+    std::atomic<std::int32_t> waiting{0};        // clients waiting for a connection
     std::atomic<std::int64_t> wait_since_ns{0};  // CLOCK_MONOTONIC of its oldest waiter; 0: none
 };
 

@@ -105,9 +105,9 @@ struct PoolSettings {
 // Kept small and apart from SharedSettings so that a session never copies file paths or the
 // health password.
 struct RoutingSettings {
-    std::int64_t health_timeout_ms = 0;     // health.timeout, also the bound of a backend login
-    std::uint32_t max_message_size = 0;     // max-message-size
-    std::uint32_t classify_limit = 0;       // classify-limit
+    std::int64_t health_timeout_ms = 0;  // health.timeout, also the bound of a backend login
+    std::uint32_t max_message_size = 0;  // max-message-size
+    std::uint32_t classify_limit = 0;    // classify-limit
     PoolSettings pool;
     std::int32_t backend_count = 0;         // entries of `order` in use
     std::int16_t order[kMaxBackends] = {};  // slot indexes, in configuration order

@@ -81,7 +81,7 @@ class ServerPool {
     PoolSettings settings_;
     RoutingView view_;
     std::map<std::string, std::unique_ptr<List>> lists_;  // by encoded PoolKey
-    std::shared_ptr<ServerPool*> self_;                    // holds reach the pool through it
+    std::shared_ptr<ServerPool*> self_;                   // holds reach the pool through it
 };
 
 }  // namespace pgrouter

@@ -28,7 +28,11 @@ namespace pgrouter {
 // What every session of one worker shares.
 struct WorkerEnv {
     WorkerEnv(Segment& s, WorkerSlot& w, int index)
-        : seg(s), slot(w), counters(s.counters[index]), worker(index), pool(s, w, counters, index) {}
+        : seg(s),
+          slot(w),
+          counters(s.counters[index]),
+          worker(index),
+          pool(s, w, counters, index) {}
     Segment& seg;
     WorkerSlot& slot;
     WorkerCounters& counters;  // this worker's block of the metrics counters (os/counters.h)
