@@ -13,6 +13,7 @@
 
 #include "../harness/cluster.h"
 #include "../harness/files.h"
+#include "../harness/net.h"
 #include "../harness/pq.h"
 #include "../harness/raw_client.h"
 #include "../harness/routed.h"
@@ -271,5 +272,48 @@ TEST_CASE("a reload changes the pool size", "[pool]") {
     CHECK(b.value("SELECT 1") == "1");
     CHECK(d.value("SELECT 1") == "1");
     CHECK(pooled_on(c, 0) == 3);
+    r.finish();
+}
+
+TEST_CASE("SHOW POOLS and the pgrouter_pool_* series: active, idle, waiting, longest wait",
+          "[pool]") {
+    Cluster& c = Cluster::shared();
+    int metrics = free_port();
+    Routed r(c, {{0}},
+             "workers 1\nadmin-users postgres\nmetrics 127.0.0.1:" + std::to_string(metrics) +
+                 "\npool { size 2; wait-timeout 3s }\n");
+    PgConn admin(r.conninfo(kSuperUser, "pgrouter"));
+    PgConn a(app_conninfo(r)), b(app_conninfo(r));
+    // Two held, one waiting: the third client's login waits in a thread.
+    std::thread waiter([&] { CHECK(login_sqlstate(r) == "53300"); });
+    std::string be = "127.0.0.1:" + std::to_string(c.port(0));
+    auto row = [&]() -> std::vector<std::string> {
+        for (const auto& rw : admin.query("SHOW POOLS")) {
+            if (rw.at(0) == kTestDb && rw.at(1) == kTestUser) return rw;
+        }
+        return {};
+    };
+    REQUIRE(wait_until([&] { return row().size() == 7 && row()[5] == "1"; }, 3s));
+    std::vector<std::string> p = row();
+    CHECK(p[2] == be);
+    CHECK(p[3] == "2");  // active
+    CHECK(p[4] == "0");  // idle
+    std::this_thread::sleep_for(300ms);
+    CHECK(std::stol(row()[6]) >= 300);  // max_wait_ms
+    std::string text = read_tcp(metrics, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::string labels = "{backend=\"" + be + "\",database=\"" + kTestDb + "\",user=\"" +
+                         kTestUser + "\"}";
+    CHECK(text.find("pgrouter_pool_active" + labels + " 2\n") != std::string::npos);
+    CHECK(text.find("pgrouter_pool_idle" + labels + " 0\n") != std::string::npos);
+    CHECK(text.find("pgrouter_pool_waiting" + labels + " 1\n") != std::string::npos);
+    CHECK(text.find("pgrouter_pool_max_wait_seconds" + labels + " 0.") != std::string::npos);
+    waiter.join();
+    // The waiter gave up; a leaves: its connection is idle in the pool.
+    { PgConn gone(std::move(a)); }
+    CHECK(wait_until([&] { auto q = row(); return q.size() == 7 && q[4] == "1" && q[3] == "1" &&
+                                                  q[5] == "0" && q[6] == "0"; },
+                     5s));
+    // The monitor's `connections` still counts the idle one.
+    CHECK(r.router->monitor(r.monitor).find("connections 2\n") != std::string::npos);
     r.finish();
 }
