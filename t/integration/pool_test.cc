@@ -5,12 +5,17 @@
 // client wait, then 53300; max-clients; an idle pooled connection that was terminated or
 // whose backend stopped is never handed out; a reload changes `size`.
 #include <libpq-fe.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
+#include "../harness/auth_files.h"
 #include "../harness/cluster.h"
 #include "../harness/files.h"
 #include "../harness/net.h"
@@ -300,9 +305,10 @@ TEST_CASE("SHOW POOLS and the pgrouter_pool_* series: active, idle, waiting, lon
     CHECK(p[4] == "0");  // idle
     std::this_thread::sleep_for(300ms);
     CHECK(std::stol(row()[6]) >= 300);  // max_wait_ms
-    std::string text = read_tcp(metrics, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    std::string labels = "{backend=\"" + be + "\",database=\"" + kTestDb + "\",user=\"" +
-                         kTestUser + "\"}";
+    std::string text =
+        read_tcp(metrics, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::string labels =
+        "{backend=\"" + be + "\",database=\"" + kTestDb + "\",user=\"" + kTestUser + "\"}";
     CHECK(text.find("pgrouter_pool_active" + labels + " 2\n") != std::string::npos);
     CHECK(text.find("pgrouter_pool_idle" + labels + " 0\n") != std::string::npos);
     CHECK(text.find("pgrouter_pool_waiting" + labels + " 1\n") != std::string::npos);
@@ -310,10 +316,65 @@ TEST_CASE("SHOW POOLS and the pgrouter_pool_* series: active, idle, waiting, lon
     waiter.join();
     // The waiter gave up; a leaves: its connection is idle in the pool.
     { PgConn gone(std::move(a)); }
-    CHECK(wait_until([&] { auto q = row(); return q.size() == 7 && q[4] == "1" && q[3] == "1" &&
-                                                  q[5] == "0" && q[6] == "0"; },
-                     5s));
+    CHECK(wait_until(
+        [&] {
+            auto q = row();
+            return q.size() == 7 && q[4] == "1" && q[3] == "1" && q[5] == "0" && q[6] == "0";
+        },
+        5s));
     // The monitor's `connections` still counts the idle one.
     CHECK(r.router->monitor(r.monitor).find("connections 2\n") != std::string::npos);
     r.finish();
+}
+
+TEST_CASE("out of file descriptors: the new client gets 53300, the others carry on", "[pool]") {
+    Cluster& c = Cluster::shared();
+    // pgrouter under a hard limit of 48 descriptors (it raises its soft limit to the hard one).
+    const char* env_bin = std::getenv("PGROUTER_BIN");
+    std::string bin = std::filesystem::absolute(env_bin != nullptr ? env_bin : "build/pgrouter");
+    int port = free_port(), monitor = free_port();
+    std::string conf =
+        "listen 127.0.0.1:" + std::to_string(port) +
+        "\nmonitor 127.0.0.1:" + std::to_string(monitor) + "\nworkers 1\nauthdb " + authdb_file(c) +
+        "\nhealth { username postgres; password \"" + kSuperPassword +
+        "\"; check 1s }\npool { size 100 }\nbackend 127.0.0.1:" + std::to_string(c.port(0)) + "\n";
+    std::filesystem::path wrapper = std::filesystem::temp_directory_path() /
+                                    ("pgrouter-limited-" + std::to_string(getpid()) + ".sh");
+    write_file(wrapper.string(), "#!/bin/sh\nulimit -n 48\nexec " + bin + " \"$@\"\n");
+    chmod(wrapper.c_str(), 0755);
+    RouterOptions opts;
+    opts.binary = wrapper.string();
+    RouterProcess router(conf, opts);
+    std::string info = "host=127.0.0.1 port=" + std::to_string(port) + " user=" + kTestUser +
+                       " password=" + kTestPassword + " dbname=" + kTestDb + " sslmode=disable";
+    REQUIRE(wait_until([&] { return can_connect(info); }, 15s));
+    CHECK(router.wait_for_log("open files limit: 48 \\(was 48, hard limit 48\\)"));
+    std::vector<std::unique_ptr<PgConn>> held;
+    bool refused = false;
+    for (int n = 0; n < 60 && !refused; ++n) {
+        RawClient raw(port);
+        auto msgs = raw.login(kTestUser, kTestDb, kTestPassword);
+        const RawMessage* e = find_message(msgs, 'E');
+        if (e != nullptr && error_code(*e) == "53300") {
+            CHECK(error_message(*e) == "sorry, too many clients already");
+            refused = true;
+            break;
+        }
+        if (e == nullptr) {
+            try {
+                held.push_back(std::make_unique<PgConn>(info));
+            } catch (const std::exception&) {
+            }
+        }
+    }
+    CHECK(refused);
+    CHECK(router.wait_for_log("out of file descriptors: refused a client"));
+    CHECK(held.size() > 3);
+    for (auto& conn : held) CHECK(conn->value("SELECT 5") == "5");  // the others carry on
+    held.resize(held.size() / 2);
+    CHECK(wait_until([&] { return can_connect(info); }, 10s));
+    CHECK(router.running());
+    CHECK(router.stop() == 0);
+    CHECK(log_problems(router.log()).empty());
+    std::filesystem::remove(wrapper);
 }
