@@ -378,3 +378,30 @@ TEST_CASE("out of file descriptors: the new client gets 53300, the others carry 
     CHECK(log_problems(router.log()).empty());
     std::filesystem::remove(wrapper);
 }
+
+TEST_CASE("a SIGKILLed worker's pool holdings go away with it", "[pool]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {{0}}, "workers 1\npool { size 2; wait-timeout 1s }\n");
+    {
+        PgConn a(app_conninfo(r)), b(app_conninfo(r));
+        a.exec("SELECT 1");
+        b.exec("SELECT 1");
+        CHECK(login_sqlstate(r) == "53300");  // full
+        std::vector<pid_t> workers = r.router->children_titled("worker");
+        REQUIRE(workers.size() == 1);
+        kill(workers[0], SIGKILL);
+        REQUIRE(wait_until(
+            [&] {
+                auto now = r.router->children_titled("worker");
+                return now.size() == 1 && now[0] != workers[0];
+            },
+            10s));
+    }
+    // The dead worker's two connections are not counted any more: two new clients get in.
+    REQUIRE(wait_until([&] { return can_connect(app_conninfo(r)); }, 10s));
+    PgConn a(app_conninfo(r)), b(app_conninfo(r));
+    CHECK(a.value("SELECT 1") == "1");
+    CHECK(b.value("SELECT 2") == "2");
+    CHECK(wait_until([&] { return pooled_on(c, 0) == 2; }, 10s));
+    CHECK(r.router->stop() == 0);
+}
