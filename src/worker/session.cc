@@ -79,7 +79,7 @@ void Session::close(std::string_view reason, Closing how, Server* backend) {
     for (auto& [slot, server] : servers_) {
         // Idle with nothing in flight: back to the pool (in the destructor) after DISCARD ALL.
         server->pooled = !server->broken && inflight_.empty() && !dispatching_ &&
-                         env_.pool.may_keep(*server->conn);
+                         sticky_slot_ != slot && env_.pool.may_keep(*server->conn);
         if (!server->pooled) server->conn->wire.close();
     }
     wake();

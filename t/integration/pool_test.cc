@@ -405,3 +405,27 @@ TEST_CASE("a SIGKILLed worker's pool holdings go away with it", "[pool]") {
     CHECK(wait_until([&] { return pooled_on(c, 0) == 2; }, 10s));
     CHECK(r.router->stop() == 0);
 }
+
+TEST_CASE("a connection left inside a transaction block is closed, never pooled", "[pool]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {{0}}, "workers 1\npool { size 2 }\n");
+    std::string pid;
+    {
+        PgConn a(app_conninfo(r));
+        a.exec("DROP TABLE IF EXISTS pool_txn; CREATE TABLE pool_txn (x int)");
+        pid = a.value("SELECT pg_backend_pid()");
+        a.exec("BEGIN");
+        a.exec("INSERT INTO pool_txn VALUES (1)");
+    }
+    // DISCARD ALL fails inside the block: the connection closes, its transaction rolls back.
+    CHECK(wait_until(
+        [&] {
+            return c.exec(0, "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == "0";
+        },
+        5s));
+    PgConn b(app_conninfo(r));
+    CHECK(b.value("SELECT pg_backend_pid()") != pid);
+    CHECK(b.value("SELECT count(*) FROM pool_txn") == "0");
+    CHECK(b.value("SELECT current_setting('transaction_isolation')") == "read committed");
+    r.finish();
+}
