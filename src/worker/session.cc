@@ -327,7 +327,9 @@ asio::awaitable<void> Session::terminate_backends() {
     std::string bye;
     proto::encode_terminate(bye);
     for (auto& [slot, server] : servers_) {
-        if (inflight_.empty() && env_.pool.may_keep(*server->conn)) continue;  // to the pool
+        if (inflight_.empty() && sticky_slot_ != slot && env_.pool.may_keep(*server->conn)) {
+            continue;  // goes back to the pool
+        }
         co_await server->conn->wire.send(bye);
     }
 }

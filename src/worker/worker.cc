@@ -60,7 +60,7 @@ std::int64_t clients_everywhere(const Segment& seg) {
 // and the client could lose the message). Never blocks; best effort.
 void refuse_client(int fd) {
     char sink[1024];
-    while (::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+    for (int n = 0; n < 16 && ::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++n) {
     }
     std::string out;
     proto::encode_error_response(out, "FATAL", proto::kSqlstateTooManyConnections,
