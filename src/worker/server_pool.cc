@@ -222,7 +222,7 @@ asio::awaitable<LoginResult> ServerPool::connect(int slot, const BackendSpec& sp
                                                  const LoginParams& params,
                                                  const BackendCredentials& credentials,
                                                  std::chrono::milliseconds login_timeout,
-                                                 bool may_wait) {
+                                                 std::int64_t wait_until_ns) {
     if (refresh_routing_view(seg_, view_)) settings_ = view_.settings.pool;
     if (!settings_.enabled || io_ == nullptr) {
         co_return co_await backend_login(spec, params, credentials, login_timeout);
@@ -241,7 +241,7 @@ asio::awaitable<LoginResult> ServerPool::connect(int slot, const BackendSpec& sp
     std::string wanted = encode_params(params);
     Waiter me(*io_);
     bool queued = false;
-    std::int64_t deadline = now_ns() + settings_.wait_timeout_ms * kMs;
+    std::int64_t deadline = std::min(now_ns() + settings_.wait_timeout_ms * kMs, wait_until_ns);
     for (;;) {
         if (list->waiters.empty() || list->waiters.front() == &me) {
             if (auto conn = take_idle(*list, wanted)) {
@@ -276,7 +276,7 @@ asio::awaitable<LoginResult> ServerPool::connect(int slot, const BackendSpec& sp
             }
         }
         std::int64_t left = deadline - now_ns();
-        if (!may_wait || left <= 0) {
+        if (left <= 0) {
             out.failure = {{},
                            std::string(proto::kSqlstateTooManyConnections),
                            "server connection pool of backend " + address + " is full"};

@@ -145,10 +145,15 @@ asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
     LoginParams params{login_.params.user, login_.params.database, login_.params.params};
     BackendSpec spec = view->spec;  // the shared snapshot may change while we wait
     // A full pool: the master's (or, without a master, any) connection is waited for; a
-    // standby's is not, so that a read goes to the master instead (send_unit).
-    bool may_wait = slot == master_slot() || master_slot() < 0;
+    // standby's is not, so that a read goes to the master instead (send_unit). At login, the
+    // wait ends in time to tell the client why, before the startup timeout cuts it.
+    std::int64_t wait_until = slot == master_slot() || master_slot() < 0 ? INT64_MAX : 0;
+    if (cancel_.index < 0) {
+        wait_until = std::min(wait_until, stats_.started_ns() + (kStartupTimeout - 500ms) /
+                                                                    std::chrono::nanoseconds(1));
+    }
     LoginResult r = co_await env_.pool.connect(slot, spec, params, login_.credentials,
-                                               login_timeout(), may_wait);
+                                               login_timeout(), wait_until);
     if (!r.connection) {
         if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
         failure = std::move(r.failure);

@@ -59,6 +59,12 @@ bool reset_done(Cluster& c, int i, const std::string& pid) {
 std::string login_sqlstate(const Routed& r, std::string* message = nullptr) {
     RawClient raw(r.port);
     auto msgs = raw.login(kTestUser, kTestDb, kTestPassword, {{"application_name", kApp}});
+    // A login that waits for a pool answers later than login()'s 5 s read deadline.
+    while (find_message(msgs, 'E') == nullptr && find_message(msgs, 'Z') == nullptr) {
+        auto m = raw.read(15s);
+        if (!m) break;
+        msgs.push_back(*m);
+    }
     const RawMessage* e = find_message(msgs, 'E');
     if (e == nullptr) return "";
     if (message != nullptr) *message = error_message(*e);
@@ -430,5 +436,21 @@ TEST_CASE("a connection left inside a transaction block is closed, never pooled"
     CHECK(b.value("SELECT pg_backend_pid()") != pid);
     CHECK(b.value("SELECT count(*) FROM pool_txn") == "0");
     CHECK(b.value("SELECT current_setting('transaction_isolation')") == "read committed");
+    r.finish();
+}
+
+TEST_CASE("a login waiting longer than the startup timeout is told why before it is cut",
+          "[pool]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {{0}}, "pool { size 1; wait-timeout 1m }\n");
+    PgConn a(app_conninfo(r));
+    a.exec("SELECT 1");
+    auto started = std::chrono::steady_clock::now();
+    std::string message;
+    CHECK(login_sqlstate(r, &message) == "53300");  // not a connection closed without a word
+    auto waited = std::chrono::steady_clock::now() - started;
+    CHECK(waited >= 8s);
+    CHECK(waited < 10s);
+    CHECK(message.find("pool") != std::string::npos);
     r.finish();
 }

@@ -37,13 +37,14 @@ class ServerPool {
     bool enabled() const { return settings_.enabled; }
 
     // A logged-in connection to `slot` for `params`: an idle one of its pool, a new login
-    // when the pool has room, or, when `may_wait`, the first one that frees up within
-    // wait-timeout (53300 after it; at once without `may_wait`). Without a `pool` block: a
+    // when the pool has room, or the first one that frees up within wait-timeout and before
+    // `wait_until_ns` (CLOCK_MONOTONIC; 0: no wait), else 53300. Without a `pool` block: a
     // plain login.
     asio::awaitable<LoginResult> connect(int slot, const BackendSpec& spec,
                                          const LoginParams& params,
                                          const BackendCredentials& credentials,
-                                         std::chrono::milliseconds login_timeout, bool may_wait);
+                                         std::chrono::milliseconds login_timeout,
+                                         std::int64_t wait_until_ns);
 
     // Whether a client's connection may go back to the pool (it came from one, nothing is
     // buffered either way); the session adds what it knows (nothing in flight).
