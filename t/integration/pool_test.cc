@@ -282,10 +282,20 @@ TEST_CASE("a reload changes the pool size", "[pool]") {
     r.router->signal(SIGHUP);
     REQUIRE(r.router->wait_for_log("configuration reloaded", 10s, mark));
     CHECK(wait_until([&] { return login_sqlstate(r).empty(); }, 5s));
-    PgConn b(app_conninfo(r)), d(app_conninfo(r));
-    CHECK(b.value("SELECT 1") == "1");
-    CHECK(d.value("SELECT 1") == "1");
-    CHECK(pooled_on(c, 0) == 3);
+    {
+        PgConn b(app_conninfo(r)), d(app_conninfo(r));
+        CHECK(b.value("SELECT 1") == "1");
+        CHECK(d.value("SELECT 1") == "1");
+        CHECK(pooled_on(c, 0) == 3);
+    }
+    // Back to size 1: the idle ones close until the pool fits (a's stays, busy).
+    conf.replace(at, 6, "size 1");
+    mark = r.router->log_size();
+    r.router->write_config(conf);
+    r.router->signal(SIGHUP);
+    REQUIRE(r.router->wait_for_log("configuration reloaded", 10s, mark));
+    CHECK(wait_until([&] { return pooled_on(c, 0) == 1; }, 5s));
+    CHECK(a.value("SELECT 2") == "2");
     r.finish();
 }
 
