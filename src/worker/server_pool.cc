@@ -427,8 +427,10 @@ void ServerPool::tick() {
         std::int64_t held = figures.held;
         std::int64_t idle_all = figures.idle;
         bool usable = backend_usable(list.key.slot, list.key.epoch);
-        bool others_wait =
-            list.waiters.empty() && pool_waiting_elsewhere(seg_.pools, list.index, worker_) > 0;
+        // Clients of other workers wait for this pool: as many idle ones close (each frees
+        // a place there), unless clients here wait too (they take what this worker frees).
+        std::int64_t others_wait =
+            list.waiters.empty() ? pool_waiting_elsewhere(seg_.pools, list.index, worker_) : 0;
         for (auto it = list.idle.begin(); it != list.idle.end();) {
             const Kept& k = **it;
             const char* why = nullptr;
@@ -441,9 +443,9 @@ void ServerPool::tick() {
                 why = "lifetime reached";
             } else if (held > static_cast<std::int64_t>(settings_.size)) {
                 why = "pool size lowered";
-            } else if (others_wait) {
+            } else if (others_wait > 0) {
                 why = "a client of another worker waits for the pool";
-                others_wait = false;
+                --others_wait;
             } else if (settings_.idle_timeout_ms > 0 &&
                        now - k.since_ns > settings_.idle_timeout_ms * kMs &&
                        idle_all > static_cast<std::int64_t>(settings_.min_idle)) {
