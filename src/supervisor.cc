@@ -143,6 +143,7 @@ int Supervisor::open_listener(std::string_view name, const Endpoint& where) {
 
 bool Supervisor::setup() {
     const bool upgrading = options_.inherited.upgrading;
+    raise_open_files_limit();
     if (!options_.foreground || !config_.pidfile.empty()) {
         pidfile_ = config_.pidfile.empty() ? std::string(kDefaultPidfile) : config_.pidfile;
         std::string error;

@@ -74,6 +74,8 @@ std::string_view scope_place(DirectiveScope scope) {
             return "in a 'health' block";
         case DirectiveScope::Backend:
             return "in a 'backend' block";
+        case DirectiveScope::Pool:
+            return "in a 'pool' block";
     }
     return "";
 }
@@ -240,7 +242,7 @@ void ConfigReader::unknown(DirectiveScope scope, const ConfigStatement& st) {
     std::string name = ascii_lowered(st.name);
     std::string places;
     for (DirectiveScope other : {DirectiveScope::Top, DirectiveScope::Tls, DirectiveScope::Health,
-                                 DirectiveScope::Backend}) {
+                                 DirectiveScope::Backend, DirectiveScope::Pool}) {
         if (other == scope || find_directive(other, name) == nullptr) continue;
         places += places.empty() ? "" : " or ";
         places += scope_place(other);

@@ -100,6 +100,39 @@ void read_admin_users(In& in, const St& st) {
     in.config_.admin_users = std::move(names);
 }
 
+template <Millis PoolConfig::*Field>
+void set_pool_duration(In& in, const St& st) {
+    if (auto v = in.duration(st.args[0], st.name)) in.config_.pool.*Field = *v;
+}
+
+template <std::uint32_t PoolConfig::*Field, long long Lo, long long Hi>
+void set_pool_count(In& in, const St& st) {
+    if (auto v = in.integer(st.args[0], st.name, Lo, Hi)) {
+        in.config_.pool.*Field = static_cast<std::uint32_t>(*v);
+    }
+}
+
+void read_pool_mode(In& in, const St& st) {
+    std::string mode = ascii_lowered(st.args[0].text);
+    in.config_.pool.mode_line = st.line;
+    if (mode == "session") {
+        in.config_.pool.mode = PoolMode::Session;
+    } else if (mode == "transaction") {
+        // Accepted by the grammar, refused at the check until transaction pooling exists.
+        in.config_.pool.mode = PoolMode::Transaction;
+        in.error(st.args[0].line, "pool mode transaction is not supported yet (use session)");
+    } else {
+        in.error(st.args[0].line,
+                 "bad pool mode " + quote(st.args[0].text) + " (expected session or transaction)");
+    }
+}
+
+bool keep_max_clients(const Config& old, Config& next) {
+    if (old.pool.max_clients == next.pool.max_clients) return false;
+    next.pool.max_clients = old.pool.max_clients;
+    return true;
+}
+
 void read_backend_tls(In& in, const St& st) {
     std::string mode = ascii_lowered(st.args[0].text);
     if (mode == "off") {
@@ -197,6 +230,14 @@ constexpr std::array kDirectives = {
               [](In& in, const St& st) { in.block(S::Health, st.block); },
               "block of health-check settings: timeout, check, lag-interval, database, "
               "username, password"},
+    Directive{"pool", S::Top, "block", 0, "a block", B::Required, "", true, nullptr,
+              [](In& in, const St& st) {
+                  in.config_.pool.enabled = true;
+                  in.config_.pool.line = st.line;
+                  in.block(S::Pool, st.block);
+              },
+              "block enabling server connection pooling: mode, size, min-idle, wait-timeout, "
+              "idle-timeout, lifetime, max-clients"},
     Directive{"backend", S::Top, "address", 1, "HOST:PORT or 'default'", B::Optional, "", true,
               nullptr, [](In& in, const St& st) { in.backend(st); },
               "a PostgreSQL server to route to (HOST:PORT), or 'default' to set the defaults "
@@ -233,6 +274,31 @@ constexpr std::array kDirectives = {
               set_health_text<&HealthConfig::username>, "user the health checks connect as"},
     Directive{"password", S::Health, "string", 1, "a password", B::None, "", true, nullptr,
               set_health_text<&HealthConfig::password, true>, "password of the health-check user"},
+
+    Directive{"mode", S::Pool, "pool-mode", 1, "session or transaction", B::None, "session", true,
+              nullptr, read_pool_mode,
+              "session: a client keeps its server connections for its life, taken from the pool "
+              "and given back after DISCARD ALL (transaction: not supported yet)"},
+    Directive{"size", S::Pool, "integer", 1, "a number 1-10000", B::None, "20", true, nullptr,
+              set_pool_count<&PoolConfig::size, 1, 10000>,
+              "server connections per (backend, database, user), all workers together"},
+    Directive{"min-idle", S::Pool, "integer", 1, "a number 0-10000", B::None, "0", true, nullptr,
+              set_pool_count<&PoolConfig::min_idle, 0, 10000>,
+              "idle server connections per (backend, database, user) that idle-timeout spares"},
+    Directive{"wait-timeout", S::Pool, "duration", 1, "a duration", B::None, "10s", true, nullptr,
+              set_pool_duration<&PoolConfig::wait_timeout>,
+              "a client that waits longer for a server connection of a full pool gets SQLSTATE "
+              "53300"},
+    Directive{"idle-timeout", S::Pool, "duration", 1, "a duration", B::None, "10m", true, nullptr,
+              set_pool_duration<&PoolConfig::idle_timeout>,
+              "an idle server connection unused this long is closed"},
+    Directive{"lifetime", S::Pool, "duration", 1, "a duration", B::None, "1h", true, nullptr,
+              set_pool_duration<&PoolConfig::lifetime>,
+              "a server connection older than this is closed when it is next idle"},
+    Directive{"max-clients", S::Pool, "integer", 1, "a number 1-65536", B::None, "50000", false,
+              keep_max_clients, set_pool_count<&PoolConfig::max_clients, 1, 65536>,
+              "client connections accepted in all; beyond: 53300 'sorry, too many clients "
+              "already' (restart to change)"},
 
     Directive{"tls", S::Backend, "tls-mode", 1, "off, verify or skipverify", B::None, "off", true,
               nullptr, read_backend_tls, "TLS to this backend: off, verify or skipverify"},

@@ -183,4 +183,42 @@ std::string format_metrics(const Snapshot& snap, const MonitorTotals& live,
     return e.take();
 }
 
+std::string format_pool_metrics(const Snapshot& snap, const std::vector<PoolFigures>& pools,
+                                std::int64_t now_ns) {
+    Exposition e;
+    std::vector<std::string> labels;
+    for (const PoolFigures& p : pools) {
+        std::string backend = "slot " + std::to_string(p.slot);
+        for (const BackendView& b : snap.backends) {
+            if (b.slot == p.slot && b.spec.epoch == p.epoch) {
+                backend = Endpoint{b.spec.host, b.spec.port}.to_string();
+            }
+        }
+        labels.push_back(label("backend", backend) + "," + label("database", p.database) + "," +
+                         label("user", p.user));
+    }
+    e.family("pgrouter_pool_active", "gauge",
+             "Server connections of the pool in use by clients (all workers).");
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+        e.sample("pgrouter_pool_active", labels[i], pools[i].active());
+    }
+    e.family("pgrouter_pool_idle", "gauge", "Idle server connections kept by the pool.");
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+        e.sample("pgrouter_pool_idle", labels[i], pools[i].idle);
+    }
+    e.family("pgrouter_pool_waiting", "gauge",
+             "Clients waiting for a server connection of the full pool.");
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+        e.sample("pgrouter_pool_waiting", labels[i], pools[i].waiting);
+    }
+    e.family("pgrouter_pool_max_wait_seconds", "gauge",
+             "How long the longest-waiting client of the pool has waited (0: none waits).");
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+        std::int64_t since = pools[i].oldest_wait_since_ns;
+        double wait = since > 0 && now_ns > since ? static_cast<double>(now_ns - since) / 1e9 : 0.0;
+        e.sample("pgrouter_pool_max_wait_seconds", labels[i], wait);
+    }
+    return e.take();
+}
+
 }  // namespace pgrouter

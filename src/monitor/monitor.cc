@@ -14,6 +14,7 @@
 #include <list>
 
 #include "pgrouter/base/asio.h"  // before any other Asio header
+#include "pgrouter/base/clock.h"
 #include "pgrouter/base/log.h"
 #include "pgrouter/monitor/metrics.h"
 #include "pgrouter/os/child.h"
@@ -49,7 +50,8 @@ std::string metrics_text(const Segment& seg) {
     Snapshot snap;
     CounterTotals counters;
     if (!take_snapshot(seg, snap) || !sum_counters(seg, counters)) return {};
-    return format_metrics(snap, sum_workers(seg), counters);
+    return format_metrics(snap, sum_workers(seg), counters) +
+           format_pool_metrics(snap, pool_list(seg.pools), now_ns());
 }
 
 class Monitor {

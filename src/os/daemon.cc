@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "pgrouter/base/log.h"
 
 namespace pgrouter {
 
@@ -78,6 +81,26 @@ void pidfile_remove(const std::string& path) {
     std::ifstream in(path);
     long pid = 0;
     if (in >> pid && pid == getpid()) unlink(path.c_str());
+}
+
+void raise_open_files_limit() {
+    rlimit r{};
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) {
+        log_sys(LogLevel::Warning, errno, "getrlimit(RLIMIT_NOFILE) failed");
+        return;
+    }
+    rlim_t soft = r.rlim_cur;
+    if (r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &r) != 0) {
+            log_sys(LogLevel::Warning, errno, "setrlimit(RLIMIT_NOFILE, %llu) failed",
+                    static_cast<unsigned long long>(r.rlim_max));
+            r.rlim_cur = soft;
+        }
+    }
+    PGR_INFO("open files limit: %llu (was %llu, hard limit %llu)",
+             static_cast<unsigned long long>(r.rlim_cur), static_cast<unsigned long long>(soft),
+             static_cast<unsigned long long>(r.rlim_max));
 }
 
 }  // namespace pgrouter

@@ -99,6 +99,13 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
     rt.health_timeout_ms = config.health.timeout.count();
     rt.max_message_size = static_cast<std::uint32_t>(config.max_message_size);
     rt.classify_limit = static_cast<std::uint32_t>(config.classify_limit);
+    rt.pool.enabled = config.pool.enabled;
+    rt.pool.size = config.pool.size;
+    rt.pool.min_idle = config.pool.min_idle;
+    rt.pool.max_clients = config.pool.max_clients;
+    rt.pool.wait_timeout_ms = config.pool.wait_timeout.count();
+    rt.pool.idle_timeout_ms = config.pool.idle_timeout.count();
+    rt.pool.lifetime_ms = config.pool.lifetime.count();
     st.health_timeout_ms = rt.health_timeout_ms;
     st.health_check_ms = config.health.check.count();
     st.lag_interval_ms = config.health.lag_interval.count();
@@ -220,7 +227,8 @@ bool refresh_routing_view(const Segment& seg, RoutingView& view) {
 }
 
 void reset_worker_slot(Segment& seg, int worker) {
-    fold_worker_counters(seg, worker);  // its counts live on in the retired totals
+    fold_worker_counters(seg, worker);     // its counts live on in the retired totals
+    pool_reset_worker(seg.pools, worker);  // its server connections died with it
     WorkerSlot& w = seg.workers[worker];
     w.pid.store(0);
     w.clients.store(0);

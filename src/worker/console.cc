@@ -14,6 +14,7 @@
 #include <cstdio>
 
 #include "pgrouter/base/ascii.h"
+#include "pgrouter/base/clock.h"
 #include "pgrouter/base/log.h"
 #include "pgrouter/base/version.h"
 #include "pgrouter/os/seqlock.h"
@@ -165,6 +166,27 @@ ResultTable servers_table(const ConsoleView& v) {
                               std::to_string(w.backend_connections[b.slot]),
                               std::to_string(w.backend_logins[b.slot])});
         }
+    }
+    return t;
+}
+
+// One row per (backend, database, user) pool in use: server connections in use and idle
+// (all workers), clients waiting, and how long the longest-waiting one has waited.
+ResultTable pools_table(const ConsoleView& v) {
+    ResultTable t{
+        {"database", "user", "backend", "active", "idle", "waiting", "max_wait_ms"}, {}, "SHOW"};
+    for (const PoolFigures& p : v.pools) {
+        std::string backend = "slot " + std::to_string(p.slot);
+        for (const BackendView& b : v.snap.backends) {
+            if (b.slot == p.slot && b.spec.epoch == p.epoch) backend = address_of(b);
+        }
+        std::int64_t wait_ms =
+            p.oldest_wait_since_ns > 0
+                ? std::max<std::int64_t>(0, v.now_ns - p.oldest_wait_since_ns) / 1000000
+                : 0;
+        t.rows.push_back({p.database, p.user, backend, std::to_string(p.active()),
+                          std::to_string(p.idle), std::to_string(p.waiting),
+                          std::to_string(wait_ms)});
     }
     return t;
 }
@@ -321,6 +343,8 @@ void encode_result(std::string& out, const ResultTable& table) {
 
 bool read_console_view(const Segment& seg, ConsoleView& view) {
     if (!take_snapshot(seg, view.snap) || !sum_counters(seg, view.totals)) return false;
+    view.pools = pool_list(seg.pools);
+    view.now_ns = now_ns();
     view.workers.clear();
     for (int i = 0; i < kMaxWorkers; ++i) {
         const WorkerSlot& w = seg.workers[i];
@@ -371,9 +395,7 @@ ResultTable console_table(ConsoleCommand command, const ConsoleView& view) {
         case ConsoleCommand::Servers:
             return servers_table(view);
         case ConsoleCommand::Pools:
-            // pgrouter does not pool server connections (yet): the columns, no rows.
-            return ResultTable{
-                {"database", "user", "backend", "active", "idle", "waiting"}, {}, "SHOW"};
+            return pools_table(view);
         case ConsoleCommand::Stats:
             return stats_table(view);
         case ConsoleCommand::Workers:

@@ -76,7 +76,12 @@ void Session::close(std::string_view reason, Closing how, Server* backend) {
     PGR_SESSION_LOG(level, id_, "closed: %.*s", len(reason), reason.data());
     stats_.ended(id_, login_, reason, client_);
     client_.close();
-    for (auto& [slot, server] : servers_) server->conn->wire.close();
+    for (auto& [slot, server] : servers_) {
+        // Idle with nothing in flight: back to the pool (in the destructor) after DISCARD ALL.
+        server->pooled = !server->broken && inflight_.empty() && !dispatching_ &&
+                         sticky_slot_ != slot && env_.pool.may_keep(*server->conn);
+        if (!server->pooled) server->conn->wire.close();
+    }
     wake();
 }
 
@@ -139,19 +144,33 @@ asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
     }
     LoginParams params{login_.params.user, login_.params.database, login_.params.params};
     BackendSpec spec = view->spec;  // the shared snapshot may change while we wait
-    LoginResult r = co_await backend_login(spec, params, login_.credentials, login_timeout());
+    // A full pool: the master's (or, without a master, any) connection is waited for; a
+    // standby's is not, so that a read goes to the master instead (send_unit). At login, the
+    // wait ends in time to tell the client why, before the startup timeout cuts it.
+    std::int64_t wait_until = slot == master_slot() || master_slot() < 0 ? INT64_MAX : 0;
+    if (cancel_.index < 0) {
+        wait_until = std::min(wait_until, stats_.started_ns() + (kStartupTimeout - 500ms) /
+                                                                    std::chrono::nanoseconds(1));
+    }
+    LoginResult r = co_await env_.pool.connect(slot, spec, params, login_.credentials,
+                                               login_timeout(), wait_until);
     if (!r.connection) {
         if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
         failure = std::move(r.failure);
         co_return nullptr;
     }
-    PGR_SESSION_DEBUG(id_, "logged in to backend %s", r.connection->address.c_str());
-    // Its ParameterStatus matter only for the first login (sent to the client then).
-    if (cancel_.index >= 0) {
+    bool reused = r.connection->reused;
+    PGR_SESSION_DEBUG(id_, "%s backend %s", reused ? "pooled connection to" : "logged in to",
+                      r.connection->address.c_str());
+    // Its ParameterStatus matter only for the first login (sent to the client then), and
+    // to the pool (for the next client of the connection).
+    if (cancel_.index >= 0 && r.connection->pool_hold == nullptr) {
         std::vector<std::pair<std::string, std::string>>().swap(r.connection->parameters);
     }
-    auto server =
-        std::make_unique<Server>(std::move(r.connection), env_.slot, stats_.logged_in(slot));
+    auto& gauge = reused && slot >= 0 && slot < kMaxBackends
+                      ? env_.counters.backends[slot].connections
+                      : stats_.logged_in(slot);
+    auto server = std::make_unique<Server>(std::move(r.connection), env_.slot, gauge);
     Server* raw = server.get();
     servers_[slot] = std::move(server);
     co_return raw;
@@ -209,7 +228,9 @@ asio::awaitable<bool> Session::first_login() {
         proto::encode_parameter_status(out, name, value);
     }
     proto::encode_backend_key_data(out, cancel_.pid, cancel_.key);
-    std::vector<std::pair<std::string, std::string>>().swap(server->conn->parameters);
+    if (server->conn->pool_hold == nullptr) {
+        std::vector<std::pair<std::string, std::string>>().swap(server->conn->parameters);
+    }
     proto::encode_ready_for_query(out, proto::TransactionStatus::Idle);
     co_return !co_await client_.flush();
 }
@@ -310,7 +331,12 @@ asio::awaitable<void> Session::relay_to(Server* to, std::size_t n, std::string_v
 asio::awaitable<void> Session::terminate_backends() {
     std::string bye;
     proto::encode_terminate(bye);
-    for (auto& [slot, server] : servers_) co_await server->conn->wire.send(bye);
+    for (auto& [slot, server] : servers_) {
+        if (inflight_.empty() && sticky_slot_ != slot && env_.pool.may_keep(*server->conn)) {
+            continue;  // goes back to the pool
+        }
+        co_await server->conn->wire.send(bye);
+    }
 }
 
 asio::awaitable<void> Session::classify_long_sql(const proto::Message& m) {

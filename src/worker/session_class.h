@@ -51,6 +51,7 @@ struct Server {
     bool shape_changed = false;  // a statement re-parsed here describes another result
     std::string state_error;
     bool broken = false;
+    bool pooled = false;    // the client left and the connection goes back to the pool
     bool watched = false;   // an idle wait for readability is pending
     bool readable = false;  // that wait fired
 };
@@ -76,6 +77,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     ~Session() {
+        for (auto& [slot, server] : servers_) {
+            if (server->pooled) env_.pool.give_back(std::move(server->conn));
+        }
         env_.wakeups.erase(&wakeup_);
         env_.idle_unwatched.erase(&wakeup_);
         cancel_release(env_.seg, cancel_);

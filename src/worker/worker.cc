@@ -4,6 +4,7 @@
 // SIGUSR1 (the supervisor retires the worker: a reload lowered `workers`) stops accepting
 // and leaves the sessions alone until they leave or shutdown-timeout cuts them. SIGINT
 // leaves at once. Never blocks the loop.
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +17,8 @@
 #include "pgrouter/os/child.h"
 #include "pgrouter/os/seqlock.h"
 #include "pgrouter/os/shm.h"
+#include "pgrouter/proto/encoder.h"
+#include "pgrouter/proto/sqlstate.h"
 #include "pgrouter/worker/session.h"
 
 namespace pgrouter {
@@ -47,6 +50,29 @@ std::vector<std::string> split_names(std::string_view list) {
     return names;
 }
 
+// Client sessions open in all workers (each worker counts its own; a reaped worker's count
+// is zeroed by the supervisor). Two workers accepting at the same instant may both pass.
+std::int64_t clients_everywhere(const Segment& seg) {
+    std::int64_t n = 0;
+    for (const WorkerSlot& w : seg.workers) n += std::max<std::int64_t>(0, w.clients.load());
+    return n;
+}
+
+// Refuses a client at the door as PostgreSQL does when it is full: FATAL 53300. What the
+// client sent so far is read first (closing with unread bytes would reset the connection,
+// and the client could lose the message). Never blocks; best effort.
+void refuse_client(int fd) {
+    char sink[1024];
+    for (int n = 0; n < 16 && ::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++n) {
+    }
+    std::string out;
+    proto::encode_error_response(out, "FATAL", proto::kSqlstateTooManyConnections,
+                                 "sorry, too many clients already");
+    ::send(fd, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    ::close(fd);
+}
+
 class Worker {
   public:
     explicit Worker(const ChildContext& ctx)
@@ -64,6 +90,8 @@ class Worker {
     void run() {
         poll_settings();
         sweep_idle();
+        env_.pool.start(io_);
+        spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         asio::co_spawn(io_, accept_loop(), [](const std::exception_ptr& e) {
             if (!e) return;
             // Without its accept loop the worker serves no new client: let it be replaced.
@@ -88,11 +116,30 @@ class Worker {
             tcp::socket client =
                 co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
             if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+            if ((ec == asio::error::no_descriptors || ec.value() == ENFILE) && spare_fd_ >= 0) {
+                // Out of descriptors: the spare one makes room to accept the client and
+                // tell it so (nginx's trick), instead of leaving it queued and retrying.
+                ::close(spare_fd_);
+                int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr,
+                                   SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd >= 0) {
+                    refuse_client(fd);
+                    PGR_WARNING("out of file descriptors: refused a client");
+                }
+                spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (fd >= 0 || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+            }
             if (ec) {
                 // EMFILE and friends: back off a little instead of spinning.
                 PGR_WARNING("accept failed: %s", ec.message().c_str());
                 asio::steady_timer pause(io_, std::chrono::milliseconds(100));
                 co_await pause.async_wait(asio::use_awaitable);
+                continue;
+            }
+            (void)refresh_routing_view(seg_, env_.routing);
+            std::uint32_t max_clients = env_.routing.settings.pool.max_clients;
+            if (max_clients > 0 && clients_everywhere(seg_) >= max_clients) {
+                refuse_client(client.release());
                 continue;
             }
             slot_.accepted.fetch_add(1, std::memory_order_relaxed);
@@ -228,6 +275,7 @@ class Worker {
     std::unordered_set<asio::steady_timer*> idle_due_;  // sweep_idle()'s, kept for its capacity
     std::chrono::steady_clock::time_point draining_until_;
     bool retiring_ = false;  // no longer accepting (SIGTERM or SIGUSR1)
+    int spare_fd_ = -1;      // given up to accept a client when descriptors run out
 };
 
 }  // namespace
@@ -235,10 +283,10 @@ class Worker {
 void run_worker(const ChildContext& ctx) {
     if (ctx.monitor_fd >= 0) close(ctx.monitor_fd);
     if (ctx.metrics_fd >= 0) close(ctx.metrics_fd);
-    {
-        Worker worker(ctx);
-        worker.run();
-    }
+    // Never destroyed: the sessions' coroutine frames, owned by the loop, would outlive the
+    // WorkerEnv (and the pools) they borrow. _exit() closes every socket.
+    auto* worker = new Worker(ctx);
+    worker->run();
     _exit(0);
 }
 

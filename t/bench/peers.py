@@ -102,10 +102,11 @@ def make_certs(base):
     return Certs(cert, key)
 
 
-def start_pgrouter(reg, c, base, binary, ready, certs=None, key="pgrouter"):
+def start_pgrouter(reg, c, base, binary, ready, certs=None, key="pgrouter", pool=None):
     """With certs, pgrouter also offers TLS (a tls block): (h) connects with sslmode=require,
     every other workload with sslmode=disable (SSLRequest is optional, plain clients stay
-    plain). `key` names a second pgrouter (an A/B baseline binary) in the same run."""
+    plain). `key` names a second pgrouter (an A/B baseline binary) in the same run. `pool`:
+    the body of a pool block (session-mode pooling), e.g. "size 20"."""
     d = workdir(base, key)
     port, mon = procs.free_port(), procs.free_port()
     conf = f"""# written by make bench: pgrouter's defaults but for these lines
@@ -122,6 +123,8 @@ backend 127.0.0.1:{c.primary}
 backend 127.0.0.1:{c.standby1}
 backend 127.0.0.1:{c.standby2}
 """
+    if pool:
+        conf += f"pool {{ {pool} }}\n"
     if certs:
         conf += f"""tls {{
     cert {certs.cert}

@@ -2,6 +2,7 @@
 #include "routed.h"
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 
 #include "auth_files.h"
 #include "log_check.h"
@@ -26,9 +27,16 @@ Routed::Routed(Cluster& c) : Routed(c, all_nodes(c)) {}
 Routed::Routed(Cluster& c, const std::vector<RoutedBackend>& backends, const std::string& extra)
     : cluster(c), port(free_port()), monitor(free_port()) {
     std::string conf = "listen 127.0.0.1:" + std::to_string(port) +
-                       "\nmonitor 127.0.0.1:" + std::to_string(monitor) + "\nworkers 2\nauthdb " +
-                       authdb_file(c) + "\nhealth { username postgres; password \"" +
+                       "\nmonitor 127.0.0.1:" + std::to_string(monitor) +
+                       (extra.find("workers ") == std::string::npos ? "\nworkers 2" : "") +
+                       "\nauthdb " + authdb_file(c) + "\nhealth { username postgres; password \"" +
                        kSuperPassword + "\"; check 1s; lag-interval 100ms }\n" + extra;
+    // PGROUTER_TEST_POOL="size 4": every router of the run pools (session mode), to run
+    // tests written without a pool with one.
+    const char* pool = std::getenv("PGROUTER_TEST_POOL");
+    if (pool != nullptr && extra.find("pool {") == std::string::npos) {
+        conf += "pool { " + std::string(pool) + " }\n";
+    }
     for (const RoutedBackend& b : backends) {
         conf += "backend 127.0.0.1:" + std::to_string(c.port(b.node)) + " " + b.block + "\n";
     }

@@ -1,6 +1,7 @@
 // A pgrouter process in front of some nodes of a test cluster, ready for clients: an authdb
 // exported from the cluster, fast health settings, every backend checked before the test
-// goes on. Shared by the routing, session-state and driver tests.
+// goes on. Shared by the routing, session-state and driver tests. With PGROUTER_TEST_POOL set
+// (e.g. "size 4") every one of them pools server connections: `pool { $PGROUTER_TEST_POOL }`.
 #pragma once
 
 #include <memory>
@@ -22,7 +23,8 @@ struct RoutedBackend {
 struct Routed {
     // Every node of `c`.
     explicit Routed(Cluster& c);
-    // The given nodes; `extra` is added to the configuration before the backend lines.
+    // The given nodes; `extra` is added to the configuration before the backend lines (a
+    // `workers` line there replaces the default of 2).
     Routed(Cluster& c, const std::vector<RoutedBackend>& backends, const std::string& extra = "");
 
     std::string conninfo(const std::string& user = kTestUser,

@@ -178,9 +178,9 @@ TEST_CASE("console: SHOW commands answer from the segment, never from a backend"
     CHECK(st1.columns.size() == 2 + 12 + 2);
 
     Table pools = show(admin, "SHOW POOLS");
-    CHECK(pools.columns ==
-          std::vector<std::string>{"database", "user", "backend", "active", "idle", "waiting"});
-    CHECK(pools.rows.empty());
+    CHECK(pools.columns == std::vector<std::string>{"database", "user", "backend", "active", "idle",
+                                                    "waiting", "max_wait_ms"});
+    CHECK(pools.rows.empty());  // no pool block
 
     Table v = show(admin, "SHOW VERSION");
     REQUIRE(v.rows.size() == 1);

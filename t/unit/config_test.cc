@@ -255,6 +255,24 @@ const std::vector<Sample>& samples() {
          [](const Config& c) { return c.backends.at(0).ca; }},
         {S::Backend, "replstatus", "backend h:1 { replstatus 5400 }",
          [](const Config& c) { return std::to_string(c.backends.at(0).replstatus_port); }},
+        {S::Top, "pool", "pool { }\nbackend h:1",
+         [](const Config& c) { return std::to_string(c.pool.enabled); }},
+        {S::Pool, "mode", "pool { mode session }\nbackend h:1",
+         [](const Config& c) {
+             return std::to_string(c.pool.enabled) + std::to_string(int(c.pool.mode));
+         }},
+        {S::Pool, "size", "pool { size 7 }\nbackend h:1",
+         [](const Config& c) { return std::to_string(c.pool.size); }},
+        {S::Pool, "min-idle", "pool { min-idle 2 }\nbackend h:1",
+         [](const Config& c) { return std::to_string(c.pool.min_idle); }},
+        {S::Pool, "wait-timeout", "pool { wait-timeout 2s }\nbackend h:1",
+         [](const Config& c) { return std::to_string(c.pool.wait_timeout.count()); }},
+        {S::Pool, "idle-timeout", "pool { idle-timeout 30s }\nbackend h:1",
+         [](const Config& c) { return std::to_string(c.pool.idle_timeout.count()); }},
+        {S::Pool, "lifetime", "pool { lifetime 2h }\nbackend h:1",
+         [](const Config& c) { return std::to_string(c.pool.lifetime.count()); }},
+        {S::Pool, "max-clients", "pool { max-clients 100 }\nbackend h:1",
+         [](const Config& c) { return std::to_string(c.pool.max_clients); }},
     };
     return s;
 }
@@ -326,6 +344,14 @@ const std::vector<Documented>& documented() {
         {S::Backend, "weight", "100", true},
         {S::Backend, "ca", "", true},
         {S::Backend, "replstatus", "", true},
+        {S::Top, "pool", "", true},
+        {S::Pool, "mode", "session", true},
+        {S::Pool, "size", "20", true},
+        {S::Pool, "min-idle", "0", true},
+        {S::Pool, "wait-timeout", "10s", true},
+        {S::Pool, "idle-timeout", "10m", true},
+        {S::Pool, "lifetime", "1h", true},
+        {S::Pool, "max-clients", "50000", false},
     };
     return d;
 }
@@ -401,6 +427,49 @@ TEST_CASE("config: a reload keeps what is not reloadable and names it") {
         CHECK(next.log == LogLevel::Debug);
         CHECK(next.backends.at(0).address() == "h:2");
     }
+}
+
+TEST_CASE("config: the pool block, its defaults, limits and errors") {
+    Config none = parse_ok("backend h:1");
+    CHECK_FALSE(none.pool.enabled);
+    CHECK(none.pool.max_clients == 50000);  // applies without a pool block too
+    Config c = parse_ok("pool {\n  size 5\n  min-idle 1; wait-timeout 250ms\n}\nbackend h:1");
+    CHECK(c.pool.enabled);
+    CHECK(c.pool.mode == PoolMode::Session);
+    CHECK(c.pool.size == 5);
+    CHECK(c.pool.min_idle == 1);
+    CHECK(c.pool.wait_timeout == 250ms);
+    CHECK(c.pool.idle_timeout == 600s);
+    CHECK(c.pool.lifetime == 3600s);
+    CHECK(c.pool.line == 1);
+    struct Case {
+        std::string text;
+        std::string error;
+    };
+    const std::vector<Case> cases = {
+        {"pool { mode transaction }",
+         "t.conf:1: pool mode transaction is not supported yet (use session)"},
+        {"pool { mode statement }",
+         "t.conf:1: bad pool mode 'statement' (expected session or transaction)"},
+        {"pool { size 0 }", "t.conf:1: size 0 is out of range (expected 1-10000)"},
+        {"pool { max-clients 70000 }",
+         "t.conf:1: max-clients 70000 is out of range (expected 1-65536)"},
+        {"pool { weight 3 }",
+         "t.conf:1: 'weight' is not allowed in a 'pool' block (it belongs in "
+         "a 'backend' block)"},
+        {"size 3", "t.conf:1: 'size' is not allowed at top level (it belongs in a 'pool' block)"},
+        {"pool size 3", "t.conf:1: too many arguments for 'pool' (expected a block)"},
+    };
+    for (const Case& k : cases) {
+        INFO(k.text);
+        CHECK(parse_errors(k.text + "\nbackend h:1") == std::vector<std::string>{k.error});
+    }
+    // max-clients needs a restart; the rest of the block is reloaded.
+    Config old = parse_ok("pool { size 2; max-clients 10 }\nbackend h:1");
+    Config next = parse_ok("pool { size 3; max-clients 20 }\nbackend h:1");
+    CHECK(keep_restart_only(old, next) == std::vector<std::string_view>{"max-clients"});
+    CHECK(next.pool.max_clients == 10);
+    CHECK(next.pool.size == 3);
 }
 
 TEST_CASE("config: durations") {

@@ -253,3 +253,46 @@ TEST_CASE("console: tables carry what the segment holds", "[console]") {
     CHECK(out.find("alice") != std::string::npos);
     CHECK(out.substr(out.size() - 10) == std::string("C\0\0\0\011SHOW\0", 10));
 }
+
+TEST_CASE("metrics: the pool series and SHOW POOLS from the pool table's figures", "[metrics]") {
+    Snapshot snap;
+    snap.backends = {view(2, "10.0.0.1", 5432, BackendRole::Master, BackendStatus::Ok, 0)};
+    snap.backends[0].spec.epoch = 4;
+    PoolFigures busy;
+    busy.slot = 2;
+    busy.epoch = 4;
+    busy.database = "app";
+    busy.user = "a\"b";  // escaped in the label
+    busy.held = 5;
+    busy.idle = 2;
+    busy.waiting = 3;
+    busy.oldest_wait_since_ns = 1'000'000'000;
+    PoolFigures stale = busy;  // the slot's previous occupant: no address any more
+    stale.epoch = 3;
+    stale.user = "old";
+    stale.waiting = 0;
+    stale.oldest_wait_since_ns = 0;
+    std::string m = format_pool_metrics(snap, {busy, stale}, 3'500'000'000);
+    std::string l = "{backend=\"10.0.0.1:5432\",database=\"app\",user=\"a\\\"b\"}";
+    CHECK(has_line(m, "pgrouter_pool_active" + l + " 3"));
+    CHECK(has_line(m, "pgrouter_pool_idle" + l + " 2"));
+    CHECK(has_line(m, "pgrouter_pool_waiting" + l + " 3"));
+    CHECK(has_line(m, "pgrouter_pool_max_wait_seconds" + l + " 2.5"));
+    std::string o = "{backend=\"slot 2\",database=\"app\",user=\"old\"}";
+    CHECK(has_line(m, "pgrouter_pool_waiting" + o + " 0"));
+    CHECK(has_line(m, "pgrouter_pool_max_wait_seconds" + o + " 0"));
+    CHECK(has_line(m, "# TYPE pgrouter_pool_active gauge"));
+    CHECK(format_pool_metrics(snap, {}, 0).find("pgrouter_pool_active{") == std::string::npos);
+
+    ConsoleView v;
+    v.snap = snap;
+    v.pools = {busy};
+    v.now_ns = 3'500'000'000;
+    ResultTable t = console_table(ConsoleCommand::Pools, v);
+    CHECK(t.columns == std::vector<std::string>{"database", "user", "backend", "active", "idle",
+                                                "waiting", "max_wait_ms"});
+    REQUIRE(t.rows.size() == 1);
+    std::vector<std::optional<std::string>> want = {"app", "a\"b", "10.0.0.1:5432", "3",
+                                                    "2",   "3",    "2500"};
+    CHECK(t.rows[0] == want);
+}

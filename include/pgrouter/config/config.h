@@ -61,6 +61,23 @@ struct TlsConfig {
     int ca_line = 0;
 };
 
+// The `pool` block: server connections shared by the clients of one (backend, database,
+// user). Without the block every client logs in to its own server connections.
+enum class PoolMode : std::uint8_t { Session, Transaction };
+
+struct PoolConfig {
+    bool enabled = false;  // a `pool` block was given
+    PoolMode mode = PoolMode::Session;
+    std::uint32_t size = 0;      // server connections per pool, all workers together
+    std::uint32_t min_idle = 0;  // idle ones idle-timeout spares, per pool
+    Millis wait_timeout{0};
+    Millis idle_timeout{0};
+    Millis lifetime{0};
+    std::uint32_t max_clients = 0;  // client connections in all (restart only)
+    int line = 0;                   // of the block
+    int mode_line = 0;
+};
+
 inline constexpr std::uint64_t kDefaultMaxMessageSize = 1ULL << 30;  // PostgreSQL's own limit
 inline constexpr std::uint64_t kDefaultClassifyLimit = 1ULL << 20;
 inline constexpr std::uint64_t kMinMessageSizeSetting = 1ULL << 10;
@@ -85,6 +102,7 @@ struct Config {
     Millis shutdown_timeout{0};         // after SIGTERM: how long sessions may finish transactions
     bool shutdown_timeout_set = false;  // given in the file (else each path has its default)
     HealthConfig health;
+    PoolConfig pool;
     std::vector<BackendConfig> backends;
 };
 

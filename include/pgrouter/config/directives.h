@@ -16,7 +16,7 @@
 
 namespace pgrouter {
 
-enum class DirectiveScope { Top, Tls, Health, Backend };
+enum class DirectiveScope { Top, Tls, Health, Backend, Pool };
 enum class BlockRule : std::uint8_t { None, Required, Optional };
 
 class ConfigReader;  // src/config/config_reader.h: what a handler may use

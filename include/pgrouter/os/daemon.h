@@ -1,5 +1,5 @@
-// Leaving the terminal (double fork, setsid) and the pidfile that guards against two
-// instances. Used by the supervisor only.
+// Leaving the terminal (double fork, setsid), the pidfile that guards against two
+// instances, and the open-files limit the process starts with. Used by the supervisor only.
 #pragma once
 
 #include <sys/types.h>
@@ -17,5 +17,9 @@ namespace pgrouter {
 [[nodiscard]] bool pidfile_check(const std::string& path, std::string& error, pid_t allowed = 0);
 [[nodiscard]] bool pidfile_write(const std::string& path, std::string& error);
 void pidfile_remove(const std::string& path);
+
+// Raises the RLIMIT_NOFILE soft limit to the hard limit (every client and server connection
+// holds a descriptor) and logs both once. Children inherit it.
+void raise_open_files_limit();
 
 }  // namespace pgrouter

@@ -6,6 +6,7 @@
 //   cancel[], sessions[]        — a slot belongs to the worker whose index it carries
 //   counters[i]                 — worker i only; folded into `retired` by the supervisor
 //   retired                     — the supervisor only, under retired_seq
+//   pools                       — see pool_table.h (per-worker counts, one robust lock)
 // Readers never lock: they copy under a sequence counter and retry (see seqlock.h), so a
 // child killed at any instant cannot strand a lock that a reader waits for. The counters are
 // also the generations readers compare to copy only what changed (RoutingView in shm.h).
@@ -20,11 +21,12 @@
 #include <cstdint>
 
 #include "pgrouter/config/config.h"
+#include "pgrouter/os/pool_table.h"
 
 namespace pgrouter {
 
 inline constexpr std::uint64_t kShmMagic = 0x7067726f75746572ULL;  // "pgrouter"
-inline constexpr std::uint32_t kShmLayoutVersion = 5;
+inline constexpr std::uint32_t kShmLayoutVersion = 6;
 inline constexpr int kMaxBackends = 64;
 inline constexpr int kMaxWorkers = 256;
 inline constexpr int kCancelSlots = 1 << 16;
@@ -88,13 +90,25 @@ struct BackendSlot {
     BackendHealth health;
 };
 
+// The `pool` block as published (pool.enabled false: every client logs in on its own).
+struct PoolSettings {
+    bool enabled = false;
+    std::uint32_t size = 0;
+    std::uint32_t min_idle = 0;
+    std::uint32_t max_clients = 0;  // applies with or without a pool block
+    std::int64_t wait_timeout_ms = 0;
+    std::int64_t idle_timeout_ms = 0;
+    std::int64_t lifetime_ms = 0;
+};
+
 // The hot part of the supervisor's settings: what every routing decision of a session reads.
 // Kept small and apart from SharedSettings so that a session never copies file paths or the
 // health password.
 struct RoutingSettings {
-    std::int64_t health_timeout_ms = 0;     // health.timeout, also the bound of a backend login
-    std::uint32_t max_message_size = 0;     // max-message-size
-    std::uint32_t classify_limit = 0;       // classify-limit
+    std::int64_t health_timeout_ms = 0;  // health.timeout, also the bound of a backend login
+    std::uint32_t max_message_size = 0;  // max-message-size
+    std::uint32_t classify_limit = 0;    // classify-limit
+    PoolSettings pool;
     std::int32_t backend_count = 0;         // entries of `order` in use
     std::int16_t order[kMaxBackends] = {};  // slot indexes, in configuration order
 };
@@ -215,6 +229,9 @@ struct Segment {
     WorkerCounters counters[kMaxWorkers];
     SeqCount retired_seq;
     RetiredCounters retired;
+    PoolTable pools;
 };
+
+static_assert(kPoolWorkers == kMaxWorkers && kPoolNameLen == kNameLen);
 
 }  // namespace pgrouter

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -31,6 +32,11 @@ struct BackendConnection {
     std::int32_t pid = 0;  // the backend's own BackendKeyData
     std::int32_t key = 0;
     std::vector<std::pair<std::string, std::string>> parameters;  // ParameterStatus at login
+    // Pooling (server_pool.h): while `pool_hold` lives the connection counts toward its
+    // pool's size; null for a connection of its own. `reused`: it came from the idle list.
+    std::shared_ptr<void> pool_hold;
+    std::int64_t born_ns = 0;
+    bool reused = false;
 };
 
 // A failed login: either the backend's own ErrorResponse payload (pass it to the client as

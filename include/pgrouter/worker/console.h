@@ -12,6 +12,7 @@
 
 #include "pgrouter/net/wire.h"
 #include "pgrouter/os/counters.h"
+#include "pgrouter/os/pool_table.h"
 #include "pgrouter/os/shm.h"
 #include "pgrouter/worker/worker_env.h"
 
@@ -76,7 +77,9 @@ struct ConsoleView {
         std::int64_t backend_connections[kMaxBackends] = {};
         std::uint64_t backend_logins[kMaxBackends] = {};
     };
-    std::vector<Worker> workers;  // live ones
+    std::vector<Worker> workers;     // live ones
+    std::vector<PoolFigures> pools;  // the pool table's entries in use (os/pool_table.h)
+    std::int64_t now_ns = 0;         // CLOCK_MONOTONIC when read, for the waits' length
 };
 
 // Reads the segment; false when a writer stayed mid-update (retry later).

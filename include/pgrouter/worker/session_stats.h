@@ -38,6 +38,7 @@ class SessionStats {
     // A read refused by a standby (or lost with it: 08006) runs again on the master.
     void replayed(std::string_view sqlstate);
     void pins(std::uint16_t pins);
+    std::int64_t started_ns() const { return started_ns_; }  // CLOCK_MONOTONIC of the accept
     // The session ends for `reason`; with log-connections, its disconnection line.
     void ended(std::uint64_t id, const ClientLogin& login, std::string_view reason,
                const Wire& client);

@@ -17,6 +17,7 @@
 #include "pgrouter/os/shm_layout.h"
 #include "pgrouter/route/classify.h"
 #include "pgrouter/route/classify_cache.h"
+#include "pgrouter/worker/server_pool.h"
 
 namespace boost::asio::ssl {
 class context;
@@ -27,11 +28,16 @@ namespace pgrouter {
 // What every session of one worker shares.
 struct WorkerEnv {
     WorkerEnv(Segment& s, WorkerSlot& w, int index)
-        : seg(s), slot(w), counters(s.counters[index]), worker(index) {}
+        : seg(s),
+          slot(w),
+          counters(s.counters[index]),
+          worker(index),
+          pool(s, w, counters, index) {}
     Segment& seg;
     WorkerSlot& slot;
     WorkerCounters& counters;  // this worker's block of the metrics counters (os/counters.h)
     int worker = 0;
+    ServerPool pool;  // idle server connections by (backend, database, user); `pool` block
     // Of the current generation: log-connections, and who may open the admin console.
     bool log_connections = false;
     std::vector<std::string> admin_users;
