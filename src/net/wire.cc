@@ -94,12 +94,13 @@ asio::awaitable<boost::system::error_code> Wire::fill(std::size_t min_free) {
     boost::system::error_code ec;
     for (;;) {
         // With TLS, received bytes may be held inside the TLS layer where the socket does
-        // not show them: TLS is always read at once, through Asio's read.
-        if (tls_) {
+        // not show them: TLS is always read through Asio's read; so is an eager wire.
+        if (tls_ || eager_) {
             std::span<char> space = in_.prepare(min_free);
-            std::size_t n =
-                co_await tls_->async_read_some(asio::buffer(space.data(), space.size()),
-                                               asio::redirect_error(asio::use_awaitable, ec));
+            auto buf = asio::buffer(space.data(), space.size());
+            auto token = asio::redirect_error(asio::use_awaitable, ec);
+            std::size_t n = tls_ ? co_await tls_->async_read_some(buf, token)
+                                 : co_await socket_.async_read_some(buf, token);
             in_.commit(n);
             bytes_in_ += n;
             co_return ec;

@@ -64,6 +64,11 @@ class Wire {
     // the socket reports, so a watch can fire late (at the peer's next bytes); idle watches
     // only, reads in fill() never wait on readability with TLS.
     void async_wait_readable(std::function<void(boost::system::error_code)> handler);
+    // fill() keeps its buffer while it waits, and leaves the wait to Asio's read (which
+    // tries at once only when the socket was readable since its last short read, and costs
+    // no epoll_ctl()): for a backend, whose reads wait only for an answer that is due. A
+    // client's reads wait with no buffer (an idle session costs none), for an epoll_ctl().
+    void read_eagerly() { eager_ = true; }
     // A wait for readability other than fill()'s saw the socket readable: the next fill()
     // reads at once (that edge is not reported twice).
     void mark_readable() { maybe_readable_ = true; }
@@ -115,6 +120,7 @@ class Wire {
     std::string sending_;   // what the flush in progress writes; out_ takes new output meanwhile
     bool writing_ = false;  // a flush is in progress (two coroutines may flush one wire)
     bool nonblocking_ = false;    // the socket's own mode (for the reads and writes now)
+    bool eager_ = false;          // read_eagerly()
     bool maybe_readable_ = true;  // no read has found the socket empty since it was readable
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;

@@ -26,7 +26,9 @@ struct LoginParams {
 };
 
 struct BackendConnection {
-    explicit BackendConnection(tcp::socket s) : wire(std::move(s)) {}
+    explicit BackendConnection(tcp::socket s) : wire(std::move(s)) {
+        wire.read_eagerly();  // read only when an answer is due: no idle wait to keep cheap
+    }
     Wire wire;
     std::string address;
     std::int32_t pid = 0;  // the backend's own BackendKeyData
