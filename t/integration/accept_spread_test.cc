@@ -1,8 +1,7 @@
 // Accept spreading against the real cluster: with 4 workers sharing one listening socket, 64
 // clients connecting at once land on every worker and none takes more than half of them
-// (the admin console's SHOW WORKERS counts them); clients one after the other go round
-// the workers in turn; after a SIGHUP that lowers the workers to
-// 2, the survivors still take every new client.
+// (the admin console's SHOW WORKERS counts them); clients one after the other go round the
+// workers in turn; after a SIGHUP that lowers the workers to 2, the survivors take them all.
 #include <libpq-fe.h>
 #include <signal.h>
 
