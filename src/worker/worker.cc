@@ -1,6 +1,7 @@
-// A worker: one single-threaded Asio event loop accepting on the listening socket shared by
-// all workers, one coroutine per client. SIGTERM stops accepting and ends each session at
-// its next transaction boundary (idle ones at once); at shutdown-timeout the rest are cut.
+// A worker: one single-threaded Asio event loop, one coroutine per client; clients come from
+// the listening socket shared by all workers through AcceptSpread's thread. SIGTERM stops
+// accepting and ends each session at its next transaction boundary (idle ones at once); at
+// shutdown-timeout the rest are cut.
 // SIGUSR1 (the supervisor retires the worker: a reload lowered `workers`) stops accepting
 // and leaves the sessions alone until they leave or shutdown-timeout cuts them. SIGINT
 // leaves at once. Never blocks the loop.
@@ -8,12 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <exception>
-
 #include "pgrouter/base/asio.h"
 #include "pgrouter/base/clock.h"
 #include "pgrouter/base/log.h"
 #include "pgrouter/net/tls.h"
+#include "pgrouter/os/accept_spread.h"
 #include "pgrouter/os/child.h"
 #include "pgrouter/os/seqlock.h"
 #include "pgrouter/os/shm.h"
@@ -79,73 +79,52 @@ class Worker {
         : seg_(*ctx.segment),
           slot_(seg_.workers[ctx.index]),
           env_(seg_, slot_, ctx.index),
-          acceptor_(io_),
+          protocol_(acceptor_protocol(ctx.listen_fd)),
+          spread_(
+              io_, ctx.listen_fd, [this](int fd, bool out_of_fds) { start_session(fd, out_of_fds); },
+              [](const std::string& why) { PGR_WARNING("%s", why.c_str()); }),
           signals_(io_, SIGTERM, SIGINT, SIGUSR1),
           settings_timer_(io_),
           drain_timer_(io_),
-          idle_timer_(io_) {
-        acceptor_.assign(acceptor_protocol(ctx.listen_fd), ctx.listen_fd);
-    }
+          idle_timer_(io_) {}
 
     void run() {
         poll_settings();
         sweep_idle();
         env_.pool.start(io_);
-        spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        asio::co_spawn(io_, accept_loop(), [](const std::exception_ptr& e) {
-            if (!e) return;
-            // Without its accept loop the worker serves no new client: let it be replaced.
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                PGR_LOG(LogLevel::Alert, "accept loop ended with an exception: %s", ex.what());
-            } catch (...) {
-                PGR_LOG(LogLevel::Alert, "accept loop ended with an unknown exception");
-            }
+        std::string error;
+        if (!spread_.start(error)) {
+            // Without its accept thread the worker serves no new client: let it be replaced.
+            PGR_LOG(LogLevel::Alert, "%s", error.c_str());
             _exit(kExitFatal);
-        });
+        }
         slot_.accepting.store(true);
         watch_signals();
         io_.run();
     }
 
   private:
-    asio::awaitable<void> accept_loop() {
-        for (;;) {
-            boost::system::error_code ec;
-            tcp::socket client =
-                co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-            if ((ec == asio::error::no_descriptors || ec.value() == ENFILE) && spare_fd_ >= 0) {
-                // Out of descriptors: the spare one makes room to accept the client and
-                // tell it so (nginx's trick), instead of leaving it queued and retrying.
-                ::close(spare_fd_);
-                int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr,
-                                   SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (fd >= 0) {
-                    refuse_client(fd);
-                    PGR_WARNING("out of file descriptors: refused a client");
-                }
-                spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (fd >= 0 || errno == EAGAIN || errno == EWOULDBLOCK) continue;
-            }
-            if (ec) {
-                // EMFILE and friends: back off a little instead of spinning.
-                PGR_WARNING("accept failed: %s", ec.message().c_str());
-                asio::steady_timer pause(io_, std::chrono::milliseconds(100));
-                co_await pause.async_wait(asio::use_awaitable);
-                continue;
-            }
-            (void)refresh_routing_view(seg_, env_.routing);
-            std::uint32_t max_clients = env_.routing.settings.pool.max_clients;
-            if (max_clients > 0 && clients_everywhere(seg_) >= max_clients) {
-                refuse_client(client.release());
-                continue;
-            }
-            slot_.accepted.fetch_add(1, std::memory_order_relaxed);
-            // run_session() logs what escapes a session itself, with the session's id.
-            asio::co_spawn(io_, run_session(std::move(client), env_), asio::detached);
+    // A client the accept thread took (AcceptSpread): refused when descriptors ran out
+    // (`out_of_fds`, its spare one made room to tell it so) or beyond max-clients.
+    void start_session(int fd, bool out_of_fds) {
+        if (out_of_fds) {
+            PGR_WARNING("out of file descriptors: refused a client");
+            return refuse_client(fd);
         }
+        (void)refresh_routing_view(seg_, env_.routing);
+        std::uint32_t max_clients = env_.routing.settings.pool.max_clients;
+        if (max_clients > 0 && clients_everywhere(seg_) >= max_clients) return refuse_client(fd);
+        tcp::socket client(io_);
+        boost::system::error_code ec;
+        client.assign(protocol_, fd, ec);
+        if (ec) {
+            PGR_WARNING("cannot take an accepted client: %s", ec.message().c_str());
+            close(fd);
+            return;
+        }
+        slot_.accepted.fetch_add(1, std::memory_order_relaxed);
+        // run_session() logs what escapes a session itself, with the session's id.
+        asio::co_spawn(io_, run_session(std::move(client), env_), asio::detached);
     }
 
     void watch_signals() {
@@ -160,8 +139,7 @@ class Worker {
                 PGR_DEBUG("%s: no new clients, %lld sessions open",
                           sig == SIGTERM ? "shutting down" : "retiring",
                           static_cast<long long>(slot_.clients.load()));
-                boost::system::error_code ignored;
-                acceptor_.close(ignored);
+                spread_.stop();
                 SharedSettings settings;
                 std::chrono::milliseconds timeout = kDrainTimeout;
                 if (seq_read(seg_.settings_seq, seg_.settings, settings) &&
@@ -169,7 +147,9 @@ class Worker {
                     timeout = std::chrono::milliseconds(settings.shutdown_timeout_ms);
                 }
                 draining_until_ = std::chrono::steady_clock::now() + timeout;
-                check_drained();
+                // The first look after one round of the loop: clients the accept thread
+                // handed over just before stop() start their sessions first.
+                asio::post(io_, [this] { asio::post(io_, [this] { check_drained(); }); });
             }
             if (sig == SIGTERM && !env_.draining) {
                 // A shutdown: each session ends at its next transaction boundary; idle ones
@@ -267,7 +247,8 @@ class Worker {
     WorkerSlot& slot_;
     WorkerEnv env_;
     std::uint64_t generation_ = 0;
-    tcp::acceptor acceptor_;
+    tcp protocol_;
+    AcceptSpread spread_;
     asio::signal_set signals_;
     asio::steady_timer settings_timer_;
     asio::steady_timer drain_timer_;
@@ -275,7 +256,6 @@ class Worker {
     std::unordered_set<asio::steady_timer*> idle_due_;  // sweep_idle()'s, kept for its capacity
     std::chrono::steady_clock::time_point draining_until_;
     bool retiring_ = false;  // no longer accepting (SIGTERM or SIGUSR1)
-    int spare_fd_ = -1;      // given up to accept a client when descriptors run out
 };
 
 }  // namespace

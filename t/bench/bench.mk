@@ -9,6 +9,11 @@ $(BUILD)/bench/pgclient: t/bench/pgclient.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -Werror -I/usr/include/postgresql $< -o $@ -lpq
 
+# The accept-spreading experiment (README.md, Performance): build/bench/accept_herd MODE.
+$(BUILD)/bench/accept_herd: t/bench/accept_herd.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror $< -o $@
+
 bench-deps:
 	t/bench/install-bench-deps
 

@@ -1,6 +1,7 @@
 """Process plumbing for `make bench`: starting daemons as the postgres user in their own
 process groups, tearing every one of them down by pid, free ports, readiness polls, and
-/proc accounting (PSS memory and CPU ticks summed over a process tree).
+/proc accounting (PSS memory, CPU ticks and context switches summed over a process tree),
+plus `perf stat` counts for the same tree where the machine has the counters.
 
 It knows nothing about PostgreSQL or the proxies; it must never signal a process it did not
 start itself."""
@@ -214,3 +215,69 @@ def tree_cpu_seconds(root):
         # fields after comm: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14)
         ticks += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
     return ticks / CLK_TCK
+
+
+def tree_ctx_switches(root):
+    """voluntary + nonvoluntary context switches of every thread of every live process in
+    root's tree (/proc/PID/status counts only the main thread; the threads are in
+    /proc/PID/task). Switches of children already reaped are lost (no cumulative field)."""
+    total = 0
+    for p in process_tree(root):
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                            total += int(line.split()[1])
+            except (OSError, ValueError):
+                continue
+    return total
+
+
+_perf_problem = [None, False]  # why perf stat cannot count instructions here; probed?
+
+
+def perf_problem():
+    """None when `perf stat -e instructions` counts on this machine, else why not (probed
+    once: on most VMs the hardware counters are not passed through)."""
+    if not _perf_problem[1]:
+        _perf_problem[1] = True
+        try:
+            r = subprocess.run(["perf", "stat", "-x,", "-e", "instructions", "--", "true"],
+                               capture_output=True, text=True, timeout=30)
+            first = (r.stderr.strip().splitlines() or [""])[-1]
+            if r.returncode != 0 or not first.split(",")[0].isdigit():
+                _perf_problem[0] = ("perf stat -e instructions: " + (first or f"exit {r.returncode}")
+                                    + " (no hardware counters on this machine, e.g. a VM without "
+                                    "PMU pass-through)")
+        except (OSError, subprocess.TimeoutExpired) as e:
+            _perf_problem[0] = f"perf is not usable: {e} (make profile installs it)"
+    return _perf_problem[0]
+
+
+def perf_stat_start(root):
+    """`perf stat -e instructions` on root's tree, counting until perf_stat_stop()."""
+    pids = ",".join(str(p) for p in process_tree(root))
+    return subprocess.Popen(["perf", "stat", "-x,", "-e", "instructions", "-p", pids],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def perf_stat_stop(p):
+    """The instructions perf counted, or None."""
+    p.send_signal(signal.SIGINT)
+    try:
+        err = p.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return None
+    for line in err.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("instructions") and fields[0].isdigit():
+            return int(fields[0])
+    return None

@@ -9,7 +9,8 @@ import statistics
 import subprocess
 
 # key, label, kind, baseline target. Kinds: tput (higher is better, ratio to baseline),
-# mem (KiB per client), cpu (us per txn), lat (ms, + added over baseline), time (s), na.
+# mem (KiB per client), cpu (us per txn), csw (context switches per txn), ins (instructions
+# per txn), lat (ms, + added over baseline), time (s), wall (s, ratio baseline/value), na.
 ROWS = [
     ("a", "(a) -S simple, -c 8: tps", "tput", "direct_standby"),
     ("b", "(b) -S prepared, -c 8: tps", "tput", "direct_standby"),
@@ -20,12 +21,27 @@ ROWS = [
     ("f10000", "(f) 10,000 idle clients: proxy KiB/client", "mem", None),
     ("g_cpu_simple", "(g) @{rate}/s simple: proxy CPU µs/txn", "cpu", None),
     ("g_cpu_prepared", "(g) @{rate}/s prepared: proxy CPU µs/txn", "cpu", None),
+    ("g_csw_simple", "(g) @{rate}/s simple: proxy context switches/txn", "csw", None),
+    ("g_csw_prepared", "(g) @{rate}/s prepared: proxy context switches/txn", "csw", None),
+    ("g_ins_simple", "(g) @{rate}/s simple: proxy instructions/txn", "ins", None),
+    ("g_ins_prepared", "(g) @{rate}/s prepared: proxy instructions/txn", "ins", None),
     ("g_avg_simple", "(g) @{rate}/s simple: avg latency ms (added)", "lat", "direct_standby"),
     ("g_p99_simple", "(g) @{rate}/s simple: p99 latency ms (added)", "lat", "direct_standby"),
     ("g_avg_prepared", "(g) @{rate}/s prepared: avg latency ms (added)", "lat", "direct_standby"),
     ("g_p99_prepared", "(g) @{rate}/s prepared: p99 latency ms (added)", "lat", "direct_standby"),
+    ("g2_cpu_simple", "(g) @{rate2}/s simple: proxy CPU µs/txn", "cpu", None),
+    ("g2_cpu_prepared", "(g) @{rate2}/s prepared: proxy CPU µs/txn", "cpu", None),
+    ("g2_csw_simple", "(g) @{rate2}/s simple: proxy context switches/txn", "csw", None),
+    ("g2_csw_prepared", "(g) @{rate2}/s prepared: proxy context switches/txn", "csw", None),
+    ("g2_ins_simple", "(g) @{rate2}/s simple: proxy instructions/txn", "ins", None),
+    ("g2_ins_prepared", "(g) @{rate2}/s prepared: proxy instructions/txn", "ins", None),
+    ("g2_avg_simple", "(g) @{rate2}/s simple: avg latency ms (added)", "lat", "direct_standby"),
+    ("g2_p99_simple", "(g) @{rate2}/s simple: p99 latency ms (added)", "lat", "direct_standby"),
+    ("g2_avg_prepared", "(g) @{rate2}/s prepared: avg latency ms (added)", "lat", "direct_standby"),
+    ("g2_p99_prepared", "(g) @{rate2}/s prepared: p99 latency ms (added)", "lat", "direct_standby"),
     ("h", "(h) -S simple over TLS, -c 8: tps", "tput", "direct_standby"),
     ("i", "(i) failover: promote → first write, s", "time", None),
+    ("k", "(k) pgbench -i -s {scale}: s (direct/target)", "wall", "direct_master"),
 ]
 WORKLOAD_OF_ROW = {r[0]: r[0][0] for r in ROWS}
 # Rows whose baseline is another row's value: (h) against direct standby's plain (a), since
@@ -71,6 +87,12 @@ class Table:
             return f"{m:.1f} KiB"
         if kind == "cpu":
             return f"{m:.0f} µs"
+        if kind == "csw":
+            return f"{m:.2f}"
+        if kind == "ins":
+            return f"{m / 1000:.0f} k"
+        if kind == "wall":
+            return f"{m:.1f} s ({b / m:.2f})" if b and m else f"{m:.1f} s"
         if kind == "lat":
             if b is None or t.key == base:
                 return f"{m:.3f}"
@@ -85,7 +107,10 @@ class Table:
                 continue
             if key.startswith("f") and int(key[1:]) not in self.meta["idle"]:
                 continue
-            yield key, label.format(rate=self.meta["rate"]), kind, base
+            if key.startswith("g2") and not self.meta.get("rate2"):
+                continue
+            yield key, label.format(rate=self.meta["rate"], rate2=self.meta.get("rate2"),
+                                    scale=self.meta["scale"]), kind, base
 
     def markdown(self):
         m = self.meta
@@ -110,9 +135,17 @@ class Table:
             "Cells are `median (ratio)`: the ratio is to **direct standby** for read-only workloads and "
             "to **direct master** for (c). (f): the proxy's own memory (PSS summed over its process "
             "tree) added per idle client; each client runs a query afterwards. (g): fixed rate "
-            f"`pgbench -S -c 4 -j 2 -R {m['rate']}`, the proxy's utime+stime over its whole process "
-            "tree per transaction, latencies from pgbench's per-transaction log with the difference "
-            "to direct standby in brackets. (i): seconds from `pg_ctl promote -w` returning to the "
+            f"`pgbench -S -c 4 -j 2 -R {m['rate']}`"
+            + (f" and again at `-R {m['rate2']}`" if m.get("rate2") else "")
+            + ", the proxy's utime+stime over its whole process "
+            "tree per transaction, its context switches (voluntary + nonvoluntary, every thread "
+            "of every process of the tree, from /proc/PID/task/TID/status) per transaction, its "
+            "instructions per transaction from `perf stat -e instructions` where the machine "
+            "has the counter (in thousands), latencies from pgbench's per-transaction log with "
+            "the difference to direct standby in brackets. (k): wall time of `pgbench -i -s "
+            f"{m['scale']}` (client-side COPY, one CopyData message per row, then vacuum and "
+            "primary keys) through the target's write endpoint; the ratio is direct master's "
+            "time over the target's (1.00 = as fast as direct). (i): seconds from `pg_ctl promote -w` returning to the "
             "first successful INSERT through the target, one failover (old primary stopped "
             f"immediately {m['failover_gap']:g} s before); below 0 when the write passed before "
             "`pg_ctl promote -w`, which polls every 100 ms, returned.",
@@ -163,7 +196,8 @@ class Table:
 
     def csv(self):
         lines = ["workload,label,target,median,relative,unit,rounds,values,note"]
-        units = {"tput": "per s", "mem": "KiB/client", "cpu": "us/txn", "lat": "ms", "time": "s", "na": ""}
+        units = {"tput": "per s", "mem": "KiB/client", "cpu": "us/txn", "csw": "switches/txn",
+                 "ins": "instructions/txn", "lat": "ms", "time": "s", "wall": "s", "na": ""}
         for key, label, kind, base in self.rows():
             for t in self.targets:
                 vals = self.bench.values.get((key, t.key), [])
@@ -171,7 +205,8 @@ class Table:
                 b = self.base(key, base)
                 rel = ""
                 if m is not None and b:
-                    rel = f"{m / b:.4f}" if kind == "tput" else (f"{m - b:.4f}" if kind == "lat" else "")
+                    rel = (f"{m / b:.4f}" if kind == "tput" else f"{m - b:.4f}" if kind == "lat"
+                           else f"{b / m:.4f}" if kind == "wall" and m else "")
                 unit = "MB/s" if key == "e" else ("tps" if kind == "tput" else units[kind])
                 note = self.bench.skips.get((key, t.key), "") if m is None else ""
                 lines.append(",".join([
@@ -213,7 +248,8 @@ def chart(out_dir, table):
             ratio_lines.append(f'"{SHORT.get(key, key)}" ' + " ".join(vals))
         elif kind == "cpu":
             vals = [f"{table.med(key, t.key):.1f}" if table.med(key, t.key) is not None else "?" for t in proxies]
-            cpu_lines.append(f'"{"simple" if "simple" in key else "prepared"}" ' + " ".join(vals))
+            rate = table.meta["rate2"] if key.startswith("g2") else table.meta["rate"]
+            cpu_lines.append(f'"@{rate} {"simple" if "simple" in key else "prepared"}" ' + " ".join(vals))
     with open(os.path.join(out_dir, "ratios.dat"), "w") as f:
         f.write("\n".join(ratio_lines) + "\n")
     with open(os.path.join(out_dir, "cpu.dat"), "w") as f:
@@ -248,7 +284,7 @@ set yrange [0:40<*]
 """
     if have_cpu:
         script += f"""
-set title "(g) the proxy's CPU per transaction at {m['rate']} tx/s (lower is better)\\npgrouter's target: 35 µs"
+set title "(g) the proxy's CPU per transaction at fixed rates (lower is better)\\npgrouter's target: 35 µs"
 set ylabel "CPU µs per transaction (utime+stime of the proxy's processes)"
 set arrow 2 from graph 0, first 35 to graph 1, first 35 nohead dt 3 lw 2 lc rgb "red"
 plot for [i=2:{n}] "{out_dir}/cpu.dat" using i:xtic(1) title columnheader(i)
