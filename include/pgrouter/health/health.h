@@ -12,14 +12,12 @@
 #include <string_view>
 #include <vector>
 
+#include "pgrouter/base/lsn.h"
 #include "pgrouter/config/config.h"
+#include "pgrouter/health/time_lag.h"
 #include "pgrouter/os/shm_layout.h"
 
 namespace pgrouter {
-
-// "16/B374D848" (pg_lsn's text form) to its 64-bit value; nullopt when malformed.
-[[nodiscard]] std::optional<std::uint64_t> parse_lsn(std::string_view text);
-std::string format_lsn(std::uint64_t lsn);
 
 // The end of the last WAL record at or before master position `insert_lsn`: the master's
 // insert position on an idle page start points just past the page header (0/4000028),
@@ -123,6 +121,7 @@ class HealthModel {
     std::uint64_t last_master_lsn_ = 0;  // reference for lag while there is no master
     std::uint64_t master_changes_ = 0;
     std::int64_t master_since_ns_ = 0;  // standbys sampled earlier are not verified
+    MasterHistory history_;             // the current master's positions, for time lag
 };
 
 }  // namespace pgrouter
