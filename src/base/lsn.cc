@@ -44,4 +44,11 @@ std::string format_lsn(std::uint64_t lsn) {
     return out;
 }
 
+std::uint64_t wal_record_end(std::uint64_t insert_lsn) {
+    constexpr std::uint64_t kPage = 8192;
+    constexpr std::uint64_t kLongHeader = 40;  // SizeOfXLogLongPHD; a short one is 24
+    std::uint64_t offset = insert_lsn % kPage;
+    return offset <= kLongHeader ? insert_lsn - offset : insert_lsn;
+}
+
 }  // namespace pgrouter

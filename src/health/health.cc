@@ -24,13 +24,6 @@ std::string format(const char* fmt, Args... args) {
 
 }  // namespace
 
-std::uint64_t wal_record_end(std::uint64_t insert_lsn) {
-    constexpr std::uint64_t kPage = 8192;
-    constexpr std::uint64_t kLongHeader = 40;  // SizeOfXLogLongPHD; a short one is 24
-    std::uint64_t offset = insert_lsn % kPage;
-    return offset <= kLongHeader ? insert_lsn - offset : insert_lsn;
-}
-
 std::uint64_t standby_lag(std::uint64_t master_lsn, std::uint64_t replay_lsn) {
     return master_lsn > replay_lsn ? master_lsn - replay_lsn : 0;
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "pgrouter/base/lsn.h"
 #include "pgrouter/proto/sqlstate.h"
 
 namespace pgrouter {
@@ -96,9 +97,12 @@ ReadYourWrites settle_read_your_writes(const ReadYourWrites& ryw,
     if (ryw.commit_at_ns == 0) return ryw;
     int m = find_master(backends);
     if (m < 0 || backends[m].health.sampled_at_ns < ryw.commit_at_ns) return ryw;
+    // A standby's replay stops at the end of the last record, where the master's position on
+    // an idle page start points past the page header (wal_record_end()).
+    std::uint64_t at = wal_record_end(backends[m].health.lsn);
     ReadYourWrites out;
-    out.min_lsn = std::max(ryw.min_lsn, backends[m].health.lsn);
-    out.commit_lsn = std::max(ryw.commit_lsn, backends[m].health.lsn);
+    out.min_lsn = std::max(ryw.min_lsn, at);
+    out.commit_lsn = std::max(ryw.commit_lsn, at);
     return out;
 }
 

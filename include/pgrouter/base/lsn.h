@@ -14,4 +14,10 @@ namespace pgrouter {
 [[nodiscard]] std::optional<std::uint64_t> parse_lsn(std::string_view text);
 std::string format_lsn(std::uint64_t lsn);
 
+// The end of the last WAL record at or before master position `insert_lsn`: the master's
+// insert position on an idle page start points just past the page header (0/4000028),
+// where a standby's replay position, the end of the last record it replayed, stays at the
+// page start (0/4000000). Assumes PostgreSQL's default 8 kB WAL pages.
+[[nodiscard]] std::uint64_t wal_record_end(std::uint64_t insert_lsn);
+
 }  // namespace pgrouter

@@ -19,12 +19,6 @@
 
 namespace pgrouter {
 
-// The end of the last WAL record at or before master position `insert_lsn`: the master's
-// insert position on an idle page start points just past the page header (0/4000028),
-// where a standby's replay position, the end of the last record it replayed, stays at the
-// page start (0/4000000). Assumes PostgreSQL's default 8 kB WAL pages.
-[[nodiscard]] std::uint64_t wal_record_end(std::uint64_t insert_lsn);
-
 // Bytes a standby trails the master: the master's current position minus the standby's
 // replay position, never negative (samples are taken at slightly different instants).
 std::uint64_t standby_lag(std::uint64_t master_lsn, std::uint64_t replay_lsn);
