@@ -23,20 +23,22 @@ void MasterHistory::record(std::uint64_t lsn, std::int64_t at_ns) {
 
 std::int64_t MasterHistory::lag_ns(std::uint64_t replay_lsn, std::int64_t at_ns) const {
     if (runs_.empty() || replay_lsn >= runs_.back().lsn) return 0;
-    auto after = std::lower_bound(runs_.begin(), runs_.end(), replay_lsn,
-                                  [](const Run& r, std::uint64_t lsn) { return r.lsn < lsn; });
-    std::int64_t reached_ns = after->first_ns;
+    // The standby has everything the master had while the master was at or below its
+    // position: it is as stale as the last moment the master was there.
+    auto after = std::upper_bound(runs_.begin(), runs_.end(), replay_lsn,
+                                  [](std::uint64_t lsn, const Run& r) { return lsn < r.lsn; });
+    std::int64_t left_ns = after->first_ns;
     if (after != runs_.begin()) {
-        // Between the last sample below the position and the first at or past it, the
+        // Between the last sample at or below the position and the first past it, the
         // master is taken to have written at a steady rate.
         const Run& before = *(after - 1);
         double share = static_cast<double>(replay_lsn - before.lsn) /
                        static_cast<double>(after->lsn - before.lsn);
-        reached_ns =
+        left_ns =
             before.last_ns + static_cast<std::int64_t>(
                                  share * static_cast<double>(after->first_ns - before.last_ns));
     }
-    return std::max<std::int64_t>(0, at_ns - reached_ns);
+    return std::max<std::int64_t>(0, at_ns - left_ns);
 }
 
 }  // namespace pgrouter

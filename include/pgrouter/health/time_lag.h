@@ -21,9 +21,10 @@ class MasterHistory {
     void record(std::uint64_t lsn, std::int64_t at_ns);
     void clear() { runs_.clear(); }
 
-    // How long before `at_ns` the master reached `replay_lsn`; 0 when the master's last
-    // known position is not beyond it (or nothing is known). A position older than the whole
-    // history gets the age of its oldest sample: a lower bound.
+    // How long before `at_ns` the master was last at or below `replay_lsn` (a standby there
+    // has everything the master had then); 0 when the master's last known position is not
+    // beyond it (or nothing is known). A position older than the whole history gets the age
+    // of its oldest sample: a lower bound.
     [[nodiscard]] std::int64_t lag_ns(std::uint64_t replay_lsn, std::int64_t at_ns) const;
 
     [[nodiscard]] std::size_t runs() const { return runs_.size(); }
