@@ -70,7 +70,7 @@ void SetLog::record(const SessionChange& c) {
 }
 
 bool SessionState::finish(const UnitOutcome& u) {
-    bool touched = controls_in_block_ || touches_controls(*u.changes);
+    bool touched = controls_in_block_ || (u.changes != nullptr && touches_controls(*u.changes));
     bool pins_changed = finish_unit(u);
     if (touched) update_controls(u);
     return pins_changed;
@@ -93,7 +93,7 @@ std::optional<ControlError> SessionState::start_controls(
 void SessionState::update_controls(const UnitOutcome& u) {
     if (!in_block()) {
         local_.clear();
-    } else if (!u.error) {
+    } else if (!u.error && u.changes != nullptr) {
         for (const SessionChange& c : *u.changes) {
             if (c.action == NamedAction::SetLocal) local_.push_back(c);
         }

@@ -5,6 +5,7 @@
 // staleness bounds in bytes and time with a standby paused by pg_wal_replay_pause().
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
@@ -292,4 +293,46 @@ TEST_CASE("staleness bounds: max_staleness in bytes and time, hints, the stalene
     { PgConn done = std::move(via_bounded); }
     r.finish();
     bounded.finish();
+}
+
+TEST_CASE("staleness 500ms: a standby delayed 2 s takes no reads while the master writes",
+          "[consistency][staleness]") {
+    Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
+    c.exec(1, "ALTER SYSTEM SET recovery_min_apply_delay = '2s'");
+    c.reload(1);
+    c.exec(0, "CREATE TABLE delayed_t (id int)");
+    std::string s1 = std::to_string(c.port(1)), s2 = std::to_string(c.port(2));
+    Routed r(c, {{0, ""}, {1, "{ lag 1G; staleness 500ms }"}, {2, "{ lag 1G; staleness 500ms }"}});
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
+    // Idle (once the delayed standby has replayed the CREATE): both take reads.
+    REQUIRE(wait_until(
+        [&] {
+            auto seen = count_ports(conn, 40, "SELECT inet_server_port()");
+            return seen[s1] > 0 && seen[s2] > 0;
+        },
+        15s));
+
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        PgConn w(c.conninfo(0, kSuperUser, "postgres"));
+        for (int i = 0; !stop; ++i) {
+            w.exec("INSERT INTO delayed_t VALUES (" + std::to_string(i) + ")");
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    std::this_thread::sleep_for(1500ms);  // the delayed standby is now ~2 s behind in time
+    std::map<std::string, int> busy;
+    for (int i = 0; i < 20; ++i) {
+        for (auto& [port, n] : count_ports(conn, 10, "SELECT inet_server_port()")) busy[port] += n;
+        std::this_thread::sleep_for(50ms);
+    }
+    stop = true;
+    writer.join();
+    CHECK(busy[s1] == 0);
+    CHECK(busy[s2] > 0);
+    // Caught up after the writes stop: it takes reads again.
+    CHECK(wait_until([&] { return count_ports(conn, 40, "SELECT inet_server_port()")[s1] > 0; },
+                     15s));
+    { PgConn done = std::move(conn); }
+    r.finish();
 }
