@@ -9,6 +9,7 @@
 #include "pgrouter/base/lsn.h"
 #include "pgrouter/health/time_lag.h"
 #include "pgrouter/route/classify.h"
+#include "pgrouter/route/classify_cache.h"
 #include "pgrouter/worker/session_state.h"
 
 using namespace pgrouter;
@@ -219,6 +220,21 @@ TEST_CASE("route controls: statement hints", "[route_controls]") {
     CHECK(c.staleness.ns == 1000 * kMs);
     CHECK(!c.primary);
     CHECK(with_hint(session, StatementHint{}).staleness.ns == 10 * kMs);
+    // The cache keys on the text with its hint: a hinted statement and the same one without
+    // (or with another hint) never share an entry.
+    ClassifyCache cache;
+    CHECK(!cache.classify("SELECT 1", classifier).hint.any());
+    CHECK(cache.classify("/* pgrouter: primary */ SELECT 1", classifier).hint.primary);
+    CHECK(!cache.classify("SELECT 1", classifier).hint.any());
+    CHECK(
+        cache.classify("/* pgrouter: max_staleness=1s */ SELECT 1", classifier).hint.staleness.ns ==
+        1000 * kMs);
+    CHECK(
+        cache.classify("/* pgrouter: max_staleness=2s */ SELECT 1", classifier).hint.staleness.ns ==
+        2000 * kMs);
+    CHECK(
+        cache.classify("/* pgrouter: max_staleness=1s */ SELECT 1", classifier).hint.staleness.ns ==
+        1000 * kMs);
     // names_controls marks what the session must look at.
     CHECK(classifier.classify("SET pgrouter.route = 'primary'").names_controls);
     CHECK(classifier.classify("SHOW pgrouter.commit_lsn").names_controls);
