@@ -307,6 +307,12 @@ constexpr std::array kDirectives = {
                   if (auto v = in.size(st.args[0], st.name)) in.target_->lag = *v;
               },
               "how far (bytes of WAL) a standby may trail the master and still take reads"},
+    Directive{"staleness", S::Backend, "duration", 1, "a duration", B::None, "", true, nullptr,
+              [](In& in, const St& st) {
+                  if (auto v = in.duration(st.args[0], st.name)) in.target_->staleness = *v;
+              },
+              "how far behind in time (the master was at its replay position that long ago) a "
+              "standby may be and still take reads; unset: no time bound"},
     Directive{
         "weight", S::Backend, "integer", 1, "a number 0-1000000", B::None, "100", true, nullptr,
         [](In& in, const St& st) {

@@ -12,25 +12,6 @@ namespace pgrouter {
 
 namespace {
 
-std::optional<std::uint32_t> parse_hex32(std::string_view s) {
-    if (s.empty() || s.size() > 8) return std::nullopt;
-    std::uint32_t v = 0;
-    for (char c : s) {
-        int d;
-        if (c >= '0' && c <= '9') {
-            d = c - '0';
-        } else if (c >= 'a' && c <= 'f') {
-            d = c - 'a' + 10;
-        } else if (c >= 'A' && c <= 'F') {
-            d = c - 'A' + 10;
-        } else {
-            return std::nullopt;
-        }
-        v = (v << 4) | static_cast<std::uint32_t>(d);
-    }
-    return v;
-}
-
 const char* role_name(BackendRole role) { return role == BackendRole::Master ? "master" : "slave"; }
 
 template <class... Args>
@@ -42,26 +23,6 @@ std::string format(const char* fmt, Args... args) {
 }
 
 }  // namespace
-
-std::optional<std::uint64_t> parse_lsn(std::string_view text) {
-    std::size_t slash = text.find('/');
-    if (slash == std::string_view::npos) return std::nullopt;
-    auto hi = parse_hex32(text.substr(0, slash));
-    auto lo = parse_hex32(text.substr(slash + 1));
-    if (!hi || !lo) return std::nullopt;
-    return (static_cast<std::uint64_t>(*hi) << 32) | *lo;
-}
-
-std::string format_lsn(std::uint64_t lsn) {
-    return format("%X/%X", static_cast<unsigned>(lsn >> 32), static_cast<unsigned>(lsn));
-}
-
-std::uint64_t wal_record_end(std::uint64_t insert_lsn) {
-    constexpr std::uint64_t kPage = 8192;
-    constexpr std::uint64_t kLongHeader = 40;  // SizeOfXLogLongPHD; a short one is 24
-    std::uint64_t offset = insert_lsn % kPage;
-    return offset <= kLongHeader ? insert_lsn - offset : insert_lsn;
-}
 
 std::uint64_t standby_lag(std::uint64_t master_lsn, std::uint64_t replay_lsn) {
     return master_lsn > replay_lsn ? master_lsn - replay_lsn : 0;
@@ -254,6 +215,10 @@ std::vector<HealthLogLine> HealthModel::evaluate(std::int64_t now_ns, std::int64
         // show whether they follow it.
         master_since_ns_ = master->sampled_at_ns;
         master_changes_ += 1;
+        history_.clear();
+    }
+    if (master != nullptr && master->has_sample) {
+        history_.record(master->sample.lsn, master->sampled_at_ns);
     }
 
     // Lag is measured against the master's position. Without a master, against the furthest
@@ -299,6 +264,7 @@ std::vector<HealthLogLine> HealthModel::evaluate(std::int64_t now_ns, std::int64
         if (t.has_sample) {
             h.role = t.sample.in_recovery ? BackendRole::Slave : BackendRole::Master;
             h.lag = t.sample.in_recovery ? standby_lag(reference, t.sample.lsn) : 0;
+            h.lag_ns = t.sample.in_recovery ? history_.lag_ns(t.sample.lsn, t.sampled_at_ns) : 0;
             h.lsn = t.sample.lsn;
             h.receive_lsn = t.sample.receive_lsn;
             h.timeline = t.sample.timeline;

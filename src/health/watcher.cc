@@ -37,7 +37,7 @@ constexpr std::int64_t kReplstatusIntervalNs = 100 * kMs;
 
 bool same_health(const BackendHealth& a, const BackendHealth& b) {
     return a.epoch == b.epoch && a.status == b.status && a.role == b.role && a.fenced == b.fenced &&
-           a.fence == b.fence && a.lag == b.lag && a.lsn == b.lsn &&
+           a.fence == b.fence && a.lag == b.lag && a.lag_ns == b.lag_ns && a.lsn == b.lsn &&
            a.receive_lsn == b.receive_lsn && a.timeline == b.timeline &&
            a.system_identifier == b.system_identifier && a.sampled_at_ns == b.sampled_at_ns &&
            a.checked_at_ns == b.checked_at_ns;

@@ -120,6 +120,14 @@ std::string format_metrics(const Snapshot& snap, const MonitorTotals& live,
         if (b.health.status != BackendStatus::Ok) continue;
         e.sample("pgrouter_backend_lag_bytes", backend_label(b), b.health.lag);
     }
+    e.family("pgrouter_backend_lag_seconds", "gauge",
+             "How long ago the master was where a standby has replayed to (0 on the master and "
+             "on an idle cluster); OK backends only.");
+    for (const BackendView& b : snap.backends) {
+        if (b.health.status != BackendStatus::Ok) continue;
+        e.sample("pgrouter_backend_lag_seconds", backend_label(b),
+                 static_cast<double>(b.health.lag_ns) / 1e9);
+    }
     e.family("pgrouter_backend_fenced", "gauge",
              "1 when a reachable backend takes no work (split brain, another cluster, not "
              "following the master).");

@@ -136,6 +136,7 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
         spec.port = b.port;
         spec.tls = b.tls;
         spec.lag_threshold = b.lag;
+        spec.staleness_ns = b.staleness.count() > 0 ? b.staleness.count() * 1000000 : INT64_MAX;
         spec.weight = b.weight;
         spec.replstatus_port = b.replstatus_port;
         copy_string(spec.ca, b.ca);

@@ -137,6 +137,7 @@ class Walker {
         f.stmt_at = stmt_at_;
         f.stmt_size = stmt_size_;
         if (action == NamedAction::Set && names_catalog_objects(name)) flags_.names_objects = true;
+        if (is_control_name(name)) flags_.names_controls = true;
         (void)flags_.add_fact(f, name);
     }
     std::optional<std::string> const_text(std::uint32_t node) const;
@@ -363,8 +364,9 @@ void Walker::range_var(std::uint32_t body) {
 }
 
 Walker::Stmt Walker::show(std::uint32_t body) {
-    mark_server_local(
-        server_local(ServerLocalObject::Setting, ascii_lowered(j_.string(j_.get(body, "name")))));
+    std::string name = ascii_lowered(j_.string(j_.get(body, "name")));
+    if (is_control_name(name)) flags_.names_controls = true;
+    mark_server_local(server_local(ServerLocalObject::Setting, name));
     return {StatementKind::Read, false, false, "SHOW"};
 }
 
@@ -703,7 +705,9 @@ Classification Classifier::classify(std::string_view sql) const {
             stmts.push_back(walker.statement(j.get(item, "stmt")));
         }
     }
-    return combine(walker.flags(), stmts);
+    Classification out = combine(walker.flags(), stmts);
+    out.hint = parse_hint(sql);
+    return out;
 }
 
 bool Classification::add_fact(NamedFact f, std::string_view name) {
@@ -738,6 +742,9 @@ Classification merge(const Classification& a, const Classification& b) {
     c.set = a.set || b.set;
     c.set_local = a.set_local || b.set_local;
     c.names_objects = a.names_objects || b.names_objects;
+    c.names_controls = a.names_controls || b.names_controls;
+    c.hint.primary = a.hint.primary || b.hint.primary;
+    c.hint.staleness = a.hint.staleness.tighter(b.hint.staleness);
     c.transaction_modes = a.transaction_modes && b.transaction_modes;
     c.multi = true;
     c.parse_error = a.parse_error || b.parse_error;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "pgrouter/base/lsn.h"
 #include "pgrouter/proto/sqlstate.h"
 
 namespace pgrouter {
@@ -35,24 +36,32 @@ bool is_master(const BackendView& b) { return usable(b) && b.health.role == Back
 
 enum class Freshness : std::uint8_t { WithinThreshold, Any };
 
-bool serves_reads(const BackendView& b, const ReadYourWrites& ryw, Freshness f) {
-    return usable(b) && b.health.role == BackendRole::Slave && b.spec.weight > 0 &&
-           (f == Freshness::Any || b.health.lag <= b.spec.lag_threshold) && fresh_enough(ryw, b);
+// The standby's bounds: the configured ones (lag, staleness) unless `f` is Any, and always
+// the session's (its own writes, its causal token, its max_staleness).
+bool serves_reads(const BackendView& b, const ReadYourWrites& ryw, const RouteControls& ctl,
+                  Freshness f) {
+    if (!usable(b) || b.health.role != BackendRole::Slave || b.spec.weight == 0) return false;
+    if (f == Freshness::WithinThreshold &&
+        (b.health.lag > b.spec.lag_threshold || b.health.lag_ns > b.spec.staleness_ns)) {
+        return false;
+    }
+    return fresh_enough(ryw, b) && b.health.lsn >= ctl.min_lsn &&
+           b.health.lag <= ctl.staleness.bytes && b.health.lag_ns <= ctl.staleness.ns;
 }
 
 // Weighted choice among the standbys that serve reads; -1 when there is none. Multiply-shift
 // maps the draw onto [0, total) without a division and without modulo bias worth the name.
-int pick_standby(std::span<const BackendView> backends, const ReadYourWrites& ryw, Freshness f,
-                 std::uint64_t draw) {
+int pick_standby(std::span<const BackendView> backends, const ReadYourWrites& ryw,
+                 const RouteControls& ctl, Freshness f, std::uint64_t draw) {
     std::uint64_t total = 0;
     for (const BackendView& b : backends) {
-        if (serves_reads(b, ryw, f)) total += b.spec.weight;
+        if (serves_reads(b, ryw, ctl, f)) total += b.spec.weight;
     }
     if (total == 0) return -1;
     auto point = static_cast<std::uint64_t>((static_cast<unsigned __int128>(draw) * total) >> 64);
     for (std::size_t i = 0; i < backends.size(); ++i) {
         const BackendView& b = backends[i];
-        if (!serves_reads(b, ryw, f)) continue;
+        if (!serves_reads(b, ryw, ctl, f)) continue;
         if (point < b.spec.weight) return static_cast<int>(i);
         point -= b.spec.weight;
     }
@@ -88,8 +97,12 @@ ReadYourWrites settle_read_your_writes(const ReadYourWrites& ryw,
     if (ryw.commit_at_ns == 0) return ryw;
     int m = find_master(backends);
     if (m < 0 || backends[m].health.sampled_at_ns < ryw.commit_at_ns) return ryw;
+    // A standby's replay stops at the end of the last record, where the master's position on
+    // an idle page start points past the page header (wal_record_end()).
+    std::uint64_t at = wal_record_end(backends[m].health.lsn);
     ReadYourWrites out;
-    out.min_lsn = std::max(ryw.min_lsn, backends[m].health.lsn);
+    out.min_lsn = std::max(ryw.min_lsn, at);
+    out.commit_lsn = std::max(ryw.commit_lsn, at);
     return out;
 }
 
@@ -161,16 +174,26 @@ RouteDecision route(const Classification& unit, const RouteSession& session,
     // standbys afterwards. With no master, a standby takes it rather than nobody.
     if (unit.set && master >= 0) return to(backends, master, "SET: the master first");
 
+    // 4b. A session (or a statement) that asked for the master.
+    RouteControls ctl = with_hint(session.controls, unit.hint);
+    if (ctl.primary) {
+        if (master < 0) {
+            return error(kNoMasterState, kNoMasterMessage, kNoMasterDetail,
+                         "pgrouter.route primary, no master");
+        }
+        return to(backends, master, "pgrouter.route primary: the master");
+    }
+
     // 5. Reads (and what may run anywhere).
     ReadYourWrites ryw = settle_read_your_writes(session.ryw, backends);
-    int standby = pick_standby(backends, ryw, Freshness::WithinThreshold, draw);
+    int standby = pick_standby(backends, ryw, ctl, Freshness::WithinThreshold, draw);
     if (standby >= 0) return to(backends, standby, "read: weighted standby");
     if (master >= 0) {
         return to(backends, master,
                   ryw.commit_at_ns != 0 ? "read: own write not yet sampled, master"
                                         : "read: no eligible standby, master");
     }
-    standby = pick_standby(backends, ryw, Freshness::Any, draw);
+    standby = pick_standby(backends, ryw, ctl, Freshness::Any, draw);
     if (standby >= 0) return to(backends, standby, "read: no master, lagging standby");
     return error(kNoBackendState, kNoBackendMessage, kNoBackendDetail, "no backend for a read");
 }

@@ -122,9 +122,16 @@ const BackendView* backend_at(const Snapshot& snap, int slot) {
 
 std::string micros(std::uint64_t ns) { return std::to_string(ns / 1000); }
 
+// A time lag in seconds with millisecond precision ("0.250").
+std::string seconds_text(std::int64_t ns) {
+    char out[32];
+    std::snprintf(out, sizeof out, "%.3f", static_cast<double>(ns) / 1e9);
+    return out;
+}
+
 ResultTable backends_table(const ConsoleView& v) {
     ResultTable t{{"backend", "role", "status", "lag_bytes", "fenced", "weight", "lag_limit",
-                   "server_connections", "server_logins", "units"},
+                   "server_connections", "server_logins", "units", "lag_seconds"},
                   {},
                   "SHOW"};
     for (const BackendView& b : v.snap.backends) {
@@ -134,7 +141,8 @@ ResultTable backends_table(const ConsoleView& v) {
                           ok ? std::optional(std::to_string(b.health.lag)) : std::nullopt,
                           b.health.fenced ? "yes" : "no", std::to_string(b.spec.weight),
                           std::to_string(b.spec.lag_threshold), std::to_string(c.connections),
-                          std::to_string(c.logins), std::to_string(c.unit_count())});
+                          std::to_string(c.logins), std::to_string(c.unit_count()),
+                          ok ? std::optional(seconds_text(b.health.lag_ns)) : std::nullopt});
     }
     return t;
 }

@@ -177,6 +177,10 @@ asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
 }
 
 asio::awaitable<bool> Session::first_login() {
+    if (auto refused = start_controls()) {
+        co_await send_fatal(client_, refused->sqlstate, refused->message, refused->hint);
+        co_return false;
+    }
     Classification read;
     read.kind = StatementKind::Read;
     int slot = -1;
@@ -356,6 +360,10 @@ asio::awaitable<void> Session::classify_long_sql(const proto::Message& m) {
 }
 
 asio::awaitable<void> Session::dispatch(Unit& unit) {
+    if (unit.cls.names_controls) {
+        bool answered = co_await answer_controls(unit);
+        if (answered) co_return;
+    }
     refresh_snapshot();
     int slot = -1;
     std::string_view reason;

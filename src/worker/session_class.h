@@ -157,6 +157,21 @@ class Session : public std::enable_shared_from_this<Session> {
     // Places one unit: chooses the backend, and sends the unit there.
     asio::awaitable<void> dispatch(Unit& unit);
 
+    // ---- the pgrouter.* parameters (session_controls.cc) -----------------------------------
+
+    // A unit that names pgrouter.* (Classification::names_controls), a simple Query: SHOW is
+    // answered here, a bad SET refused here (outside a block; inside one it becomes a
+    // statement that fails the same way on the block's backend). True when answered.
+    asio::awaitable<bool> answer_controls(Unit& unit);
+
+    // The session's commit_lsn, waiting (up to health.timeout) for a master sample taken
+    // after its last commit; nullopt when none came.
+    asio::awaitable<std::optional<std::uint64_t>> commit_lsn();
+
+    // The pgrouter.* settings of the start-up packet (options=-c ...) into the session
+    // state; the error to refuse the connection with when one is bad.
+    std::optional<ControlError> start_controls();
+
     // Queues on `slot` what it lacks of the session's state (ghosts.h); how many.
     int replay_state(int slot, Server& server, bool standby);
 

@@ -11,12 +11,37 @@ bool replayed(NamedAction a) {
     return a == NamedAction::Set || a == NamedAction::Reset || a == NamedAction::ResetAll;
 }
 
+bool touches_controls(const std::vector<SessionChange>& changes) {
+    return std::any_of(changes.begin(), changes.end(), [](const SessionChange& c) {
+        return c.action == NamedAction::ResetAll || is_control_name(c.name);
+    });
+}
+
+// Applies one recorded statement (`key` empty: RESET ALL or DISCARD ALL) to `v`. A value the
+// session refused never got this far; one that came another way (set_config()) is ignored.
+void apply_control(ControlValues& v, const ControlValues& start, std::string_view key,
+                   std::string_view text) {
+    if (key.empty()) {
+        v = start;
+        return;
+    }
+    auto c = find_control(key);
+    if (!c) return;
+    ControlStatement st = read_control_statement(text);
+    using Verb = ControlStatement::Verb;
+    if (st.verb == Verb::Reset || (st.verb == Verb::SetLocal && st.values.empty())) {
+        v.reset(*c, start);
+    } else if ((st.verb == Verb::Set || st.verb == Verb::SetLocal) && st.values.size() == 1) {
+        (void)v.set(*c, st.values.front());
+    }
+}
+
 }  // namespace
 
 void collect_changes(std::string_view text, const Classification& cls,
                      std::vector<SessionChange>& out) {
     for (const NamedFact& f : cls.facts()) {
-        if (f.action == NamedAction::SetLocal) continue;
+        if (f.action == NamedAction::SetLocal && !is_control_name(cls.name_of(f))) continue;
         out.push_back(SessionChange{f.action, f.isolation, std::string(cls.name_of(f)),
                                     std::string(text.substr(f.stmt_at, f.stmt_size))});
     }
@@ -45,6 +70,50 @@ void SetLog::record(const SessionChange& c) {
 }
 
 bool SessionState::finish(const UnitOutcome& u) {
+    bool touched = controls_in_block_ || (u.changes != nullptr && touches_controls(*u.changes));
+    bool pins_changed = finish_unit(u);
+    if (touched) update_controls(u);
+    return pins_changed;
+}
+
+std::optional<ControlError> SessionState::start_controls(
+    std::span<const std::pair<std::string, std::string>> settings) {
+    ControlValues v;
+    for (const auto& [name, value] : settings) {
+        auto c = find_control(name);
+        if (!c) return unknown_control(name);
+        if (auto e = v.set(*c, value)) return e;
+    }
+    start_controls_ = v;
+    controls_ = v;
+    route_.controls = v.controls();
+    return std::nullopt;
+}
+
+void SessionState::update_controls(const UnitOutcome& u) {
+    if (!in_block()) {
+        local_.clear();
+    } else if (!u.error && u.changes != nullptr) {
+        for (const SessionChange& c : *u.changes) {
+            if (c.action == NamedAction::SetLocal) local_.push_back(c);
+        }
+    }
+    ControlValues v = start_controls_;
+    for (const SetLog::Entry& e : log_.entries()) apply_control(v, start_controls_, e.key, e.text);
+    for (const SessionChange& c : pending_) {
+        if (c.action == NamedAction::ResetAll) {
+            v = start_controls_;
+        } else if (c.action == NamedAction::Set || c.action == NamedAction::Reset) {
+            apply_control(v, start_controls_, c.name, c.text);
+        }
+    }
+    for (const SessionChange& c : local_) apply_control(v, start_controls_, c.name, c.text);
+    controls_ = v;
+    route_.controls = v.controls();
+    controls_in_block_ = in_block();
+}
+
+bool SessionState::finish_unit(const UnitOutcome& u) {
     bool was_in_block = in_block();
     txn_status_ = u.status;
     route_.block_slot = in_block() ? u.slot : -1;
@@ -130,6 +199,12 @@ void SessionState::block_lost() {
     route_.block_slot = -1;
     block_wrote_ = false;
     pending_.clear();
+    if (controls_in_block_) {
+        std::vector<SessionChange> none;
+        UnitOutcome u;
+        u.changes = &none;
+        update_controls(u);
+    }
 }
 
 }  // namespace pgrouter

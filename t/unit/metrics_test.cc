@@ -27,6 +27,7 @@ BackendView view(int slot, const char* host, std::uint16_t port, BackendRole rol
     v.health.role = role;
     v.health.status = status;
     v.health.lag = lag;
+    v.health.lag_ns = static_cast<std::int64_t>(lag) * 1'000'000'000 / 16384;  // 4096: 0.25 s
     return v;
 }
 
@@ -69,6 +70,7 @@ TEST_CASE("metrics: every required series, with the values put in", "[metrics]")
     CHECK(has_line(m, "pgrouter_backend_is_master{backend=\"10.0.0.1:5432\"} 1"));
     CHECK(has_line(m, "pgrouter_backend_is_master{backend=\"10.0.0.2:5432\"} 0"));
     CHECK(has_line(m, "pgrouter_backend_lag_bytes{backend=\"10.0.0.2:5432\"} 4096"));
+    CHECK(has_line(m, "pgrouter_backend_lag_seconds{backend=\"10.0.0.2:5432\"} 0.25"));
     CHECK(m.find("pgrouter_backend_lag_bytes{backend=\"10.0.0.3:5432\"}") == std::string::npos);
     CHECK(has_line(m, "pgrouter_backend_fenced{backend=\"10.0.0.2:5432\"} 0"));
     CHECK(has_line(m, "pgrouter_clients 7"));
@@ -236,6 +238,9 @@ TEST_CASE("console: tables carry what the segment holds", "[console]") {
     CHECK(*b.rows[0][3] == "0");
     CHECK(*b.rows[0][7] == "1");
     CHECK(*b.rows[0][9] == "5");
+    CHECK(b.columns[10] == "lag_seconds");
+    CHECK(*b.rows[0][10] == "0.000");
+    CHECK_FALSE(b.rows[1][10]);
     CHECK(*b.rows[1][2] == "FAILED");
     CHECK_FALSE(b.rows[1][3]);  // no lag for a FAILED backend
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <set>
 #include <vector>
 
 using namespace pgrouter;
@@ -467,5 +468,113 @@ TEST_CASE("router: read-your-writes windows", "[router]") {
         fresh.health.lsn = 0;
         CHECK(fresh_enough(none, fresh));
         CHECK(settle_read_your_writes(none, b).min_lsn == 0);
+    }
+}
+
+TEST_CASE("router: consistency controls and time lag", "[router][route_controls]") {
+    std::vector<BackendView> b = cluster();
+    b[0].health.lsn = 5000;
+    b[1].health.lsn = 4000;  // 1000 behind
+    b[1].health.lag = 1000;
+    b[1].health.lag_ns = 800'000'000;
+    b[2].health.lsn = 5000;  // caught up
+    RouteSession s;
+    struct Case {
+        const char* what;
+        RouteControls controls;
+        std::vector<int> allowed;  // slots reads may land on
+    };
+    RouteControls primary;
+    primary.primary = true;
+    RouteControls token_4000, token_4500, token_9000;
+    token_4000.min_lsn = 4000;
+    token_4500.min_lsn = 4500;
+    token_9000.min_lsn = 9000;
+    RouteControls bytes_512, bytes_2k, time_500ms, time_1s, zero;
+    bytes_512.staleness.bytes = 512;
+    bytes_2k.staleness.bytes = 2048;
+    time_500ms.staleness.ns = 500'000'000;
+    time_1s.staleness.ns = 1'000'000'000;
+    zero.staleness = {0, 0};
+    const std::vector<Case> cases = {
+        {"no controls", {}, {1, 2}},
+        {"route primary", primary, {0}},
+        {"min_lsn both have", token_4000, {1, 2}},
+        {"min_lsn one has", token_4500, {2}},
+        {"min_lsn none has", token_9000, {0}},
+        {"512 bytes", bytes_512, {2}},
+        {"2 kB", bytes_2k, {1, 2}},
+        {"500 ms", time_500ms, {2}},
+        {"1 s", time_1s, {1, 2}},
+        {"zero", zero, {2}},
+    };
+    std::mt19937_64 rng(7);
+    for (const Case& c : cases) {
+        INFO(c.what);
+        s.controls = c.controls;
+        std::set<int> seen;
+        for (int i = 0; i < 2000; ++i) {
+            RouteDecision d = route(kRead, s, b, rng());
+            REQUIRE(d.ok());
+            seen.insert(d.slot);
+        }
+        CHECK(seen == std::set<int>(c.allowed.begin(), c.allowed.end()));
+    }
+    s.controls = {};
+
+    SECTION("a statement's hint: primary, or its own max_staleness") {
+        Classification hinted = kRead;
+        hinted.hint.primary = true;
+        CHECK(slot_of(hinted, s, b) == 0);
+        Classification bounded = kRead;
+        bounded.hint.staleness.bytes = 10;
+        for (int i = 0; i < 50; ++i)
+            CHECK(slot_of(bounded, s, b, static_cast<std::uint64_t>(i) << 58) == 2);
+        // The hint replaces a tighter session bound for its statement.
+        s.controls.staleness = {0, 0};
+        b[2].health.lag_ns = 1;
+        CHECK(slot_of(kRead, s, b) == 0);
+        Classification loose = kRead;
+        loose.hint.staleness.ns = 1'000'000'000;
+        CHECK(slot_of(loose, s, b) != 0);
+    }
+    SECTION("route primary with no master: 25006, even for a read") {
+        s.controls.primary = true;
+        b[0].health.status = BackendStatus::Failed;
+        RouteDecision d = route(kRead, s, b, 0);
+        CHECK(d.sqlstate == "25006");
+    }
+    SECTION("no master: configured bounds give way, the session's do not") {
+        b[0].health.status = BackendStatus::Failed;
+        b[2].health.lag = 5000;  // both over the 1024 threshold
+        b[1].health.lag = 5000;
+        CHECK(route(kRead, s, b, 0).ok());  // stale beats down
+        s.controls.min_lsn = 4500;          // but not a causal token
+        CHECK(slot_of(kRead, s, b) == 2);
+        s.controls.min_lsn = 9000;
+        CHECK(route(kRead, s, b, 0).sqlstate == "08006");
+    }
+    SECTION("the staleness directive: a time bound per backend") {
+        b[1].spec.staleness_ns = 500'000'000;
+        for (int i = 0; i < 50; ++i)
+            CHECK(slot_of(kRead, s, b, static_cast<std::uint64_t>(i) << 58) == 2);
+        b[1].health.lag_ns = 0;  // caught up in time (an idle master)
+        std::vector<int> c = spread(kRead, s, b, 2000);
+        CHECK(c[1] > 0);
+    }
+    SECTION("commit_lsn: the master's record end in the sample after the commit") {
+        note_commit(s.ryw, 100);
+        b[0].health.sampled_at_ns = 50;
+        CHECK(settle_read_your_writes(s.ryw, b).commit_lsn == 0);
+        b[0].health.sampled_at_ns = 150;
+        b[0].health.lsn = 0x4000028;  // an idle master on a segment start
+        ReadYourWrites r = settle_read_your_writes(s.ryw, b);
+        CHECK(r.commit_at_ns == 0);
+        CHECK(r.commit_lsn == 0x4000000);
+        CHECK(r.min_lsn == 0x4000000);
+        b[2].health.lsn = 0x4000000;  // a standby there serves the session
+        b[1].health.lsn = 0x3000000;
+        s.ryw = r;
+        CHECK(slot_of(kRead, s, b) == 2);
     }
 }

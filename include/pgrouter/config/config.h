@@ -33,6 +33,7 @@ struct BackendConfig {
     std::uint16_t port = 0;
     TlsMode tls = TlsMode::Off;
     std::uint64_t lag = 0;  // bytes a standby may trail the master
+    Millis staleness{0};    // how long ago the master may have been where it is; 0: unbounded
     std::uint32_t weight = 0;
     std::string ca;                     // CA file for tls verify; empty: system store
     std::uint16_t replstatus_port = 0;  // bgw_replstatus probe; 0: none

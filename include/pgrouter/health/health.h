@@ -12,20 +12,12 @@
 #include <string_view>
 #include <vector>
 
+#include "pgrouter/base/lsn.h"
 #include "pgrouter/config/config.h"
+#include "pgrouter/health/time_lag.h"
 #include "pgrouter/os/shm_layout.h"
 
 namespace pgrouter {
-
-// "16/B374D848" (pg_lsn's text form) to its 64-bit value; nullopt when malformed.
-[[nodiscard]] std::optional<std::uint64_t> parse_lsn(std::string_view text);
-std::string format_lsn(std::uint64_t lsn);
-
-// The end of the last WAL record at or before master position `insert_lsn`: the master's
-// insert position on an idle page start points just past the page header (0/4000028),
-// where a standby's replay position, the end of the last record it replayed, stays at the
-// page start (0/4000000). Assumes PostgreSQL's default 8 kB WAL pages.
-[[nodiscard]] std::uint64_t wal_record_end(std::uint64_t insert_lsn);
 
 // Bytes a standby trails the master: the master's current position minus the standby's
 // replay position, never negative (samples are taken at slightly different instants).
@@ -123,6 +115,7 @@ class HealthModel {
     std::uint64_t last_master_lsn_ = 0;  // reference for lag while there is no master
     std::uint64_t master_changes_ = 0;
     std::int64_t master_since_ns_ = 0;  // standbys sampled earlier are not verified
+    MasterHistory history_;             // the current master's positions, for time lag
 };
 
 }  // namespace pgrouter

@@ -63,6 +63,7 @@ struct BackendSpec {
     std::uint16_t port = 0;
     TlsMode tls = TlsMode::Off;
     std::uint64_t lag_threshold = 0;
+    std::int64_t staleness_ns = INT64_MAX;  // `staleness`: time lag a reader accepts; unset: none
     std::uint32_t weight = 0;
     std::uint16_t replstatus_port = 0;
     char ca[kPathLen] = {};
@@ -75,7 +76,10 @@ struct BackendHealth {
     BackendRole role = BackendRole::Unknown;
     bool fenced = false;  // fence != None: never routed to, shown FAILED
     FenceReason fence = FenceReason::None;
-    std::uint64_t lag = 0;          // bytes behind the master; 0 on the master
+    std::uint64_t lag = 0;  // bytes behind the master; 0 on the master
+    // How long ago the master was where this standby's replay is (time_lag.h); 0 on the
+    // master and on a standby that has replayed everything the master has written.
+    std::int64_t lag_ns = 0;
     std::uint64_t lsn = 0;          // master: current WAL position; standby: replay position
     std::uint64_t receive_lsn = 0;  // standby only
     std::uint32_t timeline = 0;

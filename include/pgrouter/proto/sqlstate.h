@@ -7,6 +7,9 @@
 namespace pgrouter::proto {
 
 inline constexpr std::string_view kSqlstateInvalidParameterValue = "22023";
+inline constexpr std::string_view kSqlstateInvalidName = "42602";
+inline constexpr std::string_view kSqlstateUndefinedObject = "42704";
+inline constexpr std::string_view kSqlstateCantChangeRuntimeParam = "55P02";
 inline constexpr std::string_view kSqlstateReadOnlySqlTransaction = "25006";
 inline constexpr std::string_view kSqlstateInvalidAuthorization = "28000";
 inline constexpr std::string_view kSqlstateInvalidPassword = "28P01";

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pgrouter/route/route_controls.h"
+
 namespace pgrouter {
 
 enum class StatementKind : std::uint8_t {
@@ -121,6 +123,11 @@ struct Classification {
     std::string_view pin_reason = "";  // the first pin's cause ("LISTEN"), empty when none
     // BEGIN / START TRANSACTION / SET TRANSACTION: the level named (the last one in the unit).
     Isolation isolation = Isolation::Unchanged;
+    // SET, SET LOCAL, RESET or SHOW of a pgrouter.* name (route_controls.h): the session
+    // checks the value (PostgreSQL takes anything for a placeholder) or answers itself.
+    bool names_controls = false;
+    // The hint at the start of the text (/* pgrouter: primary */): for this unit's routing.
+    StatementHint hint;
 
     // Facts named in the unit, in statement order. Inline (no allocation, so the cache and
     // copies stay cheap): a unit with more than kMaxFacts of them, or longer names, keeps the

@@ -33,6 +33,9 @@ struct ReadYourWrites {
                                     // sample; 0: none pending
     std::uint64_t min_lsn = 0;      // standbys serve this session only from this replay
                                     // position on; 0: no requirement
+    // The master's position in the latest sample that settled a commit: at or past every
+    // commit the session saw acknowledged (SHOW pgrouter.commit_lsn); 0: nothing written.
+    std::uint64_t commit_lsn = 0;
 };
 
 // Records a commit seen at `now_ns` (monotonic). A later commit replaces a pending one: a
@@ -57,6 +60,7 @@ struct RouteSession {
     std::uint32_t pinned_epoch = 0;  // that slot's spec.epoch (a slot can change hands)
     bool read_only_default = false;  // default_transaction_read_only is on in this session
     ReadYourWrites ryw;
+    RouteControls controls;  // the session's pgrouter.* parameters (route_controls.h)
 };
 
 // The router's answer. Either a backend (index into the snapshot, and its shm slot) or an
@@ -93,10 +97,14 @@ struct RouteDecision {
 //  4. A unit that asks about the server itself (Classification::server_local), or that
 //     changes session settings (Classification::set: interpreted against the master's
 //     catalog, then replayed on standbys): the master; with no master, as rule 5.
+//  4b. pgrouter.route = primary (or a /* pgrouter: primary */ hint): the master, else 25006.
 //  5. Everything else (Read, read-only BEGIN, Session, TransactionEnd and SET TRANSACTION
 //     outside a block): weighted random among standbys that are Ok, Slave, not fenced,
-//     weight > 0, lag <= lag_threshold and fresh_enough(); none → the master; no master →
-//     the same standbys ignoring the lag threshold (stale beats down); none → 08006.
+//     weight > 0, lag <= lag_threshold, time lag <= staleness, fresh_enough(), and within
+//     the session's controls (replayed to min_lsn, within max_staleness; a statement's hint
+//     replaces the max_staleness); none → the master; no master → the same standbys
+//     ignoring the configured bounds (stale beats down) but never the controls, which the
+//     client asked for; none → 08006.
 // `draw` is a uniformly random 64-bit number.
 [[nodiscard]] RouteDecision route(const Classification& unit, const RouteSession& session,
                                   std::span<const BackendView> backends, std::uint64_t draw);

@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pgrouter/proto/message.h"
@@ -19,7 +22,7 @@ namespace pgrouter {
 // A change of the session's settings or savepoints, from the classifier's facts about one
 // text (a Query, or a prepared statement that a unit executes).
 struct SessionChange {
-    NamedAction action = NamedAction::Set;       // never SetLocal: that one ends with the block
+    NamedAction action = NamedAction::Set;       // SetLocal only for pgrouter.* (route_controls.h)
     Isolation isolation = Isolation::Unchanged;  // the value, for default_transaction_isolation
     std::string name;  // the parameter or savepoint; empty: a parameter that is not known
     std::string text;  // the statement that made it (replayed for Set, Reset, ResetAll)
@@ -122,7 +125,20 @@ class SessionState {
     // The pending changes of the open block (tests).
     const std::vector<SessionChange>& pending() const { return pending_; }
 
+    // The pgrouter.* parameters given at connection start (startup_controls()): the values
+    // RESET returns to. An error for a bad one: the connection is refused, as PostgreSQL
+    // refuses a bad -c option.
+    [[nodiscard]] std::optional<ControlError> start_controls(
+        std::span<const std::pair<std::string, std::string>> settings);
+    // The pgrouter.* parameters in force, as the units finished so far left them: SETs of
+    // the open block count at once (as on the server), SET LOCAL until the block ends, a
+    // rollback (or ROLLBACK TO) takes them back, RESET ALL and DISCARD ALL reset them.
+    // Their routing part is route().controls.
+    const ControlValues& controls() const { return controls_; }
+
   private:
+    bool finish_unit(const UnitOutcome& u);
+    void update_controls(const UnitOutcome& u);
     void note_changes(const UnitOutcome& u, bool was_in_block);
     void pending_change(const SessionChange& c);
 
@@ -133,6 +149,10 @@ class SessionState {
     std::uint64_t catalog_lsn_ = 0;
     bool block_wrote_ = false;            // the open block wrote on the master
     std::vector<SessionChange> pending_;  // the open block's changes, savepoints as markers
+    ControlValues start_controls_;        // pgrouter.* at connection start
+    ControlValues controls_;              // pgrouter.* in force
+    std::vector<SessionChange> local_;    // SET LOCAL pgrouter.* of the open block
+    bool controls_in_block_ = false;      // the open block touched pgrouter.*
 };
 
 }  // namespace pgrouter

@@ -1,0 +1,338 @@
+// Consistency controls against a real cluster, observed with inet_server_port(): the
+// pgrouter.* parameters (SHOW, SET, SET LOCAL, RESET, rollbacks, bad values, connect-time
+// options), statement hints, the causal token (commit_lsn carried to min_lsn in another
+// session and another pgrouter) with standbys delayed by recovery_min_apply_delay, and
+// staleness bounds in bytes and time with a standby paused by pg_wal_replay_pause().
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "../harness/cluster.h"
+#include "../harness/log_check.h"
+#include "../harness/pq.h"
+#include "../harness/routed.h"
+#include "../harness/router_process.h"
+#include "../harness/run.h"
+
+using namespace pgrouter::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::map<std::string, int> count_ports(PgConn& conn, int n, const std::string& sql) {
+    std::map<std::string, int> seen;
+    for (int i = 0; i < n; ++i) seen[conn.value(sql)] += 1;
+    return seen;
+}
+
+// "SQLSTATE message" of a statement that must fail, or "OK".
+std::string error_of(PgConn& conn, const std::string& sql, std::string* detail = nullptr) {
+    PGresult* res = PQexec(conn.get(), sql.c_str());
+    std::string out = "OK";
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+        const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        const char* message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        const char* d = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+        out = std::string(state != nullptr ? state : "?") + " " +
+              (message != nullptr ? message : "?");
+        if (detail != nullptr) *detail = d != nullptr ? d : "";
+    }
+    PQclear(res);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("pgrouter.* parameters behave like real ones: SHOW, SET, RESET, rollback, errors",
+          "[consistency]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
+    std::string master = std::to_string(c.port(0));
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
+
+    CHECK(conn.value("SHOW pgrouter.route") == "auto");
+    CHECK(conn.value("SHOW pgrouter.min_lsn") == "0/0");
+    CHECK(conn.value("SHOW pgrouter.commit_lsn") == "0/0");
+    CHECK(conn.value("SHOW pgrouter.max_staleness") == "");
+    auto seen = count_ports(conn, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 0);
+
+    // route = primary sends reads (and read-only blocks) to the master; RESET undoes it.
+    conn.exec("SET pgrouter.route = 'primary'");
+    CHECK(conn.value("SHOW pgrouter.route") == "primary");
+    seen = count_ports(conn, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 20);
+    conn.exec("BEGIN READ ONLY");
+    CHECK(conn.value("SELECT inet_server_port()") == master);
+    conn.exec("COMMIT");
+    conn.exec("RESET pgrouter.route");
+    CHECK(conn.value("SHOW pgrouter.route") == "auto");
+    seen = count_ports(conn, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 0);
+
+    // A rolled-back SET does not stick; SET LOCAL ends with its block; RESET ALL and
+    // DISCARD ALL clear them.
+    conn.exec("BEGIN");
+    conn.exec("SET pgrouter.route TO 'primary'");
+    CHECK(conn.value("SHOW pgrouter.route") == "primary");
+    conn.exec("ROLLBACK");
+    CHECK(conn.value("SHOW pgrouter.route") == "auto");
+    conn.exec("BEGIN");
+    conn.exec("SET LOCAL pgrouter.min_lsn = '0/10'");
+    CHECK(conn.value("SHOW pgrouter.min_lsn") == "0/10");
+    conn.exec("COMMIT");
+    CHECK(conn.value("SHOW pgrouter.min_lsn") == "0/0");
+    conn.exec("BEGIN");
+    conn.exec("SAVEPOINT a");
+    conn.exec("SET pgrouter.max_staleness = '64kB'");
+    conn.exec("ROLLBACK TO a");
+    conn.exec("COMMIT");
+    CHECK(conn.value("SHOW pgrouter.max_staleness") == "");
+    conn.exec("SET pgrouter.route = 'primary'; SET pgrouter.max_staleness = '100ms'");
+    CHECK(conn.value("SHOW pgrouter.max_staleness") == "100ms");
+    conn.exec("RESET ALL");
+    CHECK(conn.value("SHOW pgrouter.route") == "auto");
+    CHECK(conn.value("SHOW pgrouter.max_staleness") == "");
+    conn.exec("SET pgrouter.route = 'primary'");
+    conn.exec("DISCARD ALL");
+    CHECK(conn.value("SHOW pgrouter.route") == "auto");
+
+    // Bad values: PostgreSQL's errors, and nothing changes.
+    conn.exec("SET pgrouter.min_lsn = '0/20'");
+    CHECK(error_of(conn, "SET pgrouter.min_lsn = 'zz'") ==
+          "22023 invalid value for parameter \"pgrouter.min_lsn\": \"zz\"");
+    CHECK(error_of(conn, "SET pgrouter.max_staleness = '-5ms'") ==
+          "22023 invalid value for parameter \"pgrouter.max_staleness\": \"-5ms\"");
+    CHECK(error_of(conn, "SET pgrouter.max_staleness = '5 parsecs'") ==
+          "22023 invalid value for parameter \"pgrouter.max_staleness\": \"5 parsecs\"");
+    CHECK(error_of(conn, "SET pgrouter.route = 'replica'") ==
+          "22023 invalid value for parameter \"pgrouter.route\": \"replica\"");
+    CHECK(conn.value("SHOW pgrouter.min_lsn") == "0/20");
+    std::string detail;
+    CHECK(error_of(conn, "SET pgrouter.xyz = 1", &detail) ==
+          "42602 invalid configuration parameter name \"pgrouter.xyz\"");
+    CHECK(detail == "\"pgrouter\" is a reserved prefix.");
+    CHECK(error_of(conn, "SET pgrouter.commit_lsn = '0/1'") ==
+          "55P02 parameter \"pgrouter.commit_lsn\" cannot be changed");
+    CHECK(error_of(conn, "SHOW pgrouter.nope") ==
+          "42704 unrecognized configuration parameter \"pgrouter.nope\"");
+    // Inside a block the refusal fails the block, as on one server.
+    conn.exec("BEGIN");
+    CHECK(error_of(conn, "SET pgrouter.min_lsn = 'zz'") ==
+          "22023 invalid value for parameter \"pgrouter.min_lsn\": \"zz\"");
+    CHECK(error_of(conn, "SELECT 1").rfind("25P02 ", 0) == 0);
+    conn.exec("ROLLBACK");
+    CHECK(conn.value("SHOW pgrouter.min_lsn") == "0/20");
+    conn.exec("RESET pgrouter.min_lsn");
+
+    // A hint applies to its statement only (and is part of the cached text). First the
+    // session's own write (DISCARD ALL drops temporary tables) must have been sampled.
+    REQUIRE(wait_until([&] { return conn.value("SELECT inet_server_port()") != master; }, 5s));
+    for (int i = 0; i < 10; ++i) {
+        CHECK(conn.value("/* pgrouter: primary */ SELECT inet_server_port()") == master);
+        CHECK(conn.value("SELECT inet_server_port()") != master);
+    }
+    // Extended protocol: the hint travels with the prepared statement.
+    const char* sql = "/* pgrouter: primary */ SELECT inet_server_port()::text";
+    for (int i = 0; i < 5; ++i) {
+        PGresult* res = PQexecParams(conn.get(), sql, 0, nullptr, nullptr, nullptr, nullptr, 0);
+        REQUIRE(PQresultStatus(res) == PGRES_TUPLES_OK);
+        CHECK(std::string(PQgetvalue(res, 0, 0)) == master);
+        PQclear(res);
+    }
+
+    // At connect time; RESET returns to the connection's value.
+    PgConn started(r.conninfo(kSuperUser, "postgres") +
+                   " options='-c pgrouter.route=primary -c pgrouter.min_lsn=0/30'");
+    CHECK(started.value("SHOW pgrouter.route") == "primary");
+    CHECK(started.value("SHOW pgrouter.min_lsn") == "0/30");
+    CHECK(started.value("SELECT inet_server_port()") == master);
+    started.exec("SET pgrouter.route = auto");
+    CHECK(started.value("SELECT inet_server_port()") != master);
+    started.exec("RESET pgrouter.route");
+    CHECK(started.value("SHOW pgrouter.route") == "primary");
+    PGconn* bad = PQconnectdb(
+        (r.conninfo(kSuperUser, "postgres") + " options='-c pgrouter.min_lsn=zz'").c_str());
+    CHECK(PQstatus(bad) == CONNECTION_BAD);
+    CHECK(std::string(PQerrorMessage(bad))
+              .find("invalid value for parameter "
+                    "\"pgrouter.min_lsn\": \"zz\"") != std::string::npos);
+    PQfinish(bad);
+
+    { PgConn done = std::move(conn); }
+    { PgConn done = std::move(started); }
+    r.finish();
+}
+
+TEST_CASE("causal token: commit_lsn carried to min_lsn in another session and another pgrouter",
+          "[consistency][token]") {
+    Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
+    for (int i : {1, 2}) {
+        c.exec(i, "ALTER SYSTEM SET recovery_min_apply_delay = '1s'");
+        c.reload(i);
+    }
+    c.exec(0, "CREATE TABLE token_t (id int)");
+    c.wait_replayed(1);
+    c.wait_replayed(2);
+    Routed one(c, {{0, ""}, {1, "{ lag 1G }"}, {2, "{ lag 1G }"}});
+    Routed two(c, {{0, ""}, {1, "{ lag 1G }"}, {2, "{ lag 1G }"}});
+    std::string master = std::to_string(c.port(0));
+    PgConn writer(one.conninfo(kSuperUser, "postgres"));
+    PgConn same(one.conninfo(kSuperUser, "postgres"));
+    PgConn other(two.conninfo(kSuperUser, "postgres"));
+    PgConn plain(two.conninfo(kSuperUser, "postgres"));
+
+    // Without the token, another session's reads do reach the delayed standbys and miss.
+    int plain_misses = 0, plain_standby = 0;
+    for (int i = 0; i < 20; ++i) {
+        writer.exec("INSERT INTO token_t VALUES (" + std::to_string(i) + ")");
+        auto row = plain.query("SELECT count(*), inet_server_port() FROM token_t WHERE id = " +
+                               std::to_string(i));
+        if (row[0][0] != "1") ++plain_misses;
+        if (row[0][1] != master) ++plain_standby;
+    }
+    CHECK(plain_misses > 0);
+    CHECK(plain_standby > 0);
+
+    auto start = std::chrono::steady_clock::now();
+    int misses = 0, tokens_zero = 0;
+    for (int i = 100; i < 300; ++i) {
+        writer.exec("INSERT INTO token_t VALUES (" + std::to_string(i) + ")");
+        std::string token = writer.value("SHOW pgrouter.commit_lsn");
+        if (token == "0/0") ++tokens_zero;
+        PgConn& reader = i % 2 == 0 ? same : other;  // same instance, then the other one
+        reader.exec("SET pgrouter.min_lsn = '" + token + "'");
+        if (reader.value("SELECT count(*) FROM token_t WHERE id = " + std::to_string(i)) != "1") {
+            ++misses;
+        }
+    }
+    auto took = std::chrono::steady_clock::now() - start;
+    INFO("200 iterations took "
+         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+    CHECK(misses == 0);
+    CHECK(tokens_zero == 0);
+    CHECK(took < 60s);
+
+    // Once the standbys have replayed past the token, its reads use them again.
+    std::this_thread::sleep_for(1500ms);
+    auto seen = count_ports(other, 30, "SELECT inet_server_port()");
+    CHECK(seen[master] < 30);
+
+    { PgConn done = std::move(writer); }
+    { PgConn done = std::move(same); }
+    { PgConn done = std::move(other); }
+    { PgConn done = std::move(plain); }
+    one.finish();
+    two.finish();
+}
+
+TEST_CASE("staleness bounds: max_staleness in bytes and time, hints, the staleness directive",
+          "[consistency][staleness]") {
+    Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
+    std::string master = std::to_string(c.port(0));
+    std::string s1 = std::to_string(c.port(1)), s2 = std::to_string(c.port(2));
+    Routed r(c, {{0, ""}, {1, "{ lag 1G }"}, {2, "{ lag 1G }"}});
+    Routed bounded(
+        c, {{0, ""}, {1, "{ lag 1G; staleness 500ms }"}, {2, "{ lag 1G; staleness 500ms }"}});
+
+    // An idle cluster: no standby is behind in time, both take reads.
+    PgConn idle(bounded.conninfo(kSuperUser, "postgres"));
+    REQUIRE(wait_until(
+        [&] {
+            auto seen = count_ports(idle, 40, "SELECT inet_server_port()");
+            return seen[s1] > 0 && seen[s2] > 0;
+        },
+        10s));
+
+    // Standby 1 stops replaying while the master writes: behind in bytes and in time.
+    c.pause_replay(1);
+    c.exec(0,
+           "CREATE TABLE stale_t AS SELECT g, repeat('x', 200) AS pad "
+           "FROM generate_series(1, 20000) g");
+    c.wait_replayed(2);
+    std::this_thread::sleep_for(1s);  // its time lag grows with the clock meanwhile
+
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
+    auto seen = count_ports(conn, 60, "SELECT inet_server_port()");
+    CHECK(seen[s1] > 0);  // lag 1G, no time bound: still eligible
+    for (const char* bound : {"64kB", "500ms", "0"}) {
+        INFO("max_staleness " << bound);
+        conn.exec(std::string("SET pgrouter.max_staleness = '") + bound + "'");
+        seen = count_ports(conn, 60, "SELECT inet_server_port()");
+        CHECK(seen[s1] == 0);
+        CHECK(seen[s2] > 0);
+    }
+    conn.exec("RESET pgrouter.max_staleness");
+    seen = count_ports(conn, 60, "/* pgrouter: max_staleness=64kB */ SELECT inet_server_port()");
+    CHECK(seen[s1] == 0);
+    CHECK(seen[s2] > 0);
+    seen = count_ports(conn, 60, "SELECT inet_server_port()");
+    CHECK(seen[s1] > 0);
+
+    // The staleness directive: the paused standby takes no reads, the other one does.
+    PgConn via_bounded(bounded.conninfo(kSuperUser, "postgres"));
+    seen = count_ports(via_bounded, 60, "SELECT inet_server_port()");
+    CHECK(seen[s1] == 0);
+    CHECK(seen[s2] > 0);
+    // Caught up again: it takes reads again.
+    c.resume_replay(1);
+    c.wait_replayed(1);
+    CHECK(wait_until(
+        [&] {
+            auto again = count_ports(via_bounded, 40, "SELECT inet_server_port()");
+            return again[s1] > 0;
+        },
+        10s));
+
+    { PgConn done = std::move(idle); }
+    { PgConn done = std::move(conn); }
+    { PgConn done = std::move(via_bounded); }
+    r.finish();
+    bounded.finish();
+}
+
+TEST_CASE("staleness 500ms: a standby delayed 2 s takes no reads while the master writes",
+          "[consistency][staleness]") {
+    Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
+    c.exec(1, "ALTER SYSTEM SET recovery_min_apply_delay = '2s'");
+    c.reload(1);
+    c.exec(0, "CREATE TABLE delayed_t (id int)");
+    std::string s1 = std::to_string(c.port(1)), s2 = std::to_string(c.port(2));
+    Routed r(c, {{0, ""}, {1, "{ lag 1G; staleness 500ms }"}, {2, "{ lag 1G; staleness 500ms }"}});
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
+    // Idle (once the delayed standby has replayed the CREATE): both take reads.
+    REQUIRE(wait_until(
+        [&] {
+            auto seen = count_ports(conn, 40, "SELECT inet_server_port()");
+            return seen[s1] > 0 && seen[s2] > 0;
+        },
+        15s));
+
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        PgConn w(c.conninfo(0, kSuperUser, "postgres"));
+        for (int i = 0; !stop; ++i) {
+            w.exec("INSERT INTO delayed_t VALUES (" + std::to_string(i) + ")");
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    std::this_thread::sleep_for(1500ms);  // the delayed standby is now ~2 s behind in time
+    std::map<std::string, int> busy;
+    for (int i = 0; i < 20; ++i) {
+        for (auto& [port, n] : count_ports(conn, 10, "SELECT inet_server_port()")) busy[port] += n;
+        std::this_thread::sleep_for(50ms);
+    }
+    stop = true;
+    writer.join();
+    CHECK(busy[s1] == 0);
+    CHECK(busy[s2] > 0);
+    // Caught up after the writes stop: it takes reads again.
+    CHECK(wait_until([&] { return count_ports(conn, 40, "SELECT inet_server_port()")[s1] > 0; },
+                     15s));
+    { PgConn done = std::move(conn); }
+    r.finish();
+}
