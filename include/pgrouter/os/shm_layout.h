@@ -26,7 +26,7 @@
 namespace pgrouter {
 
 inline constexpr std::uint64_t kShmMagic = 0x7067726f75746572ULL;  // "pgrouter"
-inline constexpr std::uint32_t kShmLayoutVersion = 6;
+inline constexpr std::uint32_t kShmLayoutVersion = 7;
 inline constexpr int kMaxBackends = 64;
 inline constexpr int kMaxWorkers = 256;
 inline constexpr int kCancelSlots = 1 << 16;
