@@ -11,6 +11,8 @@ MANDIR   ?= $(PREFIX)/share/man
 LIBEXECDIR ?= $(PREFIX)/lib/pgrouter
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 
+# -flto was measured against -O2 at the fixed rate (t/bench/results/lto-2026-12-03.md):
+# within noise, so not the default (it slows every link of the test binaries).
 OPT      ?= -O2 -g
 CPPFLAGS += -Iinclude -MMD -MP -DBOOST_ASIO_HAS_CO_AWAIT -DBOOST_ASIO_HAS_STD_COROUTINE \
             -DBOOST_ASIO_NO_DEPRECATED -DBOOST_ERROR_CODE_HEADER_ONLY -I/usr/include/postgresql
