@@ -112,6 +112,16 @@ void set_pool_count(In& in, const St& st) {
     }
 }
 
+void read_ryw_scope(In& in, const St& st) {
+    std::string scope = ascii_lowered(st.args[0].text);
+    if (scope == "session" || scope == "user") {
+        in.config_.ryw_user = scope == "user";
+    } else {
+        in.error(st.args[0].line, "bad read-your-writes scope " + quote(st.args[0].text) +
+                                      " (expected session or user)");
+    }
+}
+
 void read_pool_mode(In& in, const St& st) {
     std::string mode = ascii_lowered(st.args[0].text);
     in.config_.pool.mode_line = st.line;
@@ -211,6 +221,10 @@ constexpr std::array kDirectives = {
               set_message_size<&Config::max_message_size>,
               "longest message a client or backend may send (1k-1G); a longer client "
               "message ends the session with 08P01 'invalid message length'"},
+    Directive{"read-your-writes", S::Top, "ryw-scope", 1, "session or user", B::None, "session",
+              true, nullptr, read_ryw_scope,
+              "session: a session reads its own writes; user: every session of a (user, "
+              "database), in every worker, reads the writes any of them committed"},
     Directive{"classify-limit", S::Top, "size", 1, "a size", B::None, "1M", true, nullptr,
               set_message_size<&Config::classify_limit>,
               "a Query or Parse longer than this is not classified: it goes to the master "

@@ -99,6 +99,7 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
     rt.health_timeout_ms = config.health.timeout.count();
     rt.max_message_size = static_cast<std::uint32_t>(config.max_message_size);
     rt.classify_limit = static_cast<std::uint32_t>(config.classify_limit);
+    rt.ryw_user = config.ryw_user;
     rt.pool.enabled = config.pool.enabled;
     rt.pool.size = config.pool.size;
     rt.pool.min_idle = config.pool.min_idle;

@@ -177,6 +177,7 @@ asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
 }
 
 asio::awaitable<bool> Session::first_login() {
+    floor_index_ = commit_floor_index(login_.params.user, login_.params.database);
     if (auto refused = start_controls()) {
         co_await send_fatal(client_, refused->sqlstate, refused->message, refused->hint);
         co_return false;
@@ -375,6 +376,7 @@ asio::awaitable<void> Session::dispatch(Unit& unit) {
         reason = "follows the units in flight";
     } else {
         RouteSession& rs = state_.route();
+        share_commits();
         if (rs.ryw.commit_at_ns != 0) rs.ryw = settle_read_your_writes(rs.ryw, snap_.backends);
         Classification routed = unit.cls;
         bool serializable =
@@ -399,6 +401,20 @@ asio::awaitable<void> Session::dispatch(Unit& unit) {
         reason = d.reason;
     }
     co_await send_unit(slot, unit, unit.refs, unit.cls, reason, true);
+}
+
+void Session::share_commits() {
+    if (!snap_.settings.ryw_user) return;
+    ReadYourWrites& ryw = state_.route().ryw;
+    if (ryw.commit_at_ns > floor_seen_ns_) {  // a commit of this session, not shared yet
+        raise_commit_floor(env_.seg.commit_floors, floor_index_, ryw.commit_at_ns);
+        floor_seen_ns_ = ryw.commit_at_ns;
+    }
+    std::int64_t floor = commit_floor(env_.seg.commit_floors, floor_index_);
+    if (floor > floor_seen_ns_) {  // another session's, after any this one saw
+        floor_seen_ns_ = floor;
+        note_commit(ryw, std::max(floor, ryw.commit_at_ns));
+    }
 }
 
 int Session::replay_state(int slot, Server& server, bool standby) {

@@ -12,6 +12,7 @@
 #include "pgrouter/base/deadline.h"
 #include "pgrouter/health/health.h"
 #include "pgrouter/net/relay.h"
+#include "pgrouter/os/commit_floors.h"
 #include "pgrouter/os/shm.h"
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/proto/payload.h"
@@ -154,6 +155,10 @@ class Session : public std::enable_shared_from_this<Session> {
     static constexpr std::size_t kParseOnLoop = 32 * 1024;
     asio::awaitable<void> classify_long_sql(const proto::Message& m);
 
+    // read-your-writes user: shares this session's latest commit with every session of its
+    // (user, database) and takes theirs into its own read-your-writes (commit_floors.h).
+    void share_commits();
+
     // Places one unit: chooses the backend, and sends the unit there.
     asio::awaitable<void> dispatch(Unit& unit);
 
@@ -265,9 +270,11 @@ class Session : public std::enable_shared_from_this<Session> {
     MovableBlock movable_;  // the start of a block on a standby, while it can still move
     std::optional<Counted> pinned_counted_;  // in the monitor's "pinned" while pinned
     bool close_after_flush_ = false;
-    bool going_away_ = false;   // the head unit's backend sent FATAL: handle as its loss
-    bool dispatching_ = false;  // the client pump is placing a unit
-    bool idle_listed_ = false;  // in WorkerEnv::idle_unwatched (idle_watch_due())
+    bool going_away_ = false;         // the head unit's backend sent FATAL: handle as its loss
+    bool dispatching_ = false;        // the client pump is placing a unit
+    std::size_t floor_index_ = 0;     // share_commits(): the entry of (user, database)
+    std::int64_t floor_seen_ns_ = 0;  // the latest commit shared or taken from it
+    bool idle_listed_ = false;        // in WorkerEnv::idle_unwatched (idle_watch_due())
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
     InflightQueue inflight_;

@@ -299,6 +299,7 @@ void Session::finish_unit(const proto::Message& m) {
         auto it = servers_.find(f.slot);
         bool in_sync = it != servers_.end() && it->second->applied.sets == state_.log().head();
         if (state_.finish(u)) pins_changed();
+        share_commits();  // before its ReadyForQuery reaches the client
         movable_.finished(was_in_block, state_.in_block(),
                           view != nullptr && view->health.role == BackendRole::Slave, f.error,
                           f.modes_text);

@@ -81,7 +81,8 @@ class Worker {
           env_(seg_, slot_, ctx.index),
           protocol_(acceptor_protocol(ctx.listen_fd)),
           spread_(
-              io_, ctx.listen_fd, [this](int fd, bool out_of_fds) { start_session(fd, out_of_fds); },
+              io_, ctx.listen_fd,
+              [this](int fd, bool out_of_fds) { start_session(fd, out_of_fds); },
               [](const std::string& why) { PGR_WARNING("%s", why.c_str()); }),
           signals_(io_, SIGTERM, SIGINT, SIGUSR1),
           settings_timer_(io_),

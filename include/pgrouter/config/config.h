@@ -90,7 +90,8 @@ struct Config {
     std::optional<Endpoint> metrics;       // the Prometheus endpoint; unset: none
     std::vector<std::string> admin_users;  // who may use the admin console (database pgrouter)
     bool log_connections = false;
-    int workers = 0;  // 0: number of CPUs, resolved by the supervisor
+    bool ryw_user = false;  // read-your-writes user (default: session)
+    int workers = 0;        // 0: number of CPUs, resolved by the supervisor
     std::string hba;
     std::string authdb;
     TlsConfig tls;

@@ -26,7 +26,7 @@
 namespace pgrouter {
 
 inline constexpr std::uint64_t kShmMagic = 0x7067726f75746572ULL;  // "pgrouter"
-inline constexpr std::uint32_t kShmLayoutVersion = 7;
+inline constexpr std::uint32_t kShmLayoutVersion = 8;
 inline constexpr int kMaxBackends = 64;
 inline constexpr int kMaxWorkers = 256;
 inline constexpr int kCancelSlots = 1 << 16;
@@ -105,6 +105,13 @@ struct PoolSettings {
     std::int64_t lifetime_ms = 0;
 };
 
+// `read-your-writes user`: per (user, database) hash, the latest commit any session of the
+// pair saw (commit_floors.h).
+inline constexpr std::size_t kCommitFloors = 4096;
+struct CommitFloors {
+    std::atomic<std::int64_t> at_ns[kCommitFloors] = {};
+};
+
 // The hot part of the supervisor's settings: what every routing decision of a session reads.
 // Kept small and apart from SharedSettings so that a session never copies file paths or the
 // health password.
@@ -112,6 +119,7 @@ struct RoutingSettings {
     std::int64_t health_timeout_ms = 0;  // health.timeout, also the bound of a backend login
     std::uint32_t max_message_size = 0;  // max-message-size
     std::uint32_t classify_limit = 0;    // classify-limit
+    bool ryw_user = false;               // read-your-writes user
     PoolSettings pool;
     std::int32_t backend_count = 0;         // entries of `order` in use
     std::int16_t order[kMaxBackends] = {};  // slot indexes, in configuration order
@@ -234,6 +242,7 @@ struct Segment {
     SeqCount retired_seq;
     RetiredCounters retired;
     PoolTable pools;
+    CommitFloors commit_floors;
 };
 
 static_assert(kPoolWorkers == kMaxWorkers && kPoolNameLen == kNameLen);
