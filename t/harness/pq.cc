@@ -106,4 +106,18 @@ bool can_connect(const std::string& conninfo) {
     }
 }
 
+std::string sqlstate_of(PgConn& conn, const std::string& sql) {
+    PGresult* res = PQexec(conn.get(), sql.c_str());
+    const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    std::string out = state != nullptr ? state : "";
+    PQclear(res);
+    return out;
+}
+
+std::map<std::string, int> count_ports(PgConn& conn, int n, const std::string& sql) {
+    std::map<std::string, int> seen;
+    for (int i = 0; i < n; ++i) seen[conn.value(sql)] += 1;
+    return seen;
+}
+
 }  // namespace pgrouter::test

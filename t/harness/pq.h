@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,12 @@ class PgConn {
 // One connection per call.
 Rows query_rows(const std::string& conninfo, const std::string& sql);
 std::string query_value(const std::string& conninfo, const std::string& sql);
+
+// The SQLSTATE of running `sql` on `conn` ("" when it succeeds).
+std::string sqlstate_of(PgConn& conn, const std::string& sql);
+
+// How many of `n` runs of `sql` answered each value (e.g. inet_server_port()).
+std::map<std::string, int> count_ports(PgConn& conn, int n, const std::string& sql);
 
 // True if a connection with conninfo succeeds (and "SELECT 1" works); never throws.
 bool can_connect(const std::string& conninfo);

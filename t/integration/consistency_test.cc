@@ -23,10 +23,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::map<std::string, int> count_ports(PgConn& conn, int n, const std::string& sql) {
-    std::map<std::string, int> seen;
-    for (int i = 0; i < n; ++i) seen[conn.value(sql)] += 1;
-    return seen;
+// Both standbys apply WAL 1 s late, once they have the (empty) table `table`.
+void delay_standbys(Cluster& c, const std::string& table) {
+    for (int i : {1, 2}) {
+        c.exec(i, "ALTER SYSTEM SET recovery_min_apply_delay = '1s'");
+        c.reload(i);
+    }
+    c.exec(0, "CREATE TABLE " + table + " (id int)");
+    c.wait_replayed(1);
+    c.wait_replayed(2);
 }
 
 // "SQLSTATE message" of a statement that must fail, or "OK".
@@ -171,13 +176,7 @@ TEST_CASE("pgrouter.* parameters behave like real ones: SHOW, SET, RESET, rollba
 TEST_CASE("causal token: commit_lsn carried to min_lsn in another session and another pgrouter",
           "[consistency][token]") {
     Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
-    for (int i : {1, 2}) {
-        c.exec(i, "ALTER SYSTEM SET recovery_min_apply_delay = '1s'");
-        c.reload(i);
-    }
-    c.exec(0, "CREATE TABLE token_t (id int)");
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    delay_standbys(c, "token_t");
     Routed one(c, {{0, ""}, {1, "{ lag 1G }"}, {2, "{ lag 1G }"}});
     Routed two(c, {{0, ""}, {1, "{ lag 1G }"}, {2, "{ lag 1G }"}});
     std::string master = std::to_string(c.port(0));
@@ -340,13 +339,7 @@ TEST_CASE("staleness 500ms: a standby delayed 2 s takes no reads while the maste
 TEST_CASE("read-your-writes user: another session of the same user reads the write at once",
           "[consistency][ryw_user]") {
     Cluster c(ClusterOptions{.standbys = 2, .quiet = true});
-    for (int i : {1, 2}) {
-        c.exec(i, "ALTER SYSTEM SET recovery_min_apply_delay = '1s'");
-        c.reload(i);
-    }
-    c.exec(0, "CREATE TABLE ryw_user_t (id int)");
-    c.wait_replayed(1);
-    c.wait_replayed(2);
+    delay_standbys(c, "ryw_user_t");
     std::string master = std::to_string(c.port(0));
     // Two sessions of one user through each router: one writes, the other reads at once.
     auto run = [&](Routed& r, int from, int n, int& misses, int& on_standby) {

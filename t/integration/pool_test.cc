@@ -32,14 +32,6 @@ namespace {
 
 const std::string kApp = "pooltest";
 
-std::string sqlstate_of(PgConn& conn, const std::string& sql) {
-    PGresult* res = PQexec(conn.get(), sql.c_str());
-    const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    std::string out = state != nullptr ? state : "";
-    PQclear(res);
-    return out;
-}
-
 std::string app_conninfo(const Routed& r) { return r.conninfo() + " application_name=" + kApp; }
 
 // Server connections pgrouter holds on node i for the test's clients.

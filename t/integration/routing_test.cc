@@ -22,24 +22,6 @@
 using namespace pgrouter::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-std::map<std::string, int> count_ports(PgConn& conn, int n, const std::string& sql) {
-    std::map<std::string, int> seen;
-    for (int i = 0; i < n; ++i) seen[conn.value(sql)] += 1;
-    return seen;
-}
-
-std::string sqlstate_of(PgConn& conn, const std::string& sql) {
-    PGresult* res = PQexec(conn.get(), sql.c_str());
-    const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    std::string out = state != nullptr ? state : "";
-    PQclear(res);
-    return out;
-}
-
-}  // namespace
-
 TEST_CASE("reads spread over standbys by weight; writes and DDL on the master, once", "[routing]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {{0, ""}, {1, "{ weight 100 }"}, {2, "{ weight 300 }"}});
