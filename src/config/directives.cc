@@ -128,9 +128,7 @@ void read_pool_mode(In& in, const St& st) {
     if (mode == "session") {
         in.config_.pool.mode = PoolMode::Session;
     } else if (mode == "transaction") {
-        // Accepted by the grammar, refused at the check until transaction pooling exists.
         in.config_.pool.mode = PoolMode::Transaction;
-        in.error(st.args[0].line, "pool mode transaction is not supported yet (use session)");
     } else {
         in.error(st.args[0].line,
                  "bad pool mode " + quote(st.args[0].text) + " (expected session or transaction)");

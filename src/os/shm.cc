@@ -101,6 +101,7 @@ bool publish_config(Segment& seg, const Config& config, int workers) {
     rt.classify_limit = static_cast<std::uint32_t>(config.classify_limit);
     rt.ryw_user = config.ryw_user;
     rt.pool.enabled = config.pool.enabled;
+    rt.pool.transaction = config.pool.mode == PoolMode::Transaction;
     rt.pool.size = config.pool.size;
     rt.pool.min_idle = config.pool.min_idle;
     rt.pool.max_clients = config.pool.max_clients;

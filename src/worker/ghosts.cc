@@ -27,6 +27,12 @@ int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLo
         queue(q, slot, true, false);
         ++queued;
     };
+    if (applied.discard) {
+        // The previous client's settings, statements, cursors and locks go; the connection
+        // keeps its startup parameters, which are this client's (the pool's key has them).
+        replay("DISCARD ALL");
+        applied.discard = false;
+    }
     log.since(applied.sets, [&](const SetLog::Entry& e) { replay(e.text); });
     applied.sets = log.head();
     if (standby && catalog_lsn > applied.catalog_lsn) {

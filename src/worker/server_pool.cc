@@ -175,13 +175,28 @@ void ServerPool::publish(List& list) {
                      list.waiters.empty() ? 0 : list.waiters.front()->since_ns);
 }
 
-std::unique_ptr<BackendConnection> ServerPool::take_idle(List& list, const std::string& params) {
+std::unique_ptr<BackendConnection> ServerPool::take_idle(List& list, const std::string& params,
+                                                        std::uint64_t owner) {
     std::int64_t now = now_ns();
-    for (auto it = list.idle.end(); it != list.idle.begin();) {
-        --it;  // the most recently used first: the others may reach idle-timeout
-        BackendConnection& conn = *(*it)->conn;
-        auto* hold = static_cast<Hold*>(conn.pool_hold.get());
-        if (hold->params != params) continue;
+    for (;;) {
+        // The one `owner` parked (its state is there already), else the most recently used
+        // clean one (the others may reach idle-timeout), else the one parked longest ago
+        // (its owner is the least likely to be back for it).
+        auto best = list.idle.end();
+        int rank = 3;
+        for (auto it = list.idle.end(); it != list.idle.begin();) {
+            --it;
+            const BackendConnection& conn = *(*it)->conn;
+            if (static_cast<Hold*>(conn.pool_hold.get())->params != params) continue;
+            int r = owner != 0 && conn.owner == owner ? 0 : conn.owner == 0 ? 1 : 2;
+            if (r < rank || (r == 2 && rank == 2)) {
+                best = it;
+                rank = r;
+            }
+            if (r == 0) break;
+        }
+        if (best == list.idle.end()) break;
+        BackendConnection& conn = *(*best)->conn;
         const char* why = nullptr;
         if (!backend_usable(list.key.slot, list.key.epoch)) {
             why = "backend not usable";
@@ -192,13 +207,13 @@ std::unique_ptr<BackendConnection> ServerPool::take_idle(List& list, const std::
         }
         if (why != nullptr) {
             PGR_DEBUG("pool: closing idle connection to %s: %s", conn.address.c_str(), why);
-            it = list.idle.erase(it);
+            list.idle.erase(best);
             continue;
         }
         boost::system::error_code ignored;
         conn.wire.socket().cancel(ignored);  // the idle watch
-        std::unique_ptr<BackendConnection> out = std::move((*it)->conn);
-        list.idle.erase(it);
+        std::unique_ptr<BackendConnection> out = std::move((*best)->conn);
+        list.idle.erase(best);
         out->reused = true;
         publish(list);
         return out;
@@ -222,7 +237,7 @@ asio::awaitable<LoginResult> ServerPool::connect(int slot, const BackendSpec& sp
                                                  const LoginParams& params,
                                                  const BackendCredentials& credentials,
                                                  std::chrono::milliseconds login_timeout,
-                                                 std::int64_t wait_until_ns) {
+                                                 std::int64_t wait_until_ns, std::uint64_t owner) {
     if (refresh_routing_view(seg_, view_)) settings_ = view_.settings.pool;
     if (!settings_.enabled || io_ == nullptr) {
         co_return co_await backend_login(spec, params, credentials, login_timeout);
@@ -244,7 +259,7 @@ asio::awaitable<LoginResult> ServerPool::connect(int slot, const BackendSpec& sp
     std::int64_t deadline = std::min(now_ns() + settings_.wait_timeout_ms * kMs, wait_until_ns);
     for (;;) {
         if (list->waiters.empty() || list->waiters.front() == &me) {
-            if (auto conn = take_idle(*list, wanted)) {
+            if (auto conn = take_idle(*list, wanted, owner)) {
                 out.connection = std::move(conn);
                 break;
             }
@@ -382,16 +397,34 @@ asio::awaitable<void> ServerPool::reset_and_keep(std::unique_ptr<BackendConnecti
         co_return;
     }
     c.wire.release_idle_memory();
-    keep(*list, std::move(kept->conn));
+    c.owner = 0;
+    keep(*list, std::move(kept->conn), true);
 }
 
-void ServerPool::keep(List& list, std::unique_ptr<BackendConnection> conn) {
+void ServerPool::park(std::unique_ptr<BackendConnection> conn) {
+    if (io_ == nullptr || !conn || conn->pool_hold == nullptr) return;
+    auto* hold = static_cast<Hold*>(conn->pool_hold.get());
+    List* list = list_for(hold->key);
+    bool old = settings_.lifetime_ms > 0 && now_ns() - conn->born_ns > settings_.lifetime_ms * kMs;
+    if (list == nullptr || !settings_.enabled || old || !may_keep(*conn) ||
+        !backend_usable(hold->key.slot, hold->key.epoch)) {
+        close_politely(*conn);
+        return;  // its Hold frees its place
+    }
+    boost::system::error_code ignored;
+    conn->wire.socket().cancel(ignored);  // whatever the session still waited for
+    // Not watched: it is most likely taken again within milliseconds, and take_idle() looks
+    // at it (quiet()) before handing it out; the tick closes it when its backend goes.
+    keep(*list, std::move(conn), false);
+}
+
+void ServerPool::keep(List& list, std::unique_ptr<BackendConnection> conn, bool watched) {
     auto kept =
         std::make_unique<Kept>(std::move(conn), slot_, backend_gauge(counters_, list.key.slot));
     kept->since_ns = now_ns();
     BackendConnection* raw = kept->conn.get();
     list.idle.push_back(std::move(kept));
-    watch(list, raw);
+    if (watched) watch(list, raw);
     publish(list);
     wake_head(list);
 }

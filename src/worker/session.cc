@@ -49,6 +49,7 @@ asio::awaitable<void> Session::run() {
         close("startup ended", Closing::Normal);
         co_return;
     }
+    park_servers();
     asio::co_spawn(client_.socket().get_executor(), response_pump(shared_from_this()),
                    [weak = weak_from_this(), id = id_](const std::exception_ptr& e) {
                        if (!e) return;
@@ -153,7 +154,7 @@ asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
                                                                     std::chrono::nanoseconds(1));
     }
     LoginResult r = co_await env_.pool.connect(slot, spec, params, login_.credentials,
-                                               login_timeout(), wait_until);
+                                               login_timeout(), wait_until, id_);
     if (!r.connection) {
         if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
         failure = std::move(r.failure);
@@ -172,8 +173,45 @@ asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
                       : stats_.logged_in(slot);
     auto server = std::make_unique<Server>(std::move(r.connection), env_.slot, gauge);
     Server* raw = server.get();
+    adopt(slot, *raw);
     servers_[slot] = std::move(server);
     co_return raw;
+}
+
+void Session::adopt(int slot, Server& server) {
+    BackendConnection& conn = *server.conn;
+    auto mine = std::find_if(parked_.begin(), parked_.end(),
+                             [slot](const auto& p) { return p.first == slot; });
+    if (conn.owner == id_ && mine != parked_.end()) {
+        server.applied = mine->second;  // the one this session parked: as it left it
+    } else {
+        statements_.forget_backend(slot);  // what it had of the session is elsewhere
+        server.foreign = conn.owner != 0;
+        server.applied.discard = server.foreign;
+    }
+    if (mine != parked_.end()) parked_.erase(mine);
+    conn.owner = id_;
+}
+
+void Session::park_servers() {
+    if (!snap_.settings.pool.transaction || closed_ || dispatching_ || !inflight_.empty() ||
+        sticky_slot_ >= 0 || state_.in_block() || state_.pins() != 0 || servers_.empty()) {
+        return;
+    }
+    for (auto it = servers_.begin(); it != servers_.end();) {
+        Server& server = *it->second;
+        // A broken one goes at the next unit; one with bytes buffered (an idle message being
+        // read) stays until they are passed on.
+        if (server.broken || !env_.pool.may_keep(*server.conn)) {
+            ++it;
+            continue;
+        }
+        parked_.emplace_back(it->first, server.applied);
+        env_.pool.park(std::move(server.conn));
+        it = servers_.erase(it);
+    }
+    // A cancel must not reach the statement another client runs on it next.
+    cancel_set_backend(env_.seg, cancel_, -1, 0, 0);
 }
 
 asio::awaitable<bool> Session::first_login() {
@@ -294,6 +332,7 @@ asio::awaitable<void> Session::client_pump() {
         co_await dispatch(cutter_.unit());
         dispatching_ = false;
         if (closed_) co_return;
+        park_servers();  // a read held on a standby was answered while the unit was placed
         if (env_.draining) wake();  // the unit may have ended the transaction
     }
 }

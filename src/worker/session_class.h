@@ -53,6 +53,7 @@ struct Server {
     std::string state_error;
     bool broken = false;
     bool pooled = false;    // the client left and the connection goes back to the pool
+    bool foreign = false;   // taken from the pool carrying another session's state
     bool watched = false;   // an idle wait for readability is pending
     bool readable = false;  // that wait fired
 };
@@ -132,6 +133,15 @@ class Session : public std::enable_shared_from_this<Session> {
     // The first backend: the master (a wrong database fails at login, as with PostgreSQL),
     // or a standby when there is no master. Its ParameterStatus goes to the client.
     asio::awaitable<bool> first_login();
+
+    // A connection the pool gave for `slot`: where it stands with the session's state (the
+    // one it parked: as it left it; another's: reset first; a clean one: nothing of it).
+    void adopt(int slot, Server& server);
+
+    // Transaction pooling, between two transactions (nothing in flight or on its way, no
+    // open block, no pin, not inside a Flush batch): every connection goes back to its pool
+    // as it is, and the next unit takes one again (adopt()).
+    void park_servers();
 
     // ---- client → backends -----------------------------------------------------------------
 
@@ -277,6 +287,7 @@ class Session : public std::enable_shared_from_this<Session> {
     bool idle_listed_ = false;        // in WorkerEnv::idle_unwatched (idle_watch_due())
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
+    std::vector<std::pair<int, StateApplied>> parked_;  // park_servers(): by slot, how far
     InflightQueue inflight_;
     int sticky_slot_ = -1;  // after a Flush: where the rest of the batch goes
     int last_slot_ = -1;

@@ -14,6 +14,7 @@ asio::awaitable<void> Session::forward_responses() {
         if (closed_) co_return;
         if (inflight_.empty()) {
             forward_idle_messages();
+            park_servers();  // transaction pooling: between two transactions
             bool ending = at_shutdown_boundary();  // decided once: flush() yields
             if (ending) {
                 // PostgreSQL's own words on a fast shutdown. The backends learn of it
@@ -226,7 +227,10 @@ bool Session::on_backend_message(const proto::Message& m, Server& server) {
                                 fields ? fields->sqlstate.c_str() : "?",
                                 server.state_error.c_str());
             server.state_failed = true;
-            server.applied = {};  // all of it again next time (SETs are idempotent)
+            // All of it again next time (SETs are idempotent), after DISCARD ALL again when
+            // it came with another session's state (that DISCARD ALL may be what failed).
+            server.applied = {};
+            server.applied.discard = server.foreign;
             state_.state_refused();
             return false;
         }

@@ -448,13 +448,13 @@ TEST_CASE("config: the pool block, its defaults, limits and errors") {
     CHECK(c.pool.idle_timeout == 600s);
     CHECK(c.pool.lifetime == 3600s);
     CHECK(c.pool.line == 1);
+    CHECK(parse_ok("pool { mode transaction }\nbackend h:1").pool.mode == PoolMode::Transaction);
+    CHECK(parse_ok("pool { mode Session }\nbackend h:1").pool.mode == PoolMode::Session);
     struct Case {
         std::string text;
         std::string error;
     };
     const std::vector<Case> cases = {
-        {"pool { mode transaction }",
-         "t.conf:1: pool mode transaction is not supported yet (use session)"},
         {"pool { mode statement }",
          "t.conf:1: bad pool mode 'statement' (expected session or transaction)"},
         {"pool { size 0 }", "t.conf:1: size 0 is out of range (expected 1-10000)"},

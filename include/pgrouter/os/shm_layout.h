@@ -26,7 +26,7 @@
 namespace pgrouter {
 
 inline constexpr std::uint64_t kShmMagic = 0x7067726f75746572ULL;  // "pgrouter"
-inline constexpr std::uint32_t kShmLayoutVersion = 8;
+inline constexpr std::uint32_t kShmLayoutVersion = 9;
 inline constexpr int kMaxBackends = 64;
 inline constexpr int kMaxWorkers = 256;
 inline constexpr int kCancelSlots = 1 << 16;
@@ -97,6 +97,7 @@ struct BackendSlot {
 // The `pool` block as published (pool.enabled false: every client logs in on its own).
 struct PoolSettings {
     bool enabled = false;
+    bool transaction = false;  // mode transaction: a client holds connections per transaction
     std::uint32_t size = 0;
     std::uint32_t min_idle = 0;
     std::uint32_t max_clients = 0;  // applies with or without a pool block

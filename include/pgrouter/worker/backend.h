@@ -39,6 +39,9 @@ struct BackendConnection {
     std::shared_ptr<void> pool_hold;
     std::int64_t born_ns = 0;
     bool reused = false;
+    // Transaction pooling: the session (id, within its worker) whose state it carries since
+    // it was parked without a reset; 0 when it carries none (new, or reset by DISCARD ALL).
+    std::uint64_t owner = 0;
 };
 
 // A failed login: either the backend's own ErrorResponse payload (pass it to the client as

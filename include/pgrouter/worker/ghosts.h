@@ -20,10 +20,12 @@ namespace pgrouter {
 struct StateApplied {
     std::uint64_t sets = 0;         // the SET log's entries up to this number ran there
     std::uint64_t catalog_lsn = 0;  // a standby: checked to have replayed the catalog this far
+    bool discard = false;           // it carries another session's state: DISCARD ALL first
 };
 
-// Queues on backend `slot` what it lacks of the session's state: the SET log's entries since
-// `applied.sets`, and on a standby the catalog check when `catalog_lsn` passed what it was
+// Queues on backend `slot` what it lacks of the session's state: DISCARD ALL when it carries
+// another session's (`applied.discard`), the SET log's entries since `applied.sets`, and on a
+// standby the catalog check when `catalog_lsn` passed what it was
 // checked at. Each is a state replay: should one fail, the backend must not serve the
 // session's next unit. Returns how many were queued.
 int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLog& log,
