@@ -289,8 +289,8 @@ constexpr std::array kDirectives = {
 
     Directive{"mode", S::Pool, "pool-mode", 1, "session or transaction", B::None, "session", true,
               nullptr, read_pool_mode,
-              "session: a client keeps its server connections for its life, taken from the pool "
-              "and given back after DISCARD ALL (transaction: not supported yet)"},
+              "session: a client keeps its server connections for its life; transaction: it "
+              "holds one only while a transaction runs, its session state following it"},
     Directive{"size", S::Pool, "integer", 1, "a number 1-10000", B::None, "20", true, nullptr,
               set_pool_count<&PoolConfig::size, 1, 10000>,
               "server connections per (backend, database, user), all workers together"},
