@@ -198,8 +198,8 @@ void Wire::close() {
 
 void Wire::release_idle_memory() {
     if (in_.empty()) in_.shrink(0);
-    if (out_.capacity() > kIdleBuffer) std::string().swap(out_);
-    if (!writing_ && sending_.capacity() > kIdleBuffer) std::string().swap(sending_);
+    if (out_.empty()) std::string().swap(out_);
+    if (!writing_) std::string().swap(sending_);
 }
 
 }  // namespace pgrouter

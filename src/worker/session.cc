@@ -31,24 +31,25 @@ void log_escaped(std::uint64_t id, const char* what, const std::exception_ptr& e
 
 }  // namespace
 
-asio::awaitable<void> Session::run() {
-    std::optional<ClientLogin> login;
-    {
-        Deadline deadline(client_.socket(), kStartupTimeout);
-        std::string peer = client_address(client_);  // gone once the deadline closes it
-        login = co_await front_door(client_, env_, id_);
-        if (!login && deadline.expired()) {
-            log_dropped(env_, id_, peer, "timeout expired during startup");
-        }
-        if (login) {
-            login_ = std::move(*login);
-            if (!co_await first_login()) login.reset();
-        }
+asio::awaitable<bool> Session::start() {
+    Deadline deadline(client_.socket(), kStartupTimeout);
+    std::string peer = client_address(client_);  // gone once the deadline closes it
+    std::optional<ClientLogin> login = co_await front_door(client_, env_, id_);
+    if (!login && deadline.expired()) {
+        log_dropped(env_, id_, peer, "timeout expired during startup");
     }
-    if (!login) {
+    if (!login) co_return false;
+    login_ = std::move(*login);
+    co_return co_await first_login();
+}
+
+asio::awaitable<void> Session::run() {
+    // The start-up's frame (the login, its deadline) is gone before the session's life.
+    if (!co_await start()) {
         close("startup ended", Closing::Normal);
         co_return;
     }
+    client_.release_idle_memory();  // the login's messages
     park_servers();
     asio::co_spawn(client_.socket().get_executor(), response_pump(shared_from_this()),
                    [weak = weak_from_this(), id = id_](const std::exception_ptr& e) {

@@ -134,6 +134,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // or a standby when there is no master. Its ParameterStatus goes to the client.
     asio::awaitable<bool> first_login();
 
+    // The client's start-up: its login at the front door, then first_login(), within the
+    // startup timeout. False when the session goes no further.
+    asio::awaitable<bool> start();
+
     // A connection the pool gave for `slot`: where it stands with the session's state (the
     // one it parked: as it left it; another's: reset first; a clean one: nothing of it).
     void adopt(int slot, Server& server);
