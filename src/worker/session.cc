@@ -391,12 +391,13 @@ asio::awaitable<void> Session::classify_long_sql(const proto::Message& m) {
     if (!in.read_cstr(sql)) co_return;
     // The message stays in the client's input buffer (only this pump reads it) meanwhile.
     const Classifier& classifier = env_.classifier;  // const, and reentrant across threads
-    classified_ = co_await asio::co_spawn(
+    Classification c = co_await asio::co_spawn(
         env_.parse_pool,
         [sql, &classifier]() -> asio::awaitable<Classification> {
             co_return classifier.classify(sql);
         },
         asio::use_awaitable);
+    classified_ = std::make_unique<Classification>(std::move(c));
     PGR_SESSION_DEBUG(id_, "%zu kB of SQL classified off the event loop", sql.size() / 1024);
 }
 

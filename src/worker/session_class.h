@@ -68,7 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
           wakeup_(client_.socket().get_executor()),
           cutter_(statements_, [this](std::string_view sql) {
               if (classified_) {
-                  Classification c = *classified_;
+                  Classification c = std::move(*classified_);
                   classified_.reset();
                   return c;
               }
@@ -297,7 +297,8 @@ class Session : public std::enable_shared_from_this<Session> {
     int last_slot_ = -1;
     Statements statements_;                     // the client's prepared statements, per backend
     std::string shape_scratch_;                 // described(): a result shape, its capacity kept
-    std::optional<Classification> classified_;  // off the loop, for the cutter's next message
+    // Off the loop, for the cutter's next message; on the heap, as it is rare and large.
+    std::unique_ptr<Classification> classified_;
     UnitCutter cutter_;                         // after statements_, which it updates
 };
 
