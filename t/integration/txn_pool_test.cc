@@ -5,8 +5,8 @@
 // WITH HOLD cursor) pins one connection until released; `size` holds under 200 clients on
 // every node; wait-timeout gives 53300; cancel reaches the right backend; pgbench TPC-B
 // through `size 10` keeps the balances; reloads of size and mode; pooled backends
-// terminated under load. Until transaction mode exists the router refuses the config and
-// every test here fails at its start.
+// terminated under load; a client leaving inside a block; max-clients. Until transaction
+// mode exists the router refuses the config and every test here fails at its start.
 #include <libpq-fe.h>
 
 #include <atomic>
@@ -733,5 +733,55 @@ TEST_CASE("transaction mode: pooled backends terminated and a standby stopped un
         later.exec("BEGIN; SELECT txid_current(); COMMIT");
     }
     for (int i = 0; i < 3; ++i) CHECK(pooled_on(c, i) <= 4);
+    r.finish();
+}
+
+TEST_CASE(
+    "transaction mode: a client that leaves inside a block: its server connection is "
+    "closed, the block rolled back",
+    "[txpool]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {{0}}, "workers 1\n" + tx_pool("size 2; wait-timeout 10s"));
+    std::string pid;
+    {
+        PgConn a(app_conninfo(r, "txleft"));
+        a.exec("DROP TABLE IF EXISTS txp_left; CREATE TABLE txp_left (x int)");
+        a.exec("BEGIN");
+        a.exec("INSERT INTO txp_left VALUES (1)");
+        pid = a.value("SELECT pg_backend_pid()");
+    }
+    CHECK(wait_until(
+        [&] {
+            return c.exec(0, "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == "0";
+        },
+        5s));
+    PgConn b(app_conninfo(r, "txleft"));
+    CHECK(b.value("SELECT count(*) FROM txp_left") == "0");
+    CHECK(b.value("SELECT pg_backend_pid()") != pid);
+    CHECK(b.value("SELECT current_setting('transaction_isolation')") == "read committed");
+    b.exec("DROP TABLE txp_left");
+    r.finish();
+}
+
+TEST_CASE("transaction mode: max-clients counts clients, not server connections", "[txpool]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {{0}}, tx_pool("size 1; max-clients 3; wait-timeout 10s"));
+    PgConn a(app_conninfo(r, "txmax")), b(app_conninfo(r, "txmax"));
+    auto d = std::make_unique<PgConn>(app_conninfo(r, "txmax"));
+    // Three idle clients, one server connection: all served in turn.
+    for (int i = 0; i < 5; ++i) {
+        CHECK(a.value("SELECT 1") == "1");
+        CHECK(b.value("SELECT 2") == "2");
+        CHECK(d->value("SELECT 3") == "3");
+    }
+    RawClient raw(r.port);
+    auto msgs = raw.login(kTestUser, kTestDb, kTestPassword);
+    const RawMessage* e = find_message(msgs, 'E');
+    REQUIRE(e != nullptr);
+    CHECK(error_code(*e) == "53300");
+    CHECK(error_message(*e) == "sorry, too many clients already");
+    d.reset();
+    CHECK(wait_until([&] { return fresh_client(r).empty(); }, 5s));
+    CHECK(pooled_on(c, 0) == 1);
     r.finish();
 }
