@@ -618,12 +618,15 @@ TEST_CASE("transaction mode: a reload changes size, and mode to session and back
         CHECK(a.value("SELECT 1") == "1");
         CHECK(b.value("SELECT 2") == "2");  // idle clients share the one connection
         a.exec("BEGIN");
+        a.exec("SELECT 1");  // the block holds the connection from its first statement on
         CHECK(fresh_client(r) == "53300");
         a.exec("COMMIT");
 
         reload(r, "size 1", "size 3");
         a.exec("BEGIN");
+        a.exec("SELECT 1");
         b.exec("BEGIN");
+        b.exec("SELECT 1");
         CHECK(fresh_client(r).empty());  // a third connection now
         a.exec("COMMIT");
         b.exec("COMMIT");
