@@ -709,7 +709,7 @@ TEST_CASE("transaction mode: pooled backends terminated and a standby stopped un
         CHECK(wait_until([&] { return answers >= from + 200; }, 30s));
     };
     progress("before the faults");
-    for (int round = 0; round < 5; ++round) {
+    for (int round = 0; round < 3; ++round) {
         for (int i = 0; i < 3; ++i) {
             c.exec(i,
                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
