@@ -55,7 +55,7 @@ std::string error_of(PgConn& conn, const std::string& sql, std::string* detail =
 // error_of() through the extended protocol (Parse, Bind, Describe, Execute, Sync, as
 // PQexecParams sends them), with the error's detail and hint.
 std::string ext_error_of(PgConn& conn, const std::string& sql, std::string* hint = nullptr,
-                         std::string* detail = nullptr) {
+                         std::string* detail = nullptr, std::string* context = nullptr) {
     PGresult* res = PQexecParams(conn.get(), sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0);
     std::string out = "OK";
     if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
@@ -66,6 +66,7 @@ std::string ext_error_of(PgConn& conn, const std::string& sql, std::string* hint
         out = field(PG_DIAG_SQLSTATE) + " " + field(PG_DIAG_MESSAGE_PRIMARY);
         if (hint != nullptr) *hint = field(PG_DIAG_MESSAGE_HINT);
         if (detail != nullptr) *detail = field(PG_DIAG_MESSAGE_DETAIL);
+        if (context != nullptr) *context = field(PG_DIAG_CONTEXT);
     }
     PQclear(res);
     return out;
@@ -489,10 +490,11 @@ TEST_CASE("pgrouter.* through the extended protocol: refusals, SHOW, SETs that r
 
     // Bad values and names: the simple protocol's errors, and nothing changes.
     conn.exec("SET pgrouter.min_lsn = '0/20'");
-    std::string hint, detail;
-    CHECK(ext_error_of(conn, "SET pgrouter.max_staleness = 'bogus'", &hint) ==
+    std::string hint, detail, context = "?";
+    CHECK(ext_error_of(conn, "SET pgrouter.max_staleness = 'bogus'", &hint, nullptr, &context) ==
           "22023 invalid value for parameter \"pgrouter.max_staleness\": \"bogus\"");
     CHECK(hint.rfind("Valid units for this parameter are", 0) == 0);
+    CHECK(context.empty());  // answered by pgrouter, as through the simple protocol
     CHECK(ext_error_of(conn, "SET pgrouter.max_staleness = '-5ms'") ==
           "22023 invalid value for parameter \"pgrouter.max_staleness\": \"-5ms\"");
     CHECK(ext_error_of(conn, "SET pgrouter.min_lsn = 'zz'") ==
@@ -513,8 +515,8 @@ TEST_CASE("pgrouter.* through the extended protocol: refusals, SHOW, SETs that r
 
     // Prepared first: the Parse succeeds (PostgreSQL checks a SET when it runs), and every
     // execution fails.
-    PGresult* res = PQprepare(conn.get(), "bad_set", "SET pgrouter.max_staleness = '-1s'", 0,
-                              nullptr);
+    PGresult* res =
+        PQprepare(conn.get(), "bad_set", "SET pgrouter.max_staleness = '-1s'", 0, nullptr);
     CHECK(PQresultStatus(res) == PGRES_COMMAND_OK);
     PQclear(res);
     for (int i = 0; i < 2; ++i) {
@@ -562,7 +564,8 @@ TEST_CASE("pgrouter.* through the extended protocol: refusals, SHOW, SETs that r
     CHECK(conn.value("SHOW pgrouter.route") == "primary");
     auto seen = count_ports(conn, 20, "SELECT inet_server_port()");
     CHECK(seen[master] == 20);
-    for (int i = 0; i < 10; ++i) CHECK(ext_value(conn, "SELECT inet_server_port()::text") == master);
+    for (int i = 0; i < 10; ++i)
+        CHECK(ext_value(conn, "SELECT inet_server_port()::text") == master);
     CHECK(ext_error_of(conn, "RESET pgrouter.route") == "OK");
     CHECK(run_prepared(conn, "show_route") == "auto");
     seen = count_ports(conn, 20, "SELECT inet_server_port()");
@@ -607,8 +610,7 @@ TEST_CASE("pgrouter.* through the extended protocol: refusals, SHOW, SETs that r
     CHECK(both(exec_params_msgs("SET pgrouter.route = 'replica'") + sync_msg(),
                exec_params_msgs("SET work_mem = 'bogus'") + sync_msg()) == "12nE(22023)Z");
     CHECK(both(parse_msg("s", "SHOW pgrouter.min_lsn") + describe_msg('S', "s") + sync_msg(),
-               parse_msg("s", "SHOW work_mem") + describe_msg('S', "s") + sync_msg()) ==
-          "1tTZ");
+               parse_msg("s", "SHOW work_mem") + describe_msg('S', "s") + sync_msg()) == "1tTZ");
     CHECK(both(parse_msg("t", "SET pgrouter.route = 'x'") + describe_msg('S', "t") + sync_msg(),
                parse_msg("t", "SET work_mem = 'x'") + describe_msg('S', "t") + sync_msg()) ==
           "1tnZ");

@@ -148,12 +148,12 @@ class SessionState {
     proto::TransactionStatus txn_status_ = proto::TransactionStatus::Idle;
     std::uint16_t pins_ = 0;
     std::uint64_t catalog_lsn_ = 0;
-    bool block_wrote_ = false;            // the open block wrote on the master
+    bool block_wrote_ = false;  // the open block wrote on the master
     // The open block's changes (SET LOCAL pgrouter.* included), savepoints as markers.
     std::vector<SessionChange> pending_;
-    ControlValues start_controls_;        // pgrouter.* at connection start
-    ControlValues controls_;              // pgrouter.* in force
-    bool controls_in_block_ = false;      // the open block touched pgrouter.*
+    ControlValues start_controls_;    // pgrouter.* at connection start
+    ControlValues controls_;          // pgrouter.* in force
+    bool controls_in_block_ = false;  // the open block touched pgrouter.*
 };
 
 }  // namespace pgrouter
