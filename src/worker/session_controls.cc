@@ -371,8 +371,9 @@ asio::awaitable<bool> Session::answer_controls(Unit& unit) {
         if (unit.sync && sticky_slot_ < 0 &&
             state_.txn_status() != proto::TransactionStatus::Failed) {
             // Not after a Flush (the batch's backend answers), nor in a failed block (25P02).
-            steps =
-                control_steps(unit, statements_, classify, state_.controls(), state_.in_block());
+            // A unit in flight may be opening a block, in which a refusal must fail it.
+            bool may_be_in_block = state_.in_block() || !inflight_.empty();
+            steps = control_steps(unit, statements_, classify, state_.controls(), may_be_in_block);
         }
         refuse_parsed_controls(unit, statements_, classify, state_.controls());
         if (!steps) co_return false;
@@ -420,7 +421,7 @@ asio::awaitable<bool> Session::answer_controls(Unit& unit) {
     } else if (!refusal) {
         co_return false;
     }
-    if (refusal && state_.in_block()) {
+    if (refusal && (state_.in_block() || !inflight_.empty())) {
         unit.bytes = failing_statement(*refusal);
         unit.changes.clear();
         co_return false;  // the block's backend fails it

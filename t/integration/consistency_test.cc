@@ -140,17 +140,28 @@ std::string exec_params_msgs(const std::string& sql) {
     return parse_msg("", sql) + bind_msg("") + describe_msg('P', "") + execute_msg();
 }
 
-// Sends `msgs` and reads the answer up to ReadyForQuery: the message types, each error's
-// SQLSTATE after a blank.
-std::string answer_types(RawClient& c, const std::string& msgs) {
+// Sends `msgs` and reads the answer up to the `readies`th ReadyForQuery: the message types,
+// each error's SQLSTATE in parentheses, each ReadyForQuery's transaction status after a '/'.
+std::string answer_types(RawClient& c, const std::string& msgs, int readies = 1) {
     REQUIRE(c.send(msgs));
     std::string types;
-    while (auto m = c.read(10s)) {
+    while (readies > 0) {
+        auto m = c.read(10s);
+        if (!m) break;
         types += m->type;
         if (m->type == 'E') types += "(" + error_code(*m) + ")";
-        if (m->type == 'Z') break;
+        if (m->type == 'Z') {
+            --readies;
+            types += "/" + m->payload.substr(0, 1);
+        }
     }
     return types;
+}
+
+std::string query_msg(const std::string& sql) {
+    std::string out;
+    pgrouter::proto::encode_query(out, sql);
+    return out;
 }
 
 }  // namespace
@@ -606,27 +617,43 @@ TEST_CASE("pgrouter.* through the extended protocol: refusals, SHOW, SETs that r
         return a;
     };
     CHECK(both(exec_params_msgs("SHOW pgrouter.route") + sync_msg(),
-               exec_params_msgs("SHOW work_mem") + sync_msg()) == "12TDCZ");
+               exec_params_msgs("SHOW work_mem") + sync_msg()) == "12TDCZ/I");
     CHECK(both(exec_params_msgs("SET pgrouter.route = 'replica'") + sync_msg(),
-               exec_params_msgs("SET work_mem = 'bogus'") + sync_msg()) == "12nE(22023)Z");
+               exec_params_msgs("SET work_mem = 'bogus'") + sync_msg()) == "12nE(22023)Z/I");
     CHECK(both(parse_msg("s", "SHOW pgrouter.min_lsn") + describe_msg('S', "s") + sync_msg(),
-               parse_msg("s", "SHOW work_mem") + describe_msg('S', "s") + sync_msg()) == "1tTZ");
+               parse_msg("s", "SHOW work_mem") + describe_msg('S', "s") + sync_msg()) == "1tTZ/I");
     CHECK(both(parse_msg("t", "SET pgrouter.route = 'x'") + describe_msg('S', "t") + sync_msg(),
                parse_msg("t", "SET work_mem = 'x'") + describe_msg('S', "t") + sync_msg()) ==
-          "1tnZ");
+          "1tnZ/I");
     CHECK(both(bind_msg("t") + execute_msg() + sync_msg(),
-               bind_msg("t") + execute_msg() + sync_msg()) == "2E(22023)Z");
+               bind_msg("t") + execute_msg() + sync_msg()) == "2E(22023)Z/I");
     // An unknown name fails a SHOW at Parse, where a server looks the name up.
     CHECK(both(parse_msg("", "SHOW pgrouter.nope") + bind_msg("") + execute_msg() + sync_msg(),
                parse_msg("", "SHOW pgrtest.nope") + bind_msg("") + execute_msg() + sync_msg()) ==
-          "E(42704)Z");
+          "E(42704)Z/I");
     // In a pipeline with other statements: the error at the SET's Execute skips the rest.
     CHECK(both(parse_msg("", "SELECT 1") + bind_msg("") + execute_msg() +
                    exec_params_msgs("SET pgrouter.min_lsn = 'zz'") + exec_params_msgs("SELECT 2") +
                    sync_msg(),
                parse_msg("", "SELECT 1") + bind_msg("") + execute_msg() +
                    exec_params_msgs("SET work_mem = 'zz'") + exec_params_msgs("SELECT 2") +
-                   sync_msg()) == "12DC12nE(22023)Z");
+                   sync_msg()) == "12DC12nE(22023)Z/I");
+    // Behind a BEGIN still in flight, the refusal fails the block that BEGIN opens.
+    auto in_block = [](const std::string& set) {
+        return query_msg("BEGIN") + exec_params_msgs(set) + sync_msg() + query_msg("SELECT 1") +
+               query_msg("ROLLBACK");
+    };
+    std::string a = answer_types(via, in_block("SET pgrouter.route = 'replica'"), 4);
+    std::string b = answer_types(direct, in_block("SET work_mem = 'bogus'"), 4);
+    CHECK(a == b);
+    CHECK(a == "CZ/T12nE(22023)Z/EE(25P02)Z/ECZ/I");
+    auto simple_in_block = [](const std::string& set) {
+        return query_msg("BEGIN") + query_msg(set) + query_msg("SELECT 1") + query_msg("ROLLBACK");
+    };
+    a = answer_types(via, simple_in_block("SET pgrouter.route = 'replica'"), 4);
+    b = answer_types(direct, simple_in_block("SET work_mem = 'bogus'"), 4);
+    CHECK(a == b);
+    CHECK(a == "CZ/TE(22023)Z/EE(25P02)Z/ECZ/I");
     via.close();
     direct.close();
 
