@@ -181,16 +181,17 @@ struct ControlStep {
     std::string param;                    // the SHOW's parameter; empty: a refused SET
     std::optional<ControlError> refusal;  // Failed; Execute of a refused SET
     std::int16_t format = 0;  // the portal's result format (text and binary are alike for text)
+    bool suspended = false;   // Execute with a row limit of 1: the one row, then PortalSuspended
 };
 
 // The answers of `unit` when every message of it parses, binds, describes or executes a SHOW
 // of a pgrouter.* parameter, or (outside a transaction block: in one the refusal must fail
-// the block on its backend) a SET of one that the session refuses, up to its Sync. nullopt
-// when anything else is in it: the unit then goes to a backend. A SHOW of a name pgrouter
-// does not have fails at its Parse, where a server looks the name up; a refused SET fails
-// at its Execute, where a server checks the value. Statements parsed before this unit count
-// only when they are SHOWs (a refused one was stored as failing_sql(), which the backend
-// fails the same way).
+// the block on its backend) a SET of one that the session refuses, up to its Sync (or a
+// Flush, see below). nullopt when anything else is in it: the unit then goes to a backend.
+// A SHOW of a name pgrouter does not have fails at its Parse, where a server looks the name
+// up; a refused SET fails at its Execute, where a server checks the value. Statements parsed
+// before this unit count only when they are SHOWs (a refused one was stored as
+// failing_sql(), which the backend fails the same way).
 std::optional<std::vector<ControlStep>> control_steps(const Unit& unit,
                                                       const Statements& statements,
                                                       const ClassifyFn& classify,
@@ -208,7 +209,9 @@ std::optional<std::vector<ControlStep>> control_steps(const Unit& unit,
         return a;
     };
     std::vector<UnitMessage> messages = unit_messages(unit.bytes);
-    if (messages.empty() || messages.back().type != static_cast<char>(FrontendMsg::Sync)) {
+    if (messages.empty()) return std::nullopt;
+    bool flushed = messages.back().type == static_cast<char>(FrontendMsg::Flush);
+    if (!flushed && messages.back().type != static_cast<char>(FrontendMsg::Sync)) {
         return std::nullopt;
     }
     for (std::size_t i = 0; i + 1 < messages.size(); ++i) {
@@ -262,16 +265,28 @@ std::optional<std::vector<ControlStep>> control_steps(const Unit& unit,
             }
         } else if (m.type == static_cast<char>(FrontendMsg::Execute)) {
             std::int32_t max_rows = 0;
-            if (!in.read_cstr(portal) || !in.read_i32(max_rows) || max_rows != 0) {
-                return std::nullopt;  // a row limit: the backend's portal semantics
-            }
+            if (!in.read_cstr(portal) || !in.read_i32(max_rows)) return std::nullopt;
             auto it = bound.find(portal);
             if (it == bound.end()) return std::nullopt;
+            // A server stores a SHOW's one row and hands out up to max_rows of it: with a
+            // limit of 1 (asyncpg's fetchval) the portal is not known to be at its end yet.
+            it->second.suspended = max_rows == 1;
             steps.push_back(it->second);
-            bound.erase(it);  // run to completion: executing it again is not answered here
+            bound.erase(it);  // executing it again is not answered here
         } else {
             return std::nullopt;
         }
+    }
+    if (flushed) {
+        // The batch goes on after a Flush, and what it leaves (a portal, an error after which
+        // a server skips the client's messages up to a Sync) would be the next unit's: only
+        // Parse and Describe of a statement are answered here (asyncpg's prepare()).
+        for (const ControlStep& step : steps) {
+            if (step.what != What::Parsed && step.what != What::DescribeStatement) {
+                return std::nullopt;
+            }
+        }
+        return steps;
     }
     steps.push_back(ControlStep{What::Sync, {}, {}, 0});
     return steps;
@@ -343,7 +358,11 @@ void encode_control_steps(std::string& out, const std::vector<ControlStep>& step
                     .i32(static_cast<std::int32_t>(value->size()))
                     .bytes(*value)
                     .finish();
-                proto::MessageBuilder(out, BackendMsg::CommandComplete).cstr("SHOW").finish();
+                if (step.suspended) {
+                    proto::MessageBuilder(out, BackendMsg::PortalSuspended).finish();
+                } else {
+                    proto::MessageBuilder(out, BackendMsg::CommandComplete).cstr("SHOW").finish();
+                }
                 break;
             }
             case What::Failed:
@@ -368,9 +387,9 @@ asio::awaitable<bool> Session::answer_controls(Unit& unit) {
             return env_.cache.classify(sql, env_.classifier);
         };
         std::optional<std::vector<ControlStep>> steps;
-        if (unit.sync && sticky_slot_ < 0 &&
-            state_.txn_status() != proto::TransactionStatus::Failed) {
-            // Not after a Flush (the batch's backend answers), nor in a failed block (25P02).
+        if (sticky_slot_ < 0 && state_.txn_status() != proto::TransactionStatus::Failed) {
+            // Not in the rest of a batch after a Flush (its backend answers), nor in a failed
+            // block (25P02 there).
             // A unit in flight may be opening a block, in which a refusal must fail it.
             bool may_be_in_block = state_.in_block() || !inflight_.empty();
             steps = control_steps(unit, statements_, classify, state_.controls(), may_be_in_block);

@@ -125,9 +125,11 @@ std::string describe_msg(char what, const std::string& name) {
         .cstr(name);
     return out;
 }
-std::string execute_msg() {
+std::string execute_msg(std::int32_t max_rows = 0) {
     std::string out;
-    pgrouter::proto::MessageBuilder(out, pgrouter::proto::FrontendMsg::Execute).cstr("").i32(0);
+    pgrouter::proto::MessageBuilder(out, pgrouter::proto::FrontendMsg::Execute)
+        .cstr("")
+        .i32(max_rows);
     return out;
 }
 std::string sync_msg() {
@@ -627,6 +629,15 @@ TEST_CASE("pgrouter.* through the extended protocol: refusals, SHOW, SETs that r
           "1tnZ/I");
     CHECK(both(bind_msg("t") + execute_msg() + sync_msg(),
                bind_msg("t") + execute_msg() + sync_msg()) == "2E(22023)Z/I");
+    // A row limit of 1: the row, then PortalSuspended (a server does not know yet that the
+    // SHOW's one row was its last); of 2: the row and the end.
+    for (int limit : {1, 2}) {
+        auto limited = [&](const std::string& sql) {
+            return parse_msg("", sql) + bind_msg("") + execute_msg(limit) + sync_msg();
+        };
+        CHECK(both(limited("SHOW pgrouter.route"), limited("SHOW work_mem")) ==
+              (limit == 1 ? "12DsZ/I" : "12DCZ/I"));
+    }
     // An unknown name fails a SHOW at Parse, where a server looks the name up.
     CHECK(both(parse_msg("", "SHOW pgrouter.nope") + bind_msg("") + execute_msg() + sync_msg(),
                parse_msg("", "SHOW pgrtest.nope") + bind_msg("") + execute_msg() + sync_msg()) ==
@@ -736,5 +747,84 @@ TEST_CASE("savepoints take back pgrouter.* SETs, SET LOCAL included, as a server
     CHECK(seen[master] == 0);
 
     { PgConn done = std::move(routed); }
+    r.finish();
+}
+
+// Drivers that use the extended protocol their own way: asyncpg (Parse, Describe, Flush, then
+// Bind, Execute, Sync; fetch() of a SET), psycopg 3 (PQexecParams-like, prepare=True, and a
+// block from the first statement without autocommit).
+TEST_CASE("pgrouter.* through asyncpg and psycopg 3", "[consistency][extended][drivers]") {
+    if (!run({"/usr/bin/python3", "-c", "import asyncpg, psycopg"}).ok()) {
+        WARN("python3-asyncpg or python3-psycopg is missing: test skipped");
+        return;
+    }
+    Cluster& c = Cluster::shared();
+    Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
+    const char* script = R"PY(
+import asyncio, sys
+import asyncpg, psycopg
+
+async def with_asyncpg(dsn):
+    c = await asyncpg.connect(dsn)
+    out = []
+    out.append(await c.fetchval("SHOW pgrouter.route"))
+    st = await c.prepare("SHOW pgrouter.min_lsn")
+    out.append(st.get_attributes()[0].name)
+    out.append(await st.fetchval())
+    await c.execute("SET pgrouter.min_lsn = '0/42'")
+    out.append(await st.fetchval())
+    try:
+        await c.fetch("SET pgrouter.route = 'replica'")
+        out.append("OK")
+    except asyncpg.PostgresError as e:
+        out.append(e.sqlstate)
+    try:
+        await c.fetchval("SHOW pgrouter.nope")
+        out.append("OK")
+    except asyncpg.PostgresError as e:
+        out.append(e.sqlstate)
+    await c.fetch("SET pgrouter.route = 'primary'")
+    out.append(await c.fetchval("SHOW pgrouter.route"))
+    await c.close()
+    return out
+
+def with_psycopg(conninfo):
+    out = []
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        out.append(c.execute("SHOW pgrouter.route").fetchone()[0])
+        out.append(c.execute("SHOW pgrouter.route", prepare=True).fetchone()[0])
+        try:
+            c.execute("SET pgrouter.max_staleness = 'bogus'")
+            out.append("OK")
+        except psycopg.Error as e:
+            out.append(e.sqlstate)
+        c.execute("SET pgrouter.max_staleness = '2s'")
+        out.append(c.execute("SHOW pgrouter.max_staleness", prepare=True).fetchone()[0])
+    with psycopg.connect(conninfo) as c:  # a transaction block from the first statement
+        try:
+            c.execute("SET pgrouter.min_lsn = 'zz'")
+            out.append("OK")
+        except psycopg.Error as e:
+            out.append(e.sqlstate)
+        try:
+            c.execute("SELECT 1")
+            out.append("OK")
+        except psycopg.Error as e:
+            out.append(e.sqlstate)
+    return out
+
+port = sys.argv[1]
+print(" ".join(asyncio.run(with_asyncpg(f"postgresql://postgres:postgres@127.0.0.1:{port}/postgres"))))
+print(" ".join(with_psycopg(f"host=127.0.0.1 port={port} user=postgres password=postgres dbname=postgres")))
+)PY";
+    RunResult res = run({"/usr/bin/python3", "-c", script, std::to_string(r.port)});
+    INFO(res.err);
+    REQUIRE(res.ok());
+    // asyncpg: SHOW, a prepared SHOW described and following a SET, a refused SET (22023), an
+    // unknown name (42704), a good SET through fetch(). psycopg: SHOW plain and prepared, a
+    // refused SET, a good one, and in a block the refusal fails the block (25P02 after it).
+    CHECK(res.out ==
+          "auto pgrouter.min_lsn 0/0 0/42 22023 42704 primary\n"
+          "auto auto 22023 2s 22023 25P02\n");
     r.finish();
 }
