@@ -389,8 +389,7 @@ asio::awaitable<bool> Session::answer_controls(Unit& unit) {
         std::optional<std::vector<ControlStep>> steps;
         if (sticky_slot_ < 0 && state_.txn_status() != proto::TransactionStatus::Failed) {
             // Not in the rest of a batch after a Flush (its backend answers), nor in a failed
-            // block (25P02 there).
-            // A unit in flight may be opening a block, in which a refusal must fail it.
+            // block (25P02 there). A unit in flight may open a block, which a refusal must fail.
             bool may_be_in_block = state_.in_block() || !inflight_.empty();
             steps = control_steps(unit, statements_, classify, state_.controls(), may_be_in_block);
         }
@@ -400,6 +399,9 @@ asio::awaitable<bool> Session::answer_controls(Unit& unit) {
         // parses are on no backend: a later unit that uses one elsewhere parses it there first.
         while (!inflight_.empty() && !closed_) co_await wait_wakeup();
         if (closed_) co_return true;
+        if (state_.txn_status() == proto::TransactionStatus::Failed) {
+            co_return false;  // a unit that was in flight failed its block: 25P02 there
+        }
         // commit_lsn waited for once, before the first answer.
         std::optional<std::string> commit;
         if (std::any_of(steps->begin(), steps->end(), [](const ControlStep& step) {
@@ -448,6 +450,9 @@ asio::awaitable<bool> Session::answer_controls(Unit& unit) {
     // Answered here, after whatever is still in flight has been answered.
     while (!inflight_.empty() && !closed_) co_await wait_wakeup();
     if (closed_) co_return true;
+    if (state_.txn_status() == proto::TransactionStatus::Failed) {
+        co_return false;  // a unit that was in flight failed its block: 25P02 there
+    }
     if (refusal) {
         encode_control_error(client_.output(), *refusal);
         PGR_SESSION_DEBUG(id_, "refused: %s", refusal->message.c_str());

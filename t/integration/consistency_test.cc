@@ -665,6 +665,15 @@ TEST_CASE("pgrouter.* through the extended protocol: refusals, SHOW, SETs that r
     b = answer_types(direct, simple_in_block("SET work_mem = 'bogus'"), 4);
     CHECK(a == b);
     CHECK(a == "CZ/TE(22023)Z/EE(25P02)Z/ECZ/I");
+    // Behind a unit in flight that fails its block, a SHOW is refused as in any failed block.
+    auto failed_block = [](const std::string& show) {
+        return query_msg("BEGIN") + query_msg("SELECT 1/0") + query_msg(show) +
+               exec_params_msgs(show) + sync_msg() + query_msg("ROLLBACK");
+    };
+    a = answer_types(via, failed_block("SHOW pgrouter.route"), 5);
+    b = answer_types(direct, failed_block("SHOW work_mem"), 5);
+    CHECK(a == b);
+    CHECK(a == "CZ/TE(22012)Z/EE(25P02)Z/EE(25P02)Z/ECZ/I");
     via.close();
     direct.close();
 
