@@ -9,6 +9,10 @@ namespace pgrouter {
 
 const Statement& Statements::define(std::string_view name, std::string_view parse,
                                     std::string_view sql, const Classification& cls) {
+    Pending pending;
+    pending.name = name;
+    auto it = statements_.find(name);
+    if (it != statements_.end()) pending.previous = std::move(it->second);
     Statement& st = statements_[std::string(name)];
     st = Statement{std::string(parse),
                    static_cast<std::size_t>(sql.data() - parse.data()),
@@ -18,7 +22,73 @@ const Statement& Statements::define(std::string_view name, std::string_view pars
                    {},
                    false,
                    {}};
+    pending_.emplace(st.version, std::move(pending));
     return st;
+}
+
+void Statements::settle(const std::vector<std::uint64_t>& completes, std::size_t answered) {
+    auto first = std::find_if(completes.begin(), completes.end(), is_client_parse);
+    if (first == completes.end()) return;
+    // Older than the unit's and still pending: their units were never answered.
+    while (!pending_.empty() && pending_.begin()->first < *first) undo(pending_.begin()->first);
+    for (std::size_t i = 0; i < completes.size(); ++i) {
+        if (!is_client_parse(completes[i])) continue;
+        if (i < answered) {
+            pending_.erase(completes[i]);
+        } else {
+            undo(completes[i]);
+        }
+    }
+}
+
+// The server never took the Parse that defined `version`. A later Parse of the same name,
+// still pending, replaced it already: that one then replaces what this one replaced (and
+// its backend had what this one's had), so that undoing it too goes back past both.
+void Statements::undo(std::uint64_t version) {
+    auto node = pending_.extract(version);
+    if (node.empty()) return;
+    Pending& p = node.mapped();
+    if (p.name.empty()) {
+        // PostgreSQL drops the unnamed statement before it parses the new one: after a
+        // refused Parse there is none (and when the Parse was only skipped, a statement
+        // unknown here fails where one re-parsed from a stale copy would run).
+        p.previous.reset();
+        p.had = 0;
+    }
+    auto current = statements_.find(p.name);
+    if (current != statements_.end() && current->second.version == version) {
+        if (p.previous) {
+            current->second = std::move(*p.previous);
+        } else {
+            statements_.erase(current);
+        }
+    } else {
+        for (auto& [later, q] : pending_) {
+            if (later > version && q.name == p.name && q.previous &&
+                q.previous->version == version) {
+                q.previous = std::move(p.previous);
+                break;
+            }
+        }
+    }
+    auto backend = backends_.find(p.slot);
+    if (backend == backends_.end()) return;
+    auto& have = backend->second.have;
+    auto had = have.find(p.name);
+    if (had != have.end() && had->second == version) {
+        if (p.had != 0) {
+            had->second = p.had;
+        } else {
+            have.erase(had);
+        }
+        return;
+    }
+    for (auto& [later, q] : pending_) {
+        if (later > version && q.slot == p.slot && q.name == p.name && q.had == version) {
+            q.had = p.had;
+            break;
+        }
+    }
 }
 
 const Statement* Statements::find(std::string_view name) const {
@@ -90,9 +160,14 @@ int Statements::prepare(int slot, const StatementRefs& refs, std::string& out) {
         backend.have[name] = it->second.version;
         hidden += 1;
     }
-    for (const std::string& name : refs.parsed) {
-        auto it = statements_.find(name);
-        if (it != statements_.end()) backend.have[name] = it->second.version;
+    for (std::uint64_t version : refs.completes) {
+        // Taken for granted (a unit after it may use it) until the server answers.
+        auto p = pending_.find(version);
+        if (!is_client_parse(version) || p == pending_.end()) continue;
+        std::uint64_t& have = backend.have[p->second.name];
+        p->second.slot = slot;
+        p->second.had = have;
+        have = version;
     }
     for (const std::string& name : refs.closed) {
         backend.have.erase(name);

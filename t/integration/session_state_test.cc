@@ -910,8 +910,9 @@ TEST_CASE("a refused Parse does not redefine the statement re-parsed on a standb
             REQUIRE(PQenterPipelineMode(conn) == 1);
             REQUIRE(PQsendQueryParams(conn, "SELECT 1/0", 0, nullptr, nullptr, nullptr, nullptr,
                                       0) == 1);
-            REQUIRE(PQsendPrepare(conn, "ss_p3", "SELECT 'skipped' AS v, inet_server_port() AS port_",
-                                  0, nullptr) == 1);
+            REQUIRE(PQsendPrepare(conn, "ss_p3",
+                                  "SELECT 'skipped' AS v, inet_server_port() AS port_", 0,
+                                  nullptr) == 1);
             REQUIRE(PQpipelineSync(conn) == 1);
             std::string results;
             for (int i = 0; i < 3; ++i) {
