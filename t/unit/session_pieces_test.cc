@@ -709,6 +709,22 @@ TEST_CASE("statements: a Parse holds only once the server acknowledged it", "[st
         CHECK(statements.find("") == nullptr);  // PostgreSQL dropped the old one first
         CHECK_FALSE(statements.backend_has(1, ""));
     }
+    SECTION("a long batch of unnamed Parses keeps one of them pending, not each") {
+        std::vector<std::string> batch;
+        for (int i = 0; i < 100; ++i) {
+            batch.push_back(parse_msg("", "SELECT 1"));
+            batch.push_back(bind_msg(""));
+        }
+        batch.push_back(sync_msg());
+        Unit& u = cut(cutter, batch);
+        CHECK(u.refs.completes.size() == 100);
+        CHECK(statements.pending() == 1);
+        CHECK(statements.prepare(1, u.refs, out) == 0);
+        statements.settle(u.refs.completes, 100);
+        CHECK(sql_of(statements, "") == "SELECT 1");
+        CHECK(statements.backend_has(1, ""));
+        CHECK(statements.pending() == 0);
+    }
     SECTION("units in flight together: each refusal goes back past the refused ones") {
         // Pipelined: both cut and sent before either is answered.
         Unit& u2 = cut(cutter, {parse_msg("s1", "SELECT 2"), sync_msg()});

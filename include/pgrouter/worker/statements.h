@@ -112,16 +112,20 @@ class Statements {
     };
     // A definition the server has not acknowledged yet, and what it replaced.
     struct Pending {
+        std::uint64_t version = 0;
         std::string name;
         std::optional<Statement> previous;  // the definition before (none: the name was free)
         int slot = -1;                      // the backend prepare() noted as having it
         std::uint64_t had = 0;              // what that backend had of the name (0: nothing)
     };
+    std::vector<Pending>::iterator pending(std::uint64_t version);
+    void confirm(std::uint64_t version);
     void undo(std::uint64_t version);
 
     std::map<std::string, Statement, std::less<>> statements_;
     std::map<int, Backend> backends_;
-    std::map<std::uint64_t, Pending> pending_;  // by version, oldest first
+    // Oldest first: rarely more than a unit's few, so a vector (nothing while empty).
+    std::vector<Pending> pending_;
     std::uint64_t versions_ = 0;
 };
 
