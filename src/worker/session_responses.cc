@@ -250,6 +250,7 @@ bool Session::on_backend_message(const proto::Message& m, Server& server) {
             // the statement to the client), but as a unit of its own: a read there can be
             // held and replayed on the master after a 25006.
             client_.output().append(m.bytes());
+            statements_.settle(inflight_.front().completes, inflight_.front().completed);
             inflight_.pop_front();
             wake();
             return true;
@@ -285,6 +286,7 @@ void Session::described(const std::string& name, const proto::Message& m, const 
 void Session::finish_unit(const proto::Message& m) {
     InFlight& f = inflight_.front();
     if (!f.ghost) {
+        statements_.settle(f.completes, f.completed);  // what the server took of its Parses
         if (f.hold) inflight_.release_held(client_.output());
         const BackendView* view = view_of(f.slot);
         UnitOutcome u;
