@@ -310,6 +310,11 @@ void Session::finish_unit(const proto::Message& m) {
                           view != nullptr && view->health.role == BackendRole::Slave, f.error,
                           f.modes_text);
         if (in_sync) it->second->applied.sets = state_.log().head();
+        for (const SessionChange& c : f.changes) {
+            if (c.action == NamedAction::Deallocate && !u.error) {
+                statements_.deallocated(f.slot, c.name);
+            }
+        }
         if (it != servers_.end() && !it->second->startup.empty() && !u.error) {
             // The client's own RESET (ALL) or DISCARD ALL returned that connection to its
             // login's startup values: the client's are SET again before its next unit there.

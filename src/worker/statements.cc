@@ -164,6 +164,23 @@ void Statements::close_on(int slot, const std::vector<std::string>& names, std::
     }
 }
 
+void Statements::deallocated(int slot, std::string_view name) {
+    std::vector<std::string> names;
+    if (!name.empty()) {
+        if (statements_.find(name) != statements_.end()) names.emplace_back(name);
+    } else {
+        for (const auto& [n, st] : statements_) {
+            if (!n.empty()) names.push_back(n);
+        }
+    }
+    for (const std::string& n : names) {
+        for (auto& [other_slot, other] : backends_) {
+            if (other.have.erase(n) != 0 && other_slot != slot) other.to_close.insert(n);
+        }
+        statements_.erase(n);
+    }
+}
+
 int Statements::prepare(int slot, const StatementRefs& refs, std::string& out) {
     Backend& backend = backends_[slot];
     int hidden = 0;

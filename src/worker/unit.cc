@@ -68,6 +68,13 @@ bool UnitCutter::add(const proto::Message& m) {
         Classification query = classify_(sql);
         unit_.cls = have_cls_ ? merge(unit_.cls, query) : query;
         collect_changes(sql, query, unit_.changes);
+        for (const SessionChange& c : unit_.changes) {
+            // DEALLOCATE of a protocol-level statement: it must exist where the unit runs.
+            if (c.action == NamedAction::Deallocate && !c.name.empty() &&
+                statements_.find(c.name) != nullptr) {
+                unit_.refs.uses.push_back(c.name);
+            }
+        }
         return complete_ = true;
     }
     if (m.is(FrontendMsg::FunctionCall)) {

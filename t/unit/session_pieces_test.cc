@@ -815,3 +815,28 @@ TEST_CASE("inflight: which ParseCompletes answer the client's Parses", "[infligh
     CHECK(q.on_message(msg(rfq)) == Answer::Done);
     CHECK(q.front().completed == 2);
 }
+
+TEST_CASE("statements: SQL DEALLOCATE takes a protocol-level statement from the client",
+          "[statements]") {
+    Statements statements;
+    Classification read;
+    read.kind = StatementKind::Read;
+    std::string parse;
+    proto::MessageBuilder(parse, proto::FrontendMsg::Parse).cstr("s1").cstr("SELECT 1").i16(0);
+    statements.define("s1", parse, "SELECT 1", read);
+    statements.define("s2", parse, "SELECT 1", read);
+    StatementRefs refs;
+    refs.uses = {"s1", "s2"};
+    std::string out;
+    statements.prepare(1, refs, out);
+    statements.prepare(2, refs, out);
+    statements.deallocated(1, "s1");
+    CHECK(statements.find("s1") == nullptr);
+    CHECK_FALSE(statements.backend_has(1, "s1"));
+    // Backend 2 still has it: closed there before its next unit, unseen by the client.
+    out.clear();
+    CHECK(statements.prepare(2, StatementRefs{}, out) == 1);
+    CHECK(out.find("s1") != std::string::npos);
+    statements.deallocated(2, "");  // DEALLOCATE ALL
+    CHECK(statements.size() == 0);
+}

@@ -99,6 +99,9 @@ class Statements {
     void reparse(int slot, const std::vector<std::string>& names, std::string& out);
     // Appends a Close of each of `names` for `slot`, which no longer has them.
     void close_on(int slot, const std::vector<std::string>& names, std::string& out);
+    // SQL DEALLOCATE `name` (empty: DEALLOCATE ALL, every named one) succeeded on `slot`:
+    // the statement is the client's no more, and the other backends close it lazily.
+    void deallocated(int slot, std::string_view name);
     // The connection to `slot` is gone, and the statements it had with it.
     void forget_backend(int slot) { backends_.erase(slot); }
     // Backend `slot` has `name` in its current version (tests, logs).
