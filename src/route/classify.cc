@@ -300,6 +300,15 @@ void Walker::function_call(std::uint32_t body) {
                 write(rule.reason);
                 pin(kPinAdvisoryLock, rule.reason);
                 break;
+            case Effect::WriteTryLock:
+                write(rule.reason);
+                pin(kPinAdvisoryLock, rule.reason);
+                flags_.may_release |= kPinAdvisoryLock;
+                break;
+            case Effect::WriteUnlock:
+                write(rule.reason);
+                flags_.may_release |= kPinAdvisoryLock;
+                break;
             case Effect::WriteUnpinLock:
                 write(rule.reason);
                 flags_.unpins |= kPinAdvisoryLock;
@@ -754,6 +763,7 @@ Classification merge(const Classification& a, const Classification& b) {
     if (b.isolation != Isolation::Unchanged) c.isolation = b.isolation;
     c.pins = static_cast<std::uint16_t>(a.pins | b.pins);
     c.unpins = static_cast<std::uint16_t>(a.unpins | b.unpins);
+    c.may_release = static_cast<std::uint16_t>(a.may_release | b.may_release);
     if (c.pin_reason.empty()) c.pin_reason = b.pin_reason;
     if (c.server_local.empty()) c.server_local = b.server_local;
     c.statements = static_cast<std::uint16_t>(std::min(0xffff, a.statements + b.statements));
