@@ -551,6 +551,13 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
         if (unit.sync) proto::encode_ready_for_query(client_.output(), state_.txn_status());
         co_return;
     }
+    if (state_.advisory_check_due() && !answering && !standby &&
+        slot == state_.route().pinned_slot) {
+        // In the same write, in front of the unit (and of its Parses): does the session
+        // still hold an advisory lock? If not, the unit ends unpinned.
+        queue_advisory_check(inflight_, server->conn->wire.output(), slot);
+        state_.advisory_check_sent();
+    }
     InFlight f;
     f.slot = slot;
     f.sent_ns = stats_.unit_sent(slot, reason);

@@ -28,6 +28,7 @@ struct InFlight {
     // check): if it fails, the backend must not serve the session's next unit.
     bool replays_state = false;
     bool captures_lsn = false;  // a ghost asking the master its WAL position (its DataRow)
+    bool checks_advisory = false;  // a ghost asking whether the session holds advisory locks
     bool unapplied = false;     // the session's state failed to apply before this unit
     // A simple Query that only sets the transaction's modes (BEGIN READ ONLY), sent to a
     // standby: its bytes, should its block move to the master (MovableBlock).
@@ -64,6 +65,8 @@ enum class Answer : std::uint8_t {
     StateFailed,  // a ghost bringing the backend to the session's state failed: that backend
                   // must not serve the session until it is brought up to date again
     Lsn,          // the DataRow of a ghost that asked the master its WAL position
+    AdvisoryLocks,  // the DataRow of a ghost that asked whether the session holds advisory
+                    // locks (advisory_locks_held())
     Replay,       // the standby refused the held read (or could not take the session's
                   // state before it): run it again on the master
     Lost,         // a FATAL (or PANIC): the backend is going away; it answers for nothing
