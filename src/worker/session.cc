@@ -511,7 +511,11 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
             auto fields = proto::parse_error_fields(failure.backend_error);
             message = fields ? fields->message : "backend refused the login";
         }
-        co_return unit_error_to_client(proto::kSqlstateConnectionFailure, message, unit.sync);
+        // A full pool's wait that timed out is 53300, as at login; a lost backend is 08006.
+        std::string_view sqlstate = failure.sqlstate.empty() || !failure.backend_error.empty()
+                                        ? proto::kSqlstateConnectionFailure
+                                        : std::string_view(failure.sqlstate);
+        co_return unit_error_to_client(sqlstate, message, unit.sync);
     }
     if (log_enabled(LogLevel::Debug)) {
         PGR_SESSION_DEBUG(id_, "%s unit → %s (%.*s)", kind_name(cls.kind).data(),
