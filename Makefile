@@ -59,10 +59,12 @@ unit: deps $(BUILD)/unit_tests
 integration: deps $(BUILD)/pgrouter $(BUILD)/integration_tests
 	$(BUILD)/integration_tests
 
-# Runs every suite even when one fails, then prints one line "N passed, N failed".
+# Runs every suite even when one fails, then prints one line "N passed, N failed"; the
+# routing, session-state and driver suites run a second time in transaction pooling (t/txpool-suites).
 check: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) all $(BUILD)/unit_tests $(BUILD)/integration_tests
-	@t/run-tests t/check-layers t/check-directives $(BUILD)/unit_tests $(BUILD)/integration_tests t/fuzz/smoke
+	@BUILD=$(BUILD) t/run-tests t/check-layers t/check-directives $(BUILD)/unit_tests $(BUILD)/integration_tests \
+	    t/txpool-suites t/fuzz/smoke
 
 demo: deps $(BUILD)/pgrouter $(BUILD)/testcluster
 	t/demo

@@ -2,6 +2,8 @@
 // ends any pending read or write; secrets are never logged.
 #include "pgrouter/worker/backend.h"
 
+#include <algorithm>
+
 #include "pgrouter/auth/md5auth.h"
 #include "pgrouter/base/deadline.h"
 #include "pgrouter/base/log.h"
@@ -255,8 +257,49 @@ asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, const LoginP
         co_return result;
     }
     conn->wire.release_idle_memory();
+    conn->login_params = params.params;
     result.connection = std::move(conn);
     co_return result;
+}
+
+asio::awaitable<bool> run_quietly(BackendConnection& conn, const std::vector<std::string>& statements,
+                                  std::chrono::milliseconds timeout,
+                                  std::vector<std::pair<std::string, std::string>>& reported) {
+    using proto::BackendMsg;
+    Wire& wire = conn.wire;
+    for (const std::string& sql : statements) proto::encode_query(wire.output(), sql);
+    Deadline deadline(wire.socket(), timeout);
+    if (co_await wire.flush()) co_return false;
+    for (std::size_t done = 0; done < statements.size();) {
+        WireRead r = co_await wire.read_backend();
+        auto* m = std::get_if<proto::Message>(&r);
+        if (m == nullptr) co_return false;
+        bool ok = true;
+        if (m->is(BackendMsg::ParameterStatus)) {
+            proto::PayloadReader in(m->payload);
+            std::string_view name, value;
+            if (in.read_cstr(name) && in.read_cstr(value)) {
+                auto p = std::find_if(reported.begin(), reported.end(),
+                                      [&](const auto& kv) { return kv.first == name; });
+                if (p != reported.end()) {
+                    p->second = value;
+                } else {
+                    reported.emplace_back(name, value);
+                }
+            }
+        } else if (m->is(BackendMsg::ReadyForQuery)) {
+            ok = m->payload.size() == 1 &&
+                 m->payload[0] == static_cast<char>(proto::TransactionStatus::Idle);
+            ++done;
+        } else if (!m->is(BackendMsg::CommandComplete) && !m->is(BackendMsg::RowDescription) &&
+                   !m->is(BackendMsg::DataRow) && !m->is(BackendMsg::NoticeResponse) &&
+                   !m->is(BackendMsg::NotificationResponse)) {
+            ok = false;  // an ErrorResponse, or anything a plain statement does not bring
+        }
+        wire.consume(*m);
+        if (!ok) co_return false;
+    }
+    co_return !deadline.expired() && wire.input().empty();
 }
 
 // Plain TCP whatever the backend's tls mode: PostgreSQL reads a CancelRequest before any TLS

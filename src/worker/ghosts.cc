@@ -1,6 +1,8 @@
 // Ghost units (see ghosts.h).
 #include "pgrouter/worker/ghosts.h"
 
+#include <algorithm>
+
 #include "pgrouter/health/health.h"
 #include "pgrouter/proto/encoder.h"
 
@@ -22,7 +24,8 @@ void queue(InflightQueue& q, int slot, bool replays_state, bool captures_lsn,
 }  // namespace
 
 int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLog& log,
-                       std::uint64_t catalog_lsn, bool standby, StateApplied& applied) {
+                       std::uint64_t catalog_lsn, bool standby, StateApplied& applied,
+                       const ParamList& startup) {
     int queued = 0;
     auto replay = [&](std::string_view text) {
         proto::encode_query(out, text);
@@ -34,8 +37,27 @@ int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLo
         // keeps its startup parameters, which are this client's (the pool's key has them).
         replay("DISCARD ALL");
         applied.discard = false;
+        applied.startup = false;
     }
-    log.since(applied.sets, [&](const SetLog::Entry& e) { replay(e.text); });
+    // The client's startup values the connection's login lacks, but for those the log SETs.
+    auto set_by_log = [&](const std::string& name) {
+        const auto& entries = log.entries();
+        return std::any_of(entries.begin(), entries.end(),
+                           [&](const SetLog::Entry& e) { return e.key == name && !e.reset; });
+    };
+    auto startup_values = [&](std::string_view only) {
+        for (const auto& [name, value] : startup) {
+            if ((only.empty() || name == only) && !set_by_log(name)) {
+                replay(set_startup_param_query(name, value));
+            }
+        }
+    };
+    if (!applied.startup) startup_values({});
+    applied.startup = true;
+    log.since(applied.sets, [&](const SetLog::Entry& e) {
+        replay(e.text);
+        if (e.reset) startup_values(e.key);  // RESET returns to the login's value
+    });
     applied.sets = log.head();
     if (standby && catalog_lsn > applied.catalog_lsn) {
         replay(catalog_check_query(catalog_lsn));

@@ -4,6 +4,8 @@
 // it goes (a session's close, a broken socket, an idle close), so the counts cannot drift.
 #include "pgrouter/worker/server_pool.h"
 
+#include "pgrouter/worker/startup_params.h"
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -34,19 +36,6 @@ std::string encode_key(const PoolKey& k) {
     s += k.database;
     s += '\0';
     s += k.user;
-    return s;
-}
-
-// The startup parameters a pooled connection was logged in with: only a client that sends
-// the same ones reuses it (a connection never carries another client's options).
-std::string encode_params(const LoginParams& p) {
-    std::string s;
-    for (const auto& [name, value] : p.params) {
-        s += name;
-        s += '\0';
-        s += value;
-        s += '\0';
-    }
     return s;
 }
 
@@ -253,7 +242,10 @@ asio::awaitable<LoginResult> ServerPool::connect(int slot, const BackendSpec& sp
             "too many server connection pools (at most " + std::to_string(kMaxPools) + ")"};
         co_return out;
     }
-    std::string wanted = encode_params(params);
+    // Only a client whose startup parameters match the login's, but for the values of those
+    // any session may SET, reuses a connection (startup_params.h): nothing of another
+    // client's startup reaches it; the session SETs its own values.
+    std::string wanted = pool_params_key(params.params);
     Waiter me(*io_);
     bool queued = false;
     std::int64_t deadline = std::min(now_ns() + settings_.wait_timeout_ms * kMs, wait_until_ns);
@@ -353,44 +345,9 @@ asio::awaitable<void> ServerPool::reset_and_keep(std::unique_ptr<BackendConnecti
     }
     // DISCARD ALL: the session's SETs, temp tables, prepared statements, advisory locks,
     // LISTENs and cursors go; inside a transaction block it fails, and the connection goes.
-    proto::encode_query(c.wire.output(), "DISCARD ALL");
-    bool ok = false;
-    {
-        std::int64_t timeout = std::max<std::int64_t>(view_.settings.health_timeout_ms, 1000);
-        Deadline deadline(c.wire.socket(), std::chrono::milliseconds(timeout));
-        if (co_await c.wire.flush()) co_return;
-        bool completed = false;
-        for (;;) {
-            WireRead r = co_await c.wire.read_backend();
-            auto* m = std::get_if<proto::Message>(&r);
-            if (m == nullptr) break;
-            if (m->is(BackendMsg::CommandComplete)) {
-                completed = true;
-            } else if (m->is(BackendMsg::ParameterStatus)) {
-                proto::PayloadReader in(m->payload);
-                std::string_view name, value;
-                if (in.read_cstr(name) && in.read_cstr(value)) {
-                    auto p = std::find_if(c.parameters.begin(), c.parameters.end(),
-                                          [&](const auto& kv) { return kv.first == name; });
-                    if (p != c.parameters.end()) {
-                        p->second = value;
-                    } else {
-                        c.parameters.emplace_back(name, value);
-                    }
-                }
-            } else if (m->is(BackendMsg::ReadyForQuery)) {
-                ok = completed && m->payload.size() == 1 &&
-                     m->payload[0] == static_cast<char>(proto::TransactionStatus::Idle);
-                c.wire.consume(*m);
-                break;
-            } else if (!m->is(BackendMsg::NoticeResponse) &&
-                       !m->is(BackendMsg::NotificationResponse)) {
-                break;  // an ErrorResponse (inside a transaction block...) or anything odd
-            }
-            c.wire.consume(*m);
-        }
-        if (deadline.expired()) ok = false;
-    }
+    std::int64_t timeout = std::max<std::int64_t>(view_.settings.health_timeout_ms, 1000);
+    std::vector<std::string> discard(1, "DISCARD ALL");
+    bool ok = co_await run_quietly(c, discard, std::chrono::milliseconds(timeout), c.parameters);
     if (!ok || !c.wire.input().empty()) {
         PGR_DEBUG("pool: connection to %s not reusable after DISCARD ALL; closed",
                   c.address.c_str());

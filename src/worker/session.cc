@@ -183,12 +183,14 @@ void Session::adopt(int slot, Server& server) {
     BackendConnection& conn = *server.conn;
     auto mine = std::find_if(parked_.begin(), parked_.end(),
                              [slot](const auto& p) { return p.first == slot; });
+    server.startup = startup_difference(conn.login_params, login_.params.params);
     if (conn.owner == id_ && mine != parked_.end()) {
         server.applied = mine->second;  // the one this session parked: as it left it
     } else {
         statements_.forget_backend(slot);  // what it had of the session is elsewhere
         server.foreign = conn.owner != 0;
         server.applied.discard = server.foreign;
+        server.applied.startup = server.startup.empty();
     }
     if (mine != parked_.end()) parked_.erase(mine);
     conn.owner = id_;
@@ -267,8 +269,28 @@ asio::awaitable<bool> Session::first_login() {
     cancel_ = *handle;
     stats_.opened(cancel_.index, id_, login_, client_.tls());
     cancel_set_backend(env_.seg, cancel_, slot, server->conn->pid, server->conn->key);
+    // A pooled connection logged in with other startup values (or carrying another client's
+    // state): brought to this client's now, so that its ParameterStatus are the client's.
+    std::vector<std::pair<std::string, std::string>> reported = server->conn->parameters;
+    if (!server->applied.startup || server->applied.discard) {
+        std::vector<std::string> statements;
+        if (server->applied.discard) statements.emplace_back("DISCARD ALL");
+        for (const auto& [name, value] : server->startup) {
+            statements.push_back(set_startup_param_query(name, value));
+        }
+        if (!co_await run_quietly(*server->conn, statements, login_timeout(), reported)) {
+            PGR_SESSION_WARNING(id_, "could not set the client's startup parameters on %s",
+                                server->conn->address.c_str());
+            co_await send_fatal(client_, proto::kSqlstateConnectionFailure,
+                                "could not apply the session's startup parameters on backend " +
+                                    server->conn->address);
+            co_return false;
+        }
+        server->applied.discard = false;
+        server->applied.startup = true;
+    }
     std::string& out = client_.output();
-    for (const auto& [name, value] : server->conn->parameters) {
+    for (const auto& [name, value] : reported) {
         proto::encode_parameter_status(out, name, value);
     }
     proto::encode_backend_key_data(out, cancel_.pid, cancel_.key);
@@ -460,7 +482,7 @@ void Session::share_commits() {
 
 int Session::replay_state(int slot, Server& server, bool standby) {
     return queue_state_replay(inflight_, server.conn->wire.output(), slot, state_.log(),
-                              state_.catalog_lsn(), standby, server.applied);
+                              state_.catalog_lsn(), standby, server.applied, server.startup);
 }
 
 asio::awaitable<bool> Session::state_applied(int slot, Server& server) {
@@ -511,11 +533,11 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
             auto fields = proto::parse_error_fields(failure.backend_error);
             message = fields ? fields->message : "backend refused the login";
         }
-        // A full pool's wait that timed out is 53300, as at login; a lost backend is 08006.
-        std::string_view sqlstate = failure.sqlstate.empty() || !failure.backend_error.empty()
-                                        ? proto::kSqlstateConnectionFailure
-                                        : std::string_view(failure.sqlstate);
-        co_return unit_error_to_client(sqlstate, message, unit.sync);
+        // A full pool is 53300, as pgrouter.conf(5) says; any other failure is the link's.
+        bool full = failure.sqlstate == proto::kSqlstateTooManyConnections;
+        co_return unit_error_to_client(
+            full ? proto::kSqlstateTooManyConnections : proto::kSqlstateConnectionFailure, message,
+            unit.sync);
     }
     if (log_enabled(LogLevel::Debug)) {
         PGR_SESSION_DEBUG(id_, "%s unit → %s (%.*s)", kind_name(cls.kind).data(),

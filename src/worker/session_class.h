@@ -25,6 +25,7 @@
 #include "pgrouter/worker/session_log.h"
 #include "pgrouter/worker/session_state.h"
 #include "pgrouter/worker/session_stats.h"
+#include "pgrouter/worker/startup_params.h"
 #include "pgrouter/worker/statements.h"
 #include "pgrouter/worker/unit.h"
 
@@ -54,6 +55,7 @@ struct Server {
     bool broken = false;
     bool pooled = false;    // the client left and the connection goes back to the pool
     bool foreign = false;   // taken from the pool carrying another session's state
+    ParamList startup;  // the client's startup values its login lacks (startup_params.h)
     bool watched = false;   // an idle wait for readability is pending
     bool readable = false;  // that wait fired
 };

@@ -315,6 +315,17 @@ void Session::finish_unit(const proto::Message& m) {
                           view != nullptr && view->health.role == BackendRole::Slave, f.error,
                           f.modes_text);
         if (in_sync) it->second->applied.sets = state_.log().head();
+        if (it != servers_.end() && !it->second->startup.empty() && !u.error) {
+            // The client's own RESET (ALL) or DISCARD ALL returned that connection to its
+            // login's startup values: the client's are SET again before its next unit there.
+            for (const SessionChange& c : f.changes) {
+                bool reset = c.action == NamedAction::ResetAll ||
+                             (c.action == NamedAction::Reset &&
+                              std::any_of(it->second->startup.begin(), it->second->startup.end(),
+                                          [&](const auto& p) { return p.first == c.name; }));
+                if (reset) it->second->applied.startup = false;
+            }
+        }
         client_.output().append(m.bytes());
     }
     inflight_.pop_front();

@@ -54,7 +54,7 @@ void SetLog::record(const SessionChange& c) {
     if (c.action == NamedAction::ResetAll) {
         // Everything before it is undone by it: a backend catching up runs it first.
         entries_.clear();
-        entries_.push_back(Entry{{}, c.text, Isolation::Default, ++seq_});
+        entries_.push_back(Entry{{}, c.text, Isolation::Default, ++seq_, true});
         serializable_default_ = false;
         return;
     }
@@ -63,7 +63,7 @@ void SetLog::record(const SessionChange& c) {
     auto old = std::find_if(entries_.begin(), entries_.end(),
                             [&](const Entry& e) { return e.key == key; });
     if (old != entries_.end()) entries_.erase(old);
-    entries_.push_back(Entry{key, c.text, c.isolation, ++seq_});
+    entries_.push_back(Entry{key, c.text, c.isolation, ++seq_, c.action == NamedAction::Reset});
     if (key == "default_transaction_isolation") {
         serializable_default_ = c.isolation == Isolation::Serializable;
     }

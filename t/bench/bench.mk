@@ -1,7 +1,9 @@
 # make bench: pgrouter side by side with direct connections and the proxies users would pick
-# instead (HAProxy+bgw_replstatus, PgBouncer, pgpool-II), on a cluster built by
-# build/testcluster; results in $(BUILD)/bench/ (results.md, results.csv, ratios.png).
-# BENCH_SECONDS, BENCH_ROUNDS, BENCH_IDLE, BENCH_WORKLOADS, BENCH_TARGETS: see t/bench/run-bench.
+# instead (HAProxy+bgw_replstatus, PgBouncer in session and transaction mode, pgpool-II), and
+# pgrouter pooling in session and transaction mode, on a cluster built by build/testcluster;
+# results in $(BUILD)/bench/ (results.md, results.csv, ratios.png). BENCH_SECONDS,
+# BENCH_ROUNDS, BENCH_IDLE, BENCH_WORKLOADS, BENCH_TARGETS, BENCH_POOL, BENCH_POOL_TX,
+# BENCH_J_*: see t/bench/run-bench.
 # make bench-deps installs the peers; make profile records a pgrouter worker with perf.
 .PHONY: bench bench-deps profile
 

@@ -46,3 +46,21 @@ def pgbench(c, ep, args, seconds, user=None, password=None):
     if failed and int(failed.group(1)) > 0:
         raise RuntimeError(f"pgbench on port {ep.port}: {failed.group(1)} failed transactions")
     return float(tps.group(1)), int(txns.group(1))
+
+
+def pgbench_counts(c, ep, args, seconds):
+    """pgbench that never raises for failures: (tps, transactions, failed, exit status, last
+    lines of its output). failed counts pgbench's failed transactions plus, when clients
+    aborted (exit status 2), the clients that did; tps is 0 when pgbench printed none."""
+    argv = ["pgbench", "-n", *args, "-T", str(max(1, round(seconds))),
+            conninfo(ep.port, ep.db, c.user, ep.sslmode)]
+    r = subprocess.run(argv, capture_output=True, text=True, env=pg_env(c.password),
+                       timeout=seconds * 4 + 180)
+    out = r.stdout + r.stderr
+    tps = re.search(r"^tps = ([0-9.]+)", out, re.M)
+    txns = re.search(r"number of transactions actually processed: (\d+)", out)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    aborted = len(re.findall(r"^pgbench: error: client \d+ (?:script \d+ )?aborted", out, re.M))
+    tail = " | ".join(out.strip().splitlines()[-3:])
+    return (float(tps.group(1)) if tps else 0.0, int(txns.group(1)) if txns else 0,
+            (int(failed.group(1)) if failed else 0) + aborted, r.returncode, tail)

@@ -1,14 +1,18 @@
-"""The targets `make bench` measures: the two direct connections, pgrouter, and the peers a
-user would put in its place (HAProxy checking bgw_replstatus, PgBouncer in session mode,
-pgpool-II with load balancing), each configured for the same cluster and credentials.
+"""The targets `make bench` measures: the two direct connections, pgrouter (unpooled, and
+pooled in session and in transaction mode), and the peers a user would put in its place
+(HAProxy checking bgw_replstatus, PgBouncer in session and in transaction mode, pgpool-II
+with load balancing), each configured for the same cluster and credentials.
 
 Each start_* writes its config into its own directory, starts the daemon through the
 Registry (so teardown finds it by pid) and waits until a real query passes through it. It
 never changes the cluster."""
 
 import os
+import re
 import shutil
+import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -44,6 +48,10 @@ class Target:
     tls: Optional[Endpoint] = None  # where (h) connects with sslmode=require (None: not measured)
     no_tls: str = "not set up for client TLS in this bench"  # why tls is None
     notes: list = field(default_factory=list)
+    pool_mode: str = ""  # "", "session" or "transaction": how the target pools server connections
+    pool_size: int = 0  # server connections per (node, database, user) it pools; 0: no pool
+    resize_pool: Optional[Callable[[int], None]] = None  # reloads the target with another size
+    no_prepared: str = ""  # "" = protocol-level prepared statements work; else why they do not
 
     @property
     def is_proxy(self):
@@ -102,11 +110,24 @@ def make_certs(base):
     return Certs(cert, key)
 
 
+def pool_settings(body):
+    """(mode, size) of a pool block's body ("mode transaction\nsize 20"; ";" also separates)."""
+    mode, size = "session", 0
+    for st in body.replace(";", "\n").splitlines():
+        words = st.split()
+        if len(words) == 2 and words[0] == "mode":
+            mode = words[1]
+        elif len(words) == 2 and words[0] == "size":
+            size = int(words[1])
+    return mode, size
+
+
 def start_pgrouter(reg, c, base, binary, ready, certs=None, key="pgrouter", pool=None):
     """With certs, pgrouter also offers TLS (a tls block): (h) connects with sslmode=require,
     every other workload with sslmode=disable (SSLRequest is optional, plain clients stay
-    plain). `key` names a second pgrouter (an A/B baseline binary) in the same run. `pool`:
-    the body of a pool block (session-mode pooling), e.g. "size 20"."""
+    plain). `key` names a second pgrouter (an A/B baseline binary, a pooled one) in the same
+    run. `pool`: the body of a pool block, e.g. "size 20" (session mode) or "mode
+    transaction\nsize 20"; the target can then be reloaded with another size (SIGHUP)."""
     d = workdir(base, key)
     port, mon = procs.free_port(), procs.free_port()
     conf = f"""# written by make bench: pgrouter's defaults but for these lines
@@ -124,7 +145,8 @@ backend 127.0.0.1:{c.standby1}
 backend 127.0.0.1:{c.standby2}
 """
     if pool:
-        conf += f"pool {{ {pool} }}\n"
+        conf += "pool {\n" + "".join(f"    {st.strip()}\n" for st in pool.replace(";", "\n").splitlines()
+                                     if st.strip()) + "}\n"
     if certs:
         conf += f"""tls {{
     cert {certs.cert}
@@ -143,6 +165,27 @@ backend 127.0.0.1:{c.standby2}
                reads_from="any", idle_holds_backend=True,
                tls=Endpoint(port, c.db, "require") if certs else None,
                no_tls="" if certs else "started without TLS")
+    if pool:
+        t.pool_mode, t.pool_size = pool_settings(pool)
+        # In transaction mode an idle client holds no server connection (learned again in (f)).
+        t.idle_holds_backend = t.pool_mode != "transaction"
+        conf_path, log_path = os.path.join(d, "pgrouter.conf"), os.path.join(d, f"{key}.log")
+
+        def resize(size):
+            with open(conf_path) as f:
+                text = f.read()
+            text = re.sub(r"(?m)^(\s*size )\d+$", lambda m: m.group(1) + str(size), text, count=1)
+            mark = os.path.getsize(log_path)
+            write(conf_path, text)
+            p.send_signal(signal.SIGHUP)
+
+            def reloaded():
+                with open(log_path, errors="replace") as f:
+                    f.seek(mark)
+                    return "configuration reloaded" in f.read()
+            procs.wait_until(reloaded, 15, f"{key} to reload with pool size {size}")
+            t.pool_size = size
+        t.resize_pool = resize
     ready(t, 30)
     t.reads_from = reads_land_on(c, t.ro)
     if t.reads_from == "master":
@@ -150,6 +193,11 @@ backend 127.0.0.1:{c.standby2}
                        "compare its read rows with direct master too")
     else:
         t.notes.append("statement routing: reads reach the standbys, writes the master")
+    if pool:
+        t.notes.append(f"pool {{ {'; '.join(x.strip() for x in pool.replace(';', chr(10)).splitlines() if x.strip())} }}: "
+                       + ("a client holds server connections only while a transaction runs"
+                          if t.pool_mode == "transaction" else
+                          "a client holds its server connections for its life, then they go back to the pool"))
     t.notes.append("workers 2, authdb + hba (SCRAM) with pg_authid's verifiers, health checks "
                    "with their defaults" + ("; a tls block (self-signed RSA 2048 certificate): (h) "
                                             "connects with sslmode=require, the other workloads with "
@@ -226,10 +274,24 @@ backend pg_standby
     return t
 
 
-def start_pgbouncer(reg, c, base, ready, max_clients, certs=None):
+def pgbouncer_version():
+    """(major, minor) of the installed PgBouncer, (0, 0) when unknown."""
+    try:
+        r = subprocess.run([which("pgbouncer"), "--version"], capture_output=True, text=True, timeout=10)
+        m = re.search(r"PgBouncer (\d+)\.(\d+)", r.stdout + r.stderr)
+        return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    except (OSError, subprocess.TimeoutExpired):
+        return (0, 0)
+
+
+def start_pgbouncer(reg, c, base, ready, max_clients, certs=None, mode="session", pool_size=40,
+                    key="pgbouncer"):
     """With certs, client TLS as for pgrouter: client_tls_sslmode=allow (TLS for clients that
-    ask, plain for the others), (h) with sslmode=require, the rest with sslmode=disable."""
-    d = workdir(base, "pgbouncer")
+    ask, plain for the others), (h) with sslmode=require, the rest with sslmode=disable.
+    mode "transaction" with pool_size: the pgbouncer-tx target, which can be reloaded with
+    another default_pool_size (SIGHUP). Protocol-level prepared statements in transaction
+    mode need PgBouncer 1.21's max_prepared_statements; older ones are marked no_prepared."""
+    d = workdir(base, key)
     port = procs.free_port()
     users = "".join(f'"{u}" "{secret}"\n' for u, secret in c.verifiers.items())
     write(os.path.join(d, "userlist.txt"), users, 0o600)
@@ -244,28 +306,45 @@ listen_port = {port}
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = {d}/userlist.txt
-pool_mode = session
+pool_mode = {mode}
 max_client_conn = {max_clients + 100}
-default_pool_size = 40
+default_pool_size = {pool_size}
 logfile =
 pidfile =
 ignore_startup_parameters = extra_float_digits
 """
+    no_prepared = ""
+    if mode == "transaction":
+        if pgbouncer_version() >= (1, 21):
+            conf += "max_prepared_statements = 200\n"
+        else:
+            no_prepared = ("PgBouncer before 1.21 does not keep protocol-level prepared statements "
+                           "in transaction mode (max_prepared_statements came in 1.21)")
     if certs:
         conf += f"""client_tls_sslmode = allow
 client_tls_cert_file = {certs.cert}
 client_tls_key_file = {certs.key}
 """
-    write(os.path.join(d, "pgbouncer.ini"), conf)
-    p = reg.start("pgbouncer", [which("pgbouncer"), os.path.join(d, "pgbouncer.ini")],
-                  os.path.join(d, "pgbouncer.log"))
+    ini = os.path.join(d, "pgbouncer.ini")
+    write(ini, conf)
+    p = reg.start(key, [which("pgbouncer"), ini], os.path.join(d, "pgbouncer.log"))
     plain = "disable" if certs else None
-    t = Target("pgbouncer", "PgBouncer (session)", Endpoint(port, "bench_ro", plain),
+    t = Target(key, f"PgBouncer ({mode})", Endpoint(port, "bench_ro", plain),
                Endpoint(port, "bench_rw", plain), p, idle_holds_backend=False,
                failover="PgBouncer has a static host per database: it cannot follow a promotion",
                tls=Endpoint(port, "bench_ro", "require") if certs else None,
                no_tls="" if certs else "started without TLS")
-    t.notes.append("session pooling, SCRAM verifiers from pg_authid in auth_file; "
+    t.pool_mode, t.pool_size, t.no_prepared = mode, pool_size, no_prepared
+    if mode == "transaction":
+        def resize(size):
+            with open(ini) as f:
+                text = f.read()
+            write(ini, re.sub(r"(?m)^default_pool_size = \d+$", f"default_pool_size = {size}", text))
+            p.send_signal(signal.SIGHUP)  # PgBouncer re-reads its ini; pools shrink as servers go idle
+            time.sleep(1)
+            t.pool_size = size
+        t.resize_pool = resize
+    t.notes.append(f"{mode} pooling, default_pool_size {pool_size}, SCRAM verifiers from pg_authid in auth_file; "
                    "bench_ro -> standby1, bench_rw -> primary"
                    + ("; client_tls_sslmode=allow with the same certificate as pgrouter's: (h) with "
                       "sslmode=require, the rest with sslmode=disable" if certs else ""))

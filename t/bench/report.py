@@ -10,7 +10,8 @@ import subprocess
 
 # key, label, kind, baseline target. Kinds: tput (higher is better, ratio to baseline),
 # mem (KiB per client), cpu (us per txn), csw (context switches per txn), ins (instructions
-# per txn), lat (ms, + added over baseline), time (s), wall (s, ratio baseline/value), na.
+# per txn), lat (ms, + added over baseline), time (s), wall (s, ratio baseline/value),
+# count (a plain number: server connections, failed transactions), na.
 ROWS = [
     ("a", "(a) -S simple, -c 8: tps", "tput", "direct_standby"),
     ("b", "(b) -S prepared, -c 8: tps", "tput", "direct_standby"),
@@ -18,7 +19,9 @@ ROWS = [
     ("d", "(d) -S -C (connect per txn): tps", "tput", "direct_standby"),
     ("e", "(e) 50 MB result: MB/s", "tput", "direct_standby"),
     ("f1000", "(f) 1,000 idle clients: proxy KiB/client", "mem", None),
+    ("f1000_srv", "(f) 1,000 idle clients: server connections, busiest node", "count", None),
     ("f10000", "(f) 10,000 idle clients: proxy KiB/client", "mem", None),
+    ("f10000_srv", "(f) 10,000 idle clients: server connections, busiest node", "count", None),
     ("g_cpu_simple", "(g) @{rate}/s simple: proxy CPU µs/txn", "cpu", None),
     ("g_cpu_prepared", "(g) @{rate}/s prepared: proxy CPU µs/txn", "cpu", None),
     ("g_csw_simple", "(g) @{rate}/s simple: proxy context switches/txn", "csw", None),
@@ -40,6 +43,10 @@ ROWS = [
     ("g2_avg_prepared", "(g) @{rate2}/s prepared: avg latency ms (added)", "lat", "direct_standby"),
     ("g2_p99_prepared", "(g) @{rate2}/s prepared: p99 latency ms (added)", "lat", "direct_standby"),
     ("h", "(h) -S simple over TLS, -c 8: tps", "tput", "direct_standby"),
+    ("j_ro", "(j) -S -c {j_clients} through size {j_size}: tps", "tput", "direct_standby"),
+    ("j_ro_failed", "(j) -S -c {j_clients}: failed transactions", "count", None),
+    ("j_rw", "(j) TPC-B-like -c {j_clients} through size {j_size}: tps", "tput", "direct_master"),
+    ("j_rw_failed", "(j) TPC-B-like -c {j_clients}: failed transactions", "count", None),
     ("i", "(i) failover: promote → first write, s", "time", None),
     ("k", "(k) pgbench -i -s {scale}: s (direct/target)", "wall", "direct_master"),
 ]
@@ -48,7 +55,11 @@ WORKLOAD_OF_ROW = {r[0]: r[0][0] for r in ROWS}
 # the cluster's servers have no TLS.
 BASE_ROW = {"h": "a"}
 SHORT = {"a": "(a) -S simple", "b": "(b) -S prepared", "c": "(c) TPC-B", "d": "(d) -C churn",
-         "e": "(e) 50 MB result", "h": "(h) -S over TLS"}
+         "e": "(e) 50 MB result", "h": "(h) -S over TLS", "j_ro": "(j) -S -c 200",
+         "j_rw": "(j) TPC-B -c 200"}
+# Rows that belong to another row's measurement: when they have no value, the other row's
+# reason for having none is theirs too.
+SKIP_OF = {"f1000_srv": "f1000", "f10000_srv": "f10000", "j_ro_failed": "j_ro", "j_rw_failed": "j_rw"}
 
 
 def _median(values):
@@ -76,6 +87,8 @@ class Table:
         m = self.med(row, t.key)
         if m is None:
             why = self.bench.skips.get((row, t.key))
+            if why is None and row in SKIP_OF:
+                why = self.bench.skips.get((SKIP_OF[row], t.key))
             if why is None or why == "—":
                 return "—"
             return self.note(why)
@@ -99,18 +112,21 @@ class Table:
             return f"{m:.3f} ({m - b:+.3f})"
         if kind == "time":
             return f"{0.0 if abs(m) < 0.005 else m:.2f} s"
+        if kind == "count":
+            return f"{m:.0f}"
         return f"{m}"
 
     def rows(self):
         for key, label, kind, base in ROWS:
             if WORKLOAD_OF_ROW[key] not in self.meta["workloads"]:
                 continue
-            if key.startswith("f") and int(key[1:]) not in self.meta["idle"]:
+            if key.startswith("f") and int(key[1:].split("_")[0]) not in self.meta["idle"]:
                 continue
             if key.startswith("g2") and not self.meta.get("rate2"):
                 continue
             yield key, label.format(rate=self.meta["rate"], rate2=self.meta.get("rate2"),
-                                    scale=self.meta["scale"]), kind, base
+                                    scale=self.meta["scale"], j_clients=self.meta.get("j_clients", 200),
+                                    j_size=self.meta.get("j_size", 10)), kind, base
 
     def markdown(self):
         m = self.meta
@@ -150,6 +166,17 @@ class Table:
             f"immediately {m['failover_gap']:g} s before); below 0 when the write passed before "
             "`pg_ctl promote -w`, which polls every 100 ms, returned.",
         ]
+        if "j" in m["workloads"]:
+            out += ["", f"(j): many clients, few servers, {m.get('j_seconds', m['seconds']):g} s per run: "
+                    f"`pgbench -S -M simple -c {m.get('j_clients', 200)} -j 4` "
+                    f"and TPC-B-like `-c {m.get('j_clients', 200)} -j 4`, the transaction-mode pools reloaded "
+                    f"with size {m.get('j_size', 10)} for it (server connections per node, database and user; "
+                    "pgrouter's reads spread over both standbys' pools, PgBouncer's bench_ro is one pool on "
+                    "standby1); direct connections, one backend per client, are the baseline. Failed "
+                    "transactions are pgbench's count plus clients it aborted."]
+        if any(r.startswith("f") for r, _, _, _ in self.rows()):
+            out += ["", "(f) server connections: client backends of the bench user per node after "
+                    "the idle clients logged in, minus those before; the busiest node's."]
         if m.get("tls"):
             out += ["", "(h): (a)'s `pgbench -S -M simple -c 8 -j 2` with `sslmode=require` to the proxies "
                     "that offer client TLS (self-signed RSA 2048 certificate; TLS ends at the proxy, "
@@ -164,7 +191,10 @@ class Table:
             for n in t.notes:
                 notes.append(f"- {t.label}: {n}")
         for name, why in m["missing"].items():
-            notes.append(f"- {name}: not measured ({why}; `make bench-deps` installs it)")
+            if name.startswith("pgrouter"):
+                notes.append(f"- {name}: not measured: {why}")
+            else:
+                notes.append(f"- {name}: not measured ({why}; `make bench-deps` installs it)")
         if notes:
             out += ["", "Setup:", *notes]
         if self.footnotes:
@@ -197,7 +227,8 @@ class Table:
     def csv(self):
         lines = ["workload,label,target,median,relative,unit,rounds,values,note"]
         units = {"tput": "per s", "mem": "KiB/client", "cpu": "us/txn", "csw": "switches/txn",
-                 "ins": "instructions/txn", "lat": "ms", "time": "s", "wall": "s", "na": ""}
+                 "ins": "instructions/txn", "lat": "ms", "time": "s", "wall": "s", "count": "",
+                 "na": ""}
         for key, label, kind, base in self.rows():
             for t in self.targets:
                 vals = self.bench.values.get((key, t.key), [])

@@ -41,7 +41,14 @@ Routed::Routed(Cluster& c, const std::vector<RoutedBackend>& backends, const std
         conf += "backend 127.0.0.1:" + std::to_string(c.port(b.node)) + " " + b.block + "\n";
     }
     router = std::make_unique<RouterProcess>(conf);
-    REQUIRE(wait_until([&] { return can_connect(conninfo()); }, std::chrono::seconds(15)));
+    // A router that exits at start (a configuration it refuses) fails the test at once, with
+    // the end of its log, instead of after the whole connect deadline.
+    REQUIRE(wait_until([&] { return !router->running() || can_connect(conninfo()); },
+                       std::chrono::seconds(15)));
+    if (!router->running()) {
+        std::string log = router->log();
+        FAIL("pgrouter exited at start: " << log.substr(log.size() > 2000 ? log.size() - 2000 : 0));
+    }
     // Every configured backend has a verdict before the test starts.
     REQUIRE(
         wait_until([&] { return router->monitor(monitor).find("STARTING") == std::string::npos; },

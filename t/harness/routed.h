@@ -1,7 +1,8 @@
 // A pgrouter process in front of some nodes of a test cluster, ready for clients: an authdb
 // exported from the cluster, fast health settings, every backend checked before the test
 // goes on. Shared by the routing, session-state and driver tests. With PGROUTER_TEST_POOL set
-// (e.g. "size 4") every one of them pools server connections: `pool { $PGROUTER_TEST_POOL }`.
+// (e.g. "size 4", or "mode transaction; size 2" as t/txpool-suites sets it) every one of them
+// pools server connections: `pool { $PGROUTER_TEST_POOL }`.
 #pragma once
 
 #include <memory>

@@ -34,6 +34,8 @@ struct BackendConnection {
     std::int32_t pid = 0;  // the backend's own BackendKeyData
     std::int32_t key = 0;
     std::vector<std::pair<std::string, std::string>> parameters;  // ParameterStatus at login
+    // The startup parameters it logged in with (what RESET and DISCARD ALL return to).
+    std::vector<std::pair<std::string, std::string>> login_params;
     // Pooling (server_pool.h): while `pool_hold` lives the connection counts toward its
     // pool's size; null for a connection of its own. `reused`: it came from the idle list.
     std::shared_ptr<void> pool_hold;
@@ -61,6 +63,14 @@ struct LoginResult {
 asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, const LoginParams& params,
                                            const BackendCredentials& credentials,
                                            std::chrono::milliseconds timeout);
+
+// Runs each of `statements` as a simple Query on the idle `conn` and reads its answers up to
+// its ReadyForQuery, all within `timeout`; each ParameterStatus updates (or adds to)
+// `reported`. True when each one completed without an error, the connection is idle after
+// and nothing more is buffered. Notices and notifications are dropped.
+asio::awaitable<bool> run_quietly(BackendConnection& conn, const std::vector<std::string>& statements,
+                                  std::chrono::milliseconds timeout,
+                                  std::vector<std::pair<std::string, std::string>>& reported);
 
 // Sends a CancelRequest for (pid, key) to host:port; best effort, bounded by timeout.
 asio::awaitable<void> backend_cancel(std::string host, std::uint16_t port, std::int32_t pid,

@@ -2,8 +2,9 @@
 // the client never sees. The session's SETs replayed on a backend that has not run them, the
 // check that a standby has replayed the catalog the session's SETs were interpreted against,
 // the question of the master's WAL position after such a SET, the question whether the
-// session still holds an advisory lock, and the start of a block that moves to the master. Pure: each writes its messages into the backend's output buffer and
-// queues its InFlight; the session sends the buffer.
+// session still holds an advisory lock, and the start of a block that moves to the master.
+// Pure: each writes its messages into the backend's output buffer and queues its InFlight;
+// the session sends the buffer.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <string_view>
 
 #include "pgrouter/worker/inflight.h"
+#include "pgrouter/worker/startup_params.h"
 #include "pgrouter/worker/session_state.h"
 #include "pgrouter/worker/statements.h"
 
@@ -22,15 +24,19 @@ struct StateApplied {
     std::uint64_t sets = 0;         // the SET log's entries up to this number ran there
     std::uint64_t catalog_lsn = 0;  // a standby: checked to have replayed the catalog this far
     bool discard = false;           // it carries another session's state: DISCARD ALL first
+    bool startup = true;            // the client's startup parameters hold there (startup_params.h)
 };
 
 // Queues on backend `slot` what it lacks of the session's state: DISCARD ALL when it carries
-// another session's (`applied.discard`), the SET log's entries since `applied.sets`, and on a
-// standby the catalog check when `catalog_lsn` passed what it was
-// checked at. Each is a state replay: should one fail, the backend must not serve the
-// session's next unit. Returns how many were queued.
+// another session's (`applied.discard`), the client's startup parameters that its login
+// lacks (`startup`, startup_difference(); again after each RESET of them the log replays,
+// unless the log SETs them itself), the SET log's entries since `applied.sets`, and on a
+// standby the catalog check when `catalog_lsn` passed what it was checked at. Each is a state
+// replay: should one fail, the backend must not serve the session's next unit. Returns how
+// many were queued.
 int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLog& log,
-                       std::uint64_t catalog_lsn, bool standby, StateApplied& applied);
+                       std::uint64_t catalog_lsn, bool standby, StateApplied& applied,
+                       const ParamList& startup = {});
 
 // Queues the question of the master's WAL position (Answer::Lsn brings its DataRow).
 void queue_lsn_capture(InflightQueue& q, std::string& out, int slot);

@@ -44,6 +44,7 @@ class SetLog {
         std::string text;  // what to run
         Isolation isolation = Isolation::Unchanged;
         std::uint64_t seq = 0;
+        bool reset = false;  // a RESET (key: the parameter) or RESET ALL (key empty)
     };
 
     // Records a Set, Reset or ResetAll (other actions are ignored).
