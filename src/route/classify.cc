@@ -514,6 +514,7 @@ Walker::Stmt Walker::statement(std::uint32_t wrapper) {
     if (type == "CopyStmt") {
         std::uint32_t from = j_.get(body, "is_from");
         if (from != kNone && j_.at(from).type == JType::True) {
+            flags_.copy_from = true;
             walk(body, false);
             return {StatementKind::Write, false, false, "COPY FROM"};
         }
@@ -756,6 +757,7 @@ Classification merge(const Classification& a, const Classification& b) {
     c.hint.staleness = a.hint.staleness.tighter(b.hint.staleness);
     c.transaction_modes = a.transaction_modes && b.transaction_modes;
     c.multi = true;
+    c.copy_from = a.copy_from || b.copy_from;
     c.parse_error = a.parse_error || b.parse_error;
     if (b.read_only_default != ReadOnlyDefault::Unchanged)
         c.read_only_default = b.read_only_default;

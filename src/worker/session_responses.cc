@@ -246,6 +246,7 @@ bool Session::on_backend_message(const proto::Message& m, Server& server) {
             std::optional<bool> held = text ? advisory_locks_held(*text) : std::nullopt;
             // None left: the unit behind the question ends unpinned (and, pooled, parked).
             if (held == false && state_.advisory_locks_gone()) pins_changed();
+            if (held == true) state_.advisory_check_sent();
             return false;
         }
         case Answer::Done:

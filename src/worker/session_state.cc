@@ -152,6 +152,13 @@ bool SessionState::set_pins(const UnitOutcome& u, std::uint16_t pins, std::uint1
     return true;
 }
 
+bool SessionState::advisory_check_behind(const Classification& cls) const {
+    auto after = static_cast<std::uint16_t>((pins_ & ~cls.unpins) | cls.pins);
+    return (cls.may_release & kPinAdvisoryLock) != 0 && after == kPinAdvisoryLock &&
+           !cls.multi && !cls.copy_from && cls.kind != StatementKind::TransactionBegin &&
+           !in_block();
+}
+
 bool SessionState::advisory_locks_gone() {
     advisory_unsure_ = false;
     if ((pins_ & kPinAdvisoryLock) == 0) return false;

@@ -211,6 +211,37 @@ TEST_CASE("session state: when to ask whether the session still holds an advisor
     }
 }
 
+TEST_CASE("session state: when the question can follow the unit in its own write",
+          "[session_state]") {
+    Classifier cl;
+    SessionState st;
+    auto behind = [&](std::string_view sql) { return st.advisory_check_behind(cl.classify(sql)); };
+    // Unpinned: a try-lock may take nothing, an unlock has nothing to end.
+    CHECK(behind("SELECT pg_try_advisory_lock(1)"));
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock(1)"));
+    CHECK_FALSE(behind("SELECT pg_advisory_lock(1)"));  // held once it returns
+    finish_pins(st, cl, "SELECT pg_advisory_lock(1)");
+    CHECK(behind("SELECT pg_advisory_unlock(1)"));
+    CHECK(behind("SELECT pg_advisory_unlock_shared(1)"));
+    CHECK_FALSE(behind("SELECT 1"));
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock_all()"));  // unpins by itself
+    // Several statements may open a block; COPY FROM takes CopyData after its Query.
+    CHECK_FALSE(behind("BEGIN; SELECT pg_advisory_unlock(1)"));
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock(1); SELECT 1"));
+    CHECK(cl.classify("COPY t FROM STDIN").copy_from);
+    CHECK_FALSE(cl.classify("COPY t TO STDOUT").copy_from);
+    CHECK_FALSE(behind("COPY t FROM STDIN WHERE pg_advisory_unlock(1)"));
+    // Another pin keeps the session anyway.
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock(1); LISTEN c"));
+    finish_pins(st, cl, "LISTEN c");
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock(1)"));
+    finish_pins(st, cl, "UNLISTEN *");
+    CHECK(behind("SELECT pg_advisory_unlock(1)"));
+    // Inside a block the answer would count its transaction-level locks too.
+    finish_pins(st, cl, "BEGIN", false, T);
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock(1)"));
+}
+
 TEST_CASE("inflight: what backend messages mean for the head unit", "[inflight]") {
     auto msg = [](std::string& buf) {
         return std::get<proto::Message>(proto::decode_backend(buf));

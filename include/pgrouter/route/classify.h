@@ -107,6 +107,8 @@ struct Classification {
     // Only BEGIN / START TRANSACTION / SET TRANSACTION: sets the modes of the transaction.
     bool transaction_modes = false;
     bool multi = false;        // more than one statement
+    // COPY ... FROM: CopyData may follow the unit's Query, so nothing may be sent behind it.
+    bool copy_from = false;
     bool parse_error = false;  // the grammar refused it (kind is Write)
     // Non-empty: the unit asks about the server itself rather than about data (recovery
     // state, WAL positions, its backends, statistics, transaction ids; see server_local.cc),

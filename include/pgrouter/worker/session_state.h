@@ -124,7 +124,14 @@ class SessionState {
     bool advisory_check_due() const {
         return advisory_unsure_ && pins_ == kPinAdvisoryLock && !in_block();
     }
-    // The question was sent: not asked again until another unit calls a lock function.
+    // Whether to ask right behind unit `cls`, in the same write, rather than in front of the
+    // next unit (so that a client idle after its last unlock is not left pinned): the unit
+    // may release or not take the session's advisory lock, it is one statement that neither
+    // opens a block nor takes COPY data, it is sent between transactions (the question runs
+    // between transactions too), and after it that lock is the session's only pin.
+    bool advisory_check_behind(const Classification& cls) const;
+    // The question was sent, or answered that a lock is held: not asked again until another
+    // unit calls a lock function.
     void advisory_check_sent() { advisory_unsure_ = false; }
     // The server answered that the session holds no advisory lock: kPinAdvisoryLock goes
     // (and the pinned backend with it when no other pin is left). True when a pin went.
