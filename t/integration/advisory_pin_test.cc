@@ -1,9 +1,10 @@
 // A session advisory lock pins a session to its master connection only while the session
 // holds one, against the real cluster: in transaction pooling (size 1) a pinned client holds
 // the only server connection, so another client waits and gets 53300; once the last lock is
-// unlocked (locks are counted: two locks need two unlocks), a try-lock returned false, or a
-// failed unit's lock is released, the client's next statement ends unpinned and the other
-// client is served. Without a pool, a held lock still keeps every read on the master.
+// unlocked (locks are counted: two locks need two unlocks) or a try-lock returned false, the
+// client is unpinned at once (a lone statement outside a block) or at its next statement,
+// and the other client is served; a failed unit's lock still pins. Without a pool, a held
+// lock still keeps every read on the master.
 #include <libpq-fe.h>
 
 #include <catch2/catch.hpp>
@@ -44,8 +45,7 @@ std::string advisory_locks_on_master(Cluster& c, const std::string& objid) {
 
 }  // namespace
 
-TEST_CASE("advisory pin: the last unlock lets the pooled connection go at the next statement",
-          "[advisory_pin]") {
+TEST_CASE("advisory pin: the last unlock lets the pooled connection go", "[advisory_pin]") {
     Cluster& c = Cluster::shared();
     Routed r(c, {{0}}, kPool);
     PgConn a(r.conninfo());
@@ -58,28 +58,30 @@ TEST_CASE("advisory pin: the last unlock lets the pooled connection go at the ne
     // Twice locked, once unlocked: one is still held, and so is the connection.
     a.exec("SELECT pg_advisory_lock(4201)");
     CHECK(a.value("SELECT pg_advisory_unlock(4201)") == "t");
-    std::string got;
-    CHECK(results_of(a, "SELECT 4", got) == 1);
-    CHECK(got == "4");
+    CHECK(a.value("SELECT 4") == "4");
     CHECK(sqlstate_of(b, "SELECT 5") == "53300");
     CHECK(advisory_locks_on_master(c, "4201") == "1");
 
-    CHECK(a.value("SELECT pg_advisory_unlock(4201)") == "t");
+    // The last unlock: the question behind it (the client sees only its own result) ends
+    // the pin while A idles, and B is served.
+    std::string got;
+    CHECK(results_of(a, "SELECT pg_advisory_unlock(4201)", got) == 1);
+    CHECK(got == "t");
     CHECK(advisory_locks_on_master(c, "4201") == "0");
-    // The pin lasts until the session asks the server, in front of its next statement ...
-    CHECK(results_of(a, "SELECT 6", got) == 1);
-    CHECK(got == "6");
-    // ... which ends unpinned: B is served, and both share the one connection again.
-    CHECK(b.value("SELECT 7") == "7");
+    CHECK(b.value("SELECT 6") == "6");
     for (int i = 0; i < 5; ++i) {
         CHECK(a.value("SELECT pg_backend_pid()") == b.value("SELECT pg_backend_pid()"));
     }
-    // Locking again pins again.
+
+    // An unlock among other statements: asked in front of A's next statement, which ends
+    // unpinned.
     a.exec("SELECT pg_advisory_lock_shared(4201)");
-    CHECK(sqlstate_of(b, "SELECT 8") == "53300");
-    CHECK(a.value("SELECT pg_advisory_unlock_shared(4201)") == "t");
-    CHECK(a.value("SELECT 9") == "9");
-    CHECK(b.value("SELECT 10") == "10");
+    CHECK(sqlstate_of(b, "SELECT 7") == "53300");
+    CHECK(a.value("SELECT pg_advisory_unlock_shared(4201); SELECT 8") == "8");
+    CHECK(sqlstate_of(b, "SELECT 9") == "53300");
+    CHECK(results_of(a, "SELECT 10", got) == 1);
+    CHECK(got == "10");
+    CHECK(b.value("SELECT 11") == "11");
     r.finish();
 }
 
@@ -96,20 +98,24 @@ TEST_CASE("advisory pin: a try-lock that took nothing does not keep the connecti
     CHECK(b.value("SELECT 2") == "2");
 
     CHECK(a.value("SELECT pg_try_advisory_lock(4202)") == "f");
-    // The classifier cannot know the result: pinned until A's next statement asks.
-    CHECK(sqlstate_of(b, "SELECT 3") == "53300");
-    CHECK(a.value("SELECT 4") == "4");
-    CHECK(b.value("SELECT 5") == "5");
+    CHECK(b.value("SELECT 3") == "3");
+    // Inside a block the question waits for the block's end, and A's next statement.
+    a.exec("BEGIN");
+    CHECK(a.value("SELECT pg_try_advisory_lock(4202)") == "f");
+    a.exec("COMMIT");
+    CHECK(sqlstate_of(b, "SELECT 4") == "53300");
+    CHECK(a.value("SELECT 5") == "5");
+    CHECK(b.value("SELECT 6") == "6");
 
     // A try-lock that took it holds it, and the connection with it.
     holder.exec("SELECT pg_advisory_unlock(4202)");
     CHECK(a.value("SELECT pg_try_advisory_lock(4202)") == "t");
-    CHECK(a.value("SELECT 6") == "6");
-    CHECK(sqlstate_of(b, "SELECT 7") == "53300");
+    CHECK(a.value("SELECT 7") == "7");
+    CHECK(sqlstate_of(b, "SELECT 8") == "53300");
     CHECK(advisory_locks_on_master(c, "4202") == "1");
     // pg_advisory_unlock_all() needs no question: the pin goes with it.
     a.exec("SELECT pg_advisory_unlock_all()");
-    CHECK(b.value("SELECT 8") == "8");
+    CHECK(b.value("SELECT 9") == "9");
     CHECK(advisory_locks_on_master(c, "4202") == "0");
     r.finish();
 }
