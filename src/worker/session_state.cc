@@ -130,8 +130,8 @@ bool SessionState::finish_unit(const UnitOutcome& u) {
         // A session-level advisory lock ignores transactions: one taken (or released) by a
         // statement before the one that failed, or in a block rolled back, stays so. It may
         // be held: pinned, and the server asked.
-        auto locks = static_cast<std::uint16_t>((u.cls->pins | u.cls->may_release) &
-                                                kPinAdvisoryLock);
+        auto locks =
+            static_cast<std::uint16_t>((u.cls->pins | u.cls->may_release) & kPinAdvisoryLock);
         return set_pins(u, static_cast<std::uint16_t>(pins_ | (u.cls->pins & kPinAdvisoryLock)),
                         locks);
     }
@@ -154,9 +154,8 @@ bool SessionState::set_pins(const UnitOutcome& u, std::uint16_t pins, std::uint1
 
 bool SessionState::advisory_check_behind(const Classification& cls) const {
     auto after = static_cast<std::uint16_t>((pins_ & ~cls.unpins) | cls.pins);
-    return (cls.may_release & kPinAdvisoryLock) != 0 && after == kPinAdvisoryLock &&
-           !cls.multi && !cls.copy_from && cls.kind != StatementKind::TransactionBegin &&
-           !in_block();
+    return (cls.may_release & kPinAdvisoryLock) != 0 && after == kPinAdvisoryLock && !cls.multi &&
+           !cls.copy_from && cls.kind != StatementKind::TransactionBegin && !in_block();
 }
 
 bool SessionState::advisory_locks_gone() {

@@ -159,9 +159,10 @@ TEST_CASE("advisory pin: a lock taken by a unit that failed still pins", "[advis
     r.finish();
 }
 
-TEST_CASE("advisory pin: without a pool a held lock keeps reads on the master, a released one "
-          "does not",
-          "[advisory_pin]") {
+TEST_CASE(
+    "advisory pin: without a pool a held lock keeps reads on the master, a released one "
+    "does not",
+    "[advisory_pin]") {
     Cluster& c = Cluster::shared();
     Routed r(c);
     const std::string master = std::to_string(c.port(0));
