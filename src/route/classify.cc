@@ -640,7 +640,9 @@ Classification combine(const Classification& flags, std::vector<Walker::Stmt>& s
         c.reason = "empty query";
     }
     bool modes = !stmts.empty();
+    bool opens_block = false;
     for (std::size_t i = 0; i < stmts.size(); ++i) {
+        opens_block = opens_block || stmts[i].kind == StatementKind::TransactionBegin;
         Classification one;
         one.kind = stmts[i].kind;
         one.reason = stmts[i].reason;
@@ -661,6 +663,7 @@ Classification combine(const Classification& flags, std::vector<Walker::Stmt>& s
     out.read_write = c.read_write;
     out.multi = stmts.size() > 1;
     out.transaction_modes = modes;
+    out.opens_block = opens_block;
     out.statements = static_cast<std::uint16_t>(std::min<std::size_t>(stmts.size(), 0xffff));
     return out;
 }
@@ -758,6 +761,7 @@ Classification merge(const Classification& a, const Classification& b) {
     c.transaction_modes = a.transaction_modes && b.transaction_modes;
     c.multi = true;
     c.copy_from = a.copy_from || b.copy_from;
+    c.opens_block = a.opens_block || b.opens_block;
     c.parse_error = a.parse_error || b.parse_error;
     if (b.read_only_default != ReadOnlyDefault::Unchanged)
         c.read_only_default = b.read_only_default;

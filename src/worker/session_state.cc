@@ -154,8 +154,8 @@ bool SessionState::set_pins(const UnitOutcome& u, std::uint16_t pins, std::uint1
 
 bool SessionState::advisory_check_behind(const Classification& cls) const {
     auto after = static_cast<std::uint16_t>((pins_ & ~cls.unpins) | cls.pins);
-    return (cls.may_release & kPinAdvisoryLock) != 0 && after == kPinAdvisoryLock && !cls.multi &&
-           !cls.copy_from && cls.kind != StatementKind::TransactionBegin && !in_block();
+    return (cls.may_release & kPinAdvisoryLock) != 0 && after == kPinAdvisoryLock &&
+           !cls.opens_block && !cls.copy_from && !in_block();
 }
 
 bool SessionState::advisory_locks_gone() {

@@ -2,7 +2,7 @@
 // holds one, against the real cluster: in transaction pooling (size 1) a pinned client holds
 // the only server connection, so another client waits and gets 53300; once the last lock is
 // unlocked (locks are counted: two locks need two unlocks) or a try-lock returned false, the
-// client is unpinned at once (a lone statement outside a block) or at its next statement,
+// client is unpinned at once (a unit sent outside a block) or at its next statement,
 // and the other client is served; a failed unit's lock still pins. Without a pool, a held
 // lock still keeps every read on the master.
 #include <libpq-fe.h>
@@ -73,15 +73,32 @@ TEST_CASE("advisory pin: the last unlock lets the pooled connection go", "[advis
         CHECK(a.value("SELECT pg_backend_pid()") == b.value("SELECT pg_backend_pid()"));
     }
 
-    // An unlock among other statements: asked in front of A's next statement, which ends
-    // unpinned.
+    // An unlock among other statements, shared locks: the same.
     a.exec("SELECT pg_advisory_lock_shared(4201)");
     CHECK(sqlstate_of(b, "SELECT 7") == "53300");
-    CHECK(a.value("SELECT pg_advisory_unlock_shared(4201); SELECT 8") == "8");
-    CHECK(sqlstate_of(b, "SELECT 9") == "53300");
-    CHECK(results_of(a, "SELECT 10", got) == 1);
-    CHECK(got == "10");
-    CHECK(b.value("SELECT 11") == "11");
+    CHECK(results_of(a, "SELECT pg_advisory_unlock_shared(4201); SELECT 8", got) == 2);
+    CHECK(b.value("SELECT 9") == "9");
+    // In a block, where transaction-level locks would answer too, the question waits for
+    // the block's end, and goes in front of A's next statement, which ends unpinned.
+    a.exec("SELECT pg_advisory_lock(4201)");
+    a.exec("BEGIN");
+    CHECK(a.value("SELECT pg_advisory_unlock(4201)") == "t");
+    a.exec("COMMIT");
+    CHECK(sqlstate_of(b, "SELECT 10") == "53300");
+    CHECK(results_of(a, "SELECT 11", got) == 1);
+    CHECK(got == "11");
+    CHECK(b.value("SELECT 12") == "12");
+
+    // The extended protocol: the question goes behind the unlock's Sync.
+    a.exec("SELECT pg_advisory_lock(4201)");
+    CHECK(sqlstate_of(b, "SELECT 13") == "53300");
+    const char* key = "4201";
+    PGresult* res = PQexecParams(a.get(), "SELECT pg_advisory_unlock($1::bigint)", 1, nullptr,
+                                 &key, nullptr, nullptr, 0);
+    REQUIRE(PQresultStatus(res) == PGRES_TUPLES_OK);
+    CHECK(std::string(PQgetvalue(res, 0, 0)) == "t");
+    PQclear(res);
+    CHECK(b.value("SELECT 14") == "14");
     r.finish();
 }
 

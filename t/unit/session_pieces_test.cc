@@ -225,12 +225,18 @@ TEST_CASE("session state: when the question can follow the unit in its own write
     CHECK(behind("SELECT pg_advisory_unlock_shared(1)"));
     CHECK_FALSE(behind("SELECT 1"));
     CHECK_FALSE(behind("SELECT pg_advisory_unlock_all()"));  // unpins by itself
-    // Several statements may open a block; COPY FROM takes CopyData after its Query.
+    // Not behind a BEGIN (the block stays open) nor a COPY FROM (CopyData follows).
+    CHECK(behind("SELECT pg_advisory_unlock(1); SELECT 1"));
     CHECK_FALSE(behind("BEGIN; SELECT pg_advisory_unlock(1)"));
-    CHECK_FALSE(behind("SELECT pg_advisory_unlock(1); SELECT 1"));
+    CHECK_FALSE(behind("START TRANSACTION; SELECT pg_advisory_unlock(1); COMMIT"));
+    CHECK(cl.classify("SELECT 1; BEGIN").opens_block);
+    CHECK_FALSE(cl.classify("SELECT 1; COMMIT").opens_block);
     CHECK(cl.classify("COPY t FROM STDIN").copy_from);
     CHECK_FALSE(cl.classify("COPY t TO STDOUT").copy_from);
     CHECK_FALSE(behind("COPY t FROM STDIN WHERE pg_advisory_unlock(1)"));
+    // The extended protocol's Parse and Bind of one statement merge into one unit.
+    Classification unlock = cl.classify("SELECT pg_advisory_unlock($1)");
+    CHECK(st.advisory_check_behind(merge(unlock, unlock)));
     // Another pin keeps the session anyway.
     CHECK_FALSE(behind("SELECT pg_advisory_unlock(1); LISTEN c"));
     finish_pins(st, cl, "LISTEN c");

@@ -109,6 +109,8 @@ struct Classification {
     bool multi = false;        // more than one statement
     // COPY ... FROM: CopyData may follow the unit's Query, so nothing may be sent behind it.
     bool copy_from = false;
+    // A BEGIN / START TRANSACTION among its statements: the unit may leave a block open.
+    bool opens_block = false;
     bool parse_error = false;  // the grammar refused it (kind is Write)
     // Non-empty: the unit asks about the server itself rather than about data (recovery
     // state, WAL positions, its backends, statistics, transaction ids; see server_local.cc),

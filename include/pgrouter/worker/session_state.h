@@ -126,9 +126,9 @@ class SessionState {
     }
     // Whether to ask right behind unit `cls`, in the same write, rather than in front of the
     // next unit (so that a client idle after its last unlock is not left pinned): the unit
-    // may release or not take the session's advisory lock, it is one statement that neither
-    // opens a block nor takes COPY data, it is sent between transactions (the question runs
-    // between transactions too), and after it that lock is the session's only pin.
+    // may release or not take the session's advisory lock, it neither opens a block nor
+    // takes COPY data, it is sent between transactions (so the question runs between
+    // transactions too), and after it that lock is the session's only pin.
     bool advisory_check_behind(const Classification& cls) const;
     // The question was sent, or answered that a lock is held: not asked again until another
     // unit calls a lock function.
