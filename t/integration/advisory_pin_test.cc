@@ -93,8 +93,8 @@ TEST_CASE("advisory pin: the last unlock lets the pooled connection go", "[advis
     a.exec("SELECT pg_advisory_lock(4201)");
     CHECK(sqlstate_of(b, "SELECT 13") == "53300");
     const char* key = "4201";
-    PGresult* res = PQexecParams(a.get(), "SELECT pg_advisory_unlock($1::bigint)", 1, nullptr,
-                                 &key, nullptr, nullptr, 0);
+    PGresult* res = PQexecParams(a.get(), "SELECT pg_advisory_unlock($1::bigint)", 1, nullptr, &key,
+                                 nullptr, nullptr, 0);
     REQUIRE(PQresultStatus(res) == PGRES_TUPLES_OK);
     CHECK(std::string(PQgetvalue(res, 0, 0)) == "t");
     PQclear(res);
