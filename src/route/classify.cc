@@ -566,6 +566,8 @@ Walker::Stmt Walker::statement(std::uint32_t wrapper) {
     }
     if (type == "DeallocateStmt") {
         if (j_.get(body, "name") == kNone) flags_.unpins |= kPinPrepare;
+        // It drops protocol-level statements too: the session's registry must follow.
+        fact(NamedAction::Deallocate, j_.string(j_.get(body, "name")));
         return {StatementKind::Session, false, false, "DEALLOCATE"};
     }
     if (type == "FetchStmt") return {StatementKind::Session, false, false, "FETCH/MOVE"};

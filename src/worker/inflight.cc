@@ -23,11 +23,15 @@ bool ends_connection(const proto::ErrorFields& e) {
 }  // namespace
 
 void InflightQueue::push(InFlight f) {
+    // Statements::prepare writes its Closes and Parses before the unit's own messages.
+    f.completes.insert(f.completes.begin(), static_cast<std::size_t>(std::max(f.swallow, 0)),
+                       kInjected);
     if (!units_.empty() && !units_.back().sync && units_.back().slot == f.slot) {
         InFlight& batch = units_.back();
         batch.sync = f.sync;
         batch.answers_left = -1;  // the rest of the batch answers in ways not counted
         batch.swallow += f.swallow;
+        batch.completes.insert(batch.completes.end(), f.completes.begin(), f.completes.end());
         batch.cls = merge(batch.cls, f.cls);
         for (SessionChange& c : f.changes) batch.changes.push_back(std::move(c));
         for (std::string& d : f.described) batch.described.push_back(std::move(d));
@@ -83,7 +87,8 @@ Answer InflightQueue::on_message(const proto::Message& m) {
         f.unapplied = false;
         return m.is(BackendMsg::ReadyForQuery) ? Answer::Done : Answer::Replay;
     }
-    if (f.swallow > 0 && (m.is(BackendMsg::ParseComplete) || m.is(BackendMsg::CloseComplete))) {
+    if ((m.is(BackendMsg::ParseComplete) || m.is(BackendMsg::CloseComplete)) &&
+        f.completed < f.completes.size() && f.completes[f.completed++] == kInjected) {
         f.swallow -= 1;
         return Answer::Swallow;
     }

@@ -592,6 +592,7 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
     f.described = unit.described;
     f.answers_left = unit.answers;
     f.swallow = statements_.prepare(slot, refs, server->conn->wire.output());
+    f.completes = refs.completes;
     f.hold = hold;
     f.changes = unit.changes;
     if (standby && cls.transaction_modes && unit.sync && unit.bytes.front() == 'Q') {

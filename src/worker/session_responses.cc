@@ -258,6 +258,7 @@ bool Session::on_backend_message(const proto::Message& m, Server& server) {
             // the statement to the client), but as a unit of its own: a read there can be
             // held and replayed on the master after a 25006.
             client_.output().append(m.bytes());
+            statements_.settle(inflight_.front().completes, inflight_.front().completed);
             inflight_.pop_front();
             wake();
             return true;
@@ -293,6 +294,7 @@ void Session::described(const std::string& name, const proto::Message& m, const 
 void Session::finish_unit(const proto::Message& m) {
     InFlight& f = inflight_.front();
     if (!f.ghost) {
+        statements_.settle(f.completes, f.completed);  // what the server took of its Parses
         if (f.hold) inflight_.release_held(client_.output());
         const BackendView* view = view_of(f.slot);
         UnitOutcome u;
@@ -316,6 +318,11 @@ void Session::finish_unit(const proto::Message& m) {
                           view != nullptr && view->health.role == BackendRole::Slave, f.error,
                           f.modes_text);
         if (in_sync) it->second->applied.sets = state_.log().head();
+        for (const SessionChange& c : f.changes) {
+            if (c.action == NamedAction::Deallocate && !u.error) {
+                statements_.deallocated(f.slot, c.name);
+            }
+        }
         if (it != servers_.end() && !it->second->startup.empty() && !u.error) {
             // The client's own RESET (ALL) or DISCARD ALL returned that connection to its
             // login's startup values: the client's are SET again before its next unit there.

@@ -72,7 +72,7 @@ void SetLog::record(const SessionChange& c) {
 bool SessionState::finish(const UnitOutcome& u) {
     bool touched = controls_in_block_ || (u.changes != nullptr && touches_controls(*u.changes));
     bool pins_changed = finish_unit(u);
-    if (touched) update_controls(u);
+    if (touched) update_controls();
     return pins_changed;
 }
 
@@ -90,24 +90,21 @@ std::optional<ControlError> SessionState::start_controls(
     return std::nullopt;
 }
 
-void SessionState::update_controls(const UnitOutcome& u) {
-    if (!in_block()) {
-        local_.clear();
-    } else if (!u.error && u.changes != nullptr) {
-        for (const SessionChange& c : *u.changes) {
-            if (c.action == NamedAction::SetLocal) local_.push_back(c);
-        }
-    }
+void SessionState::update_controls() {
+    // The log's values, then the open block's changes in the order they were made: a SET
+    // after a SET LOCAL of the same name wins, a SET LOCAL after a SET masks it until the
+    // block ends (PostgreSQL's GUC stack). The savepoint markers and what a rollback to one
+    // took back are already out of pending_.
     ControlValues v = start_controls_;
     for (const SetLog::Entry& e : log_.entries()) apply_control(v, start_controls_, e.key, e.text);
     for (const SessionChange& c : pending_) {
         if (c.action == NamedAction::ResetAll) {
             v = start_controls_;
-        } else if (c.action == NamedAction::Set || c.action == NamedAction::Reset) {
+        } else if (c.action == NamedAction::Set || c.action == NamedAction::Reset ||
+                   c.action == NamedAction::SetLocal) {
             apply_control(v, start_controls_, c.name, c.text);
         }
     }
-    for (const SessionChange& c : local_) apply_control(v, start_controls_, c.name, c.text);
     controls_ = v;
     route_.controls = v.controls();
     controls_in_block_ = in_block();
@@ -204,9 +201,7 @@ void SessionState::pending_change(const SessionChange& c) {
                     pending_.end());
             }
             break;
-        case NamedAction::SetLocal:
-            break;
-        default:
+        default:  // SetLocal too: it goes with its savepoint, and is never logged
             pending_.push_back(c);
             break;
     }
@@ -228,12 +223,7 @@ void SessionState::block_lost() {
     route_.block_slot = -1;
     block_wrote_ = false;
     pending_.clear();
-    if (controls_in_block_) {
-        std::vector<SessionChange> none;
-        UnitOutcome u;
-        u.changes = &none;
-        update_controls(u);
-    }
+    if (controls_in_block_) update_controls();
 }
 
 }  // namespace pgrouter

@@ -9,6 +9,19 @@ namespace pgrouter {
 
 const Statement& Statements::define(std::string_view name, std::string_view parse,
                                     std::string_view sql, const Classification& cls) {
+    Pending pending;
+    pending.version = versions_ + 1;
+    pending.name = name;
+    auto it = statements_.find(name);
+    if (name.empty()) {
+        // Undone, the unnamed statement is none (undo()), whatever came before: a pending
+        // Parse of it is moot once another follows (a long batch keeps one, not one each).
+        auto moot = std::find_if(pending_.begin(), pending_.end(),
+                                 [](const Pending& p) { return p.name.empty(); });
+        if (moot != pending_.end()) pending_.erase(moot);
+    } else if (it != statements_.end()) {
+        pending.previous = std::move(it->second);
+    }
     Statement& st = statements_[std::string(name)];
     st = Statement{std::string(parse),
                    static_cast<std::size_t>(sql.data() - parse.data()),
@@ -18,7 +31,86 @@ const Statement& Statements::define(std::string_view name, std::string_view pars
                    {},
                    false,
                    {}};
+    pending_.push_back(std::move(pending));
     return st;
+}
+
+void Statements::settle(const std::vector<std::uint64_t>& completes, std::size_t answered) {
+    auto first = std::find_if(completes.begin(), completes.end(), is_client_parse);
+    if (first == completes.end()) return;
+    // Older than the unit's and still pending: their units were never answered.
+    while (!pending_.empty() && pending_.front().version < *first) undo(pending_.front().version);
+    for (std::size_t i = 0; i < completes.size(); ++i) {
+        if (!is_client_parse(completes[i])) continue;
+        if (i < answered) {
+            confirm(completes[i]);
+        } else {
+            undo(completes[i]);
+        }
+    }
+    if (pending_.empty()) std::vector<Pending>().swap(pending_);  // an idle session keeps none
+}
+
+std::vector<Statements::Pending>::iterator Statements::pending(std::uint64_t version) {
+    auto it = std::lower_bound(pending_.begin(), pending_.end(), version,
+                               [](const Pending& p, std::uint64_t v) { return p.version < v; });
+    return it != pending_.end() && it->version == version ? it : pending_.end();
+}
+
+void Statements::confirm(std::uint64_t version) {
+    auto it = pending(version);
+    if (it != pending_.end()) pending_.erase(it);
+}
+
+// The server never took the Parse that defined `version`. A later Parse of the same name,
+// still pending, replaced it already: that one then replaces what this one replaced (and
+// its backend had what this one's had), so that undoing it too goes back past both.
+void Statements::undo(std::uint64_t version) {
+    auto it = pending(version);
+    if (it == pending_.end()) return;
+    Pending p = std::move(*it);
+    pending_.erase(it);
+    if (p.name.empty()) {
+        // PostgreSQL drops the unnamed statement before it parses the new one: after a
+        // refused Parse there is none (and when the Parse was only skipped, a statement
+        // unknown here fails where one re-parsed from a stale copy would run). define()
+        // kept no previous one.
+        p.had = 0;
+    }
+    auto current = statements_.find(p.name);
+    if (current != statements_.end() && current->second.version == version) {
+        if (p.previous) {
+            current->second = std::move(*p.previous);
+        } else {
+            statements_.erase(current);
+        }
+    } else {
+        for (Pending& q : pending_) {
+            if (q.version > version && q.name == p.name && q.previous &&
+                q.previous->version == version) {
+                q.previous = std::move(p.previous);
+                break;
+            }
+        }
+    }
+    auto backend = backends_.find(p.slot);
+    if (backend == backends_.end()) return;
+    auto& have = backend->second.have;
+    auto had = have.find(p.name);
+    if (had != have.end() && had->second == version) {
+        if (p.had != 0) {
+            had->second = p.had;
+        } else {
+            have.erase(had);
+        }
+        return;
+    }
+    for (Pending& q : pending_) {
+        if (q.version > version && q.slot == p.slot && q.name == p.name && q.had == version) {
+            q.had = p.had;
+            break;
+        }
+    }
 }
 
 const Statement* Statements::find(std::string_view name) const {
@@ -72,6 +164,23 @@ void Statements::close_on(int slot, const std::vector<std::string>& names, std::
     }
 }
 
+void Statements::deallocated(int slot, std::string_view name) {
+    std::vector<std::string> names;
+    if (!name.empty()) {
+        if (statements_.find(name) != statements_.end()) names.emplace_back(name);
+    } else {
+        for (const auto& [n, st] : statements_) {
+            if (!n.empty()) names.push_back(n);
+        }
+    }
+    for (const std::string& n : names) {
+        for (auto& [other_slot, other] : backends_) {
+            if (other.have.erase(n) != 0 && other_slot != slot) other.to_close.insert(n);
+        }
+        statements_.erase(n);
+    }
+}
+
 int Statements::prepare(int slot, const StatementRefs& refs, std::string& out) {
     Backend& backend = backends_[slot];
     int hidden = 0;
@@ -90,9 +199,14 @@ int Statements::prepare(int slot, const StatementRefs& refs, std::string& out) {
         backend.have[name] = it->second.version;
         hidden += 1;
     }
-    for (const std::string& name : refs.parsed) {
-        auto it = statements_.find(name);
-        if (it != statements_.end()) backend.have[name] = it->second.version;
+    for (std::uint64_t version : refs.completes) {
+        // Taken for granted (a unit after it may use it) until the server answers.
+        auto p = is_client_parse(version) ? pending(version) : pending_.end();
+        if (p == pending_.end()) continue;
+        std::uint64_t& have = backend.have[p->name];
+        p->slot = slot;
+        p->had = have;
+        have = version;
     }
     for (const std::string& name : refs.closed) {
         backend.have.erase(name);

@@ -48,7 +48,7 @@ Unit& UnitCutter::add_long(char type, std::string_view first) {
         std::string_view name;
         proto::PayloadReader in(first.substr(std::min(first.size(), kHeaderSize)));
         if (in.read_cstr(name)) {
-            statements_.define(name, {}, {}, unit_.cls);
+            unit_.refs.completes.push_back(statements_.define(name, {}, {}, unit_.cls).version);
             unit_.refs.parsed.insert(std::string(name));
         }
         unit_.sync = false;
@@ -68,6 +68,13 @@ bool UnitCutter::add(const proto::Message& m) {
         Classification query = classify_(sql);
         unit_.cls = have_cls_ ? merge(unit_.cls, query) : query;
         collect_changes(sql, query, unit_.changes);
+        for (const SessionChange& c : unit_.changes) {
+            // DEALLOCATE of a protocol-level statement: it must exist where the unit runs.
+            if (c.action == NamedAction::Deallocate && !c.name.empty() &&
+                statements_.find(c.name) != nullptr) {
+                unit_.refs.uses.push_back(c.name);
+            }
+        }
         return complete_ = true;
     }
     if (m.is(FrontendMsg::FunctionCall)) {
@@ -109,7 +116,9 @@ void UnitCutter::extended(const proto::Message& m) {
         Classification parsed = classify_(sql);
         // The text inside the stored message: type, length, name and its NUL come first.
         std::string_view bytes = m.bytes();
-        statements_.define(name, bytes, bytes.substr(5 + name.size() + 1, sql.size()), parsed);
+        const Statement& st =
+            statements_.define(name, bytes, bytes.substr(5 + name.size() + 1, sql.size()), parsed);
+        unit_.refs.completes.push_back(st.version);
         unit_.cls = have_cls_ ? merge(unit_.cls, parsed) : parsed;
         have_cls_ = true;
         unit_.refs.parsed.insert(std::string(name));
@@ -125,6 +134,7 @@ void UnitCutter::extended(const proto::Message& m) {
     } else if (m.is(FrontendMsg::Describe) || m.is(FrontendMsg::Close)) {
         std::uint8_t what = 0;
         if (!in.read_u8(what) || !in.read_cstr(name)) return;
+        if (m.is(FrontendMsg::Close)) unit_.refs.completes.push_back(kClientClose);
         if (m.is(FrontendMsg::Describe) && what == 'P') {
             auto bound = std::find_if(portals_.rbegin(), portals_.rend(),
                                       [&](const auto& p) { return p.first == name; });

@@ -26,3 +26,9 @@ bench: deps $(BUILD)/pgrouter $(BUILD)/testcluster $(BUILD)/bench/pgclient
 profile: deps $(BUILD)/pgrouter $(BUILD)/testcluster $(BUILD)/bench/pgclient
 	@command -v perf >/dev/null 2>&1 || t/bench/install-bench-deps --perf
 	BUILD=$(BUILD) t/bench/run-bench --profile
+
+# What the consistency controls cost a unit when none is set: old code against new with one
+# source (t/bench/controls_cost.cc; results/controls-cost-2026-12-03.md).
+$(BUILD)/bench/controls_cost: t/bench/controls_cost.cc $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $< $(LIB) -o $@ $(LDFLAGS) $(LDLIBS)

@@ -14,9 +14,11 @@
 #include "../harness/cluster.h"
 #include "../harness/log_check.h"
 #include "../harness/pq.h"
+#include "../harness/raw_client.h"
 #include "../harness/routed.h"
 #include "../harness/router_process.h"
 #include "../harness/run.h"
+#include "pgrouter/proto/encoder.h"
 
 using namespace pgrouter::test;
 using namespace std::chrono_literals;
@@ -47,6 +49,120 @@ std::string error_of(PgConn& conn, const std::string& sql, std::string* detail =
         if (detail != nullptr) *detail = d != nullptr ? d : "";
     }
     PQclear(res);
+    return out;
+}
+
+// error_of() through the extended protocol (Parse, Bind, Describe, Execute, Sync, as
+// PQexecParams sends them), with the error's detail and hint.
+std::string ext_error_of(PgConn& conn, const std::string& sql, std::string* hint = nullptr,
+                         std::string* detail = nullptr, std::string* context = nullptr) {
+    PGresult* res = PQexecParams(conn.get(), sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0);
+    std::string out = "OK";
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+        auto field = [&](int f) {
+            const char* v = PQresultErrorField(res, f);
+            return std::string(v != nullptr ? v : "");
+        };
+        out = field(PG_DIAG_SQLSTATE) + " " + field(PG_DIAG_MESSAGE_PRIMARY);
+        if (hint != nullptr) *hint = field(PG_DIAG_MESSAGE_HINT);
+        if (detail != nullptr) *detail = field(PG_DIAG_MESSAGE_DETAIL);
+        if (context != nullptr) *context = field(PG_DIAG_CONTEXT);
+    }
+    PQclear(res);
+    return out;
+}
+
+// The one value a statement answers through the extended protocol; "ERROR ..." otherwise.
+std::string ext_value(PgConn& conn, const std::string& sql) {
+    PGresult* res = PQexecParams(conn.get(), sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0);
+    std::string out = "ERROR " + std::string(PQresultErrorMessage(res));
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1) {
+        out = PQgetvalue(res, 0, 0);
+    }
+    PQclear(res);
+    return out;
+}
+
+// The value (or "SQLSTATE message") of running the prepared statement `name`.
+std::string run_prepared(PgConn& conn, const std::string& name) {
+    PGresult* res = PQexecPrepared(conn.get(), name.c_str(), 0, nullptr, nullptr, nullptr, 0);
+    std::string out = "OK";
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        out = PQgetvalue(res, 0, 0);
+    } else if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+        const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        const char* message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        out = std::string(state != nullptr ? state : "?") + " " +
+              (message != nullptr ? message : "?");
+    }
+    PQclear(res);
+    return out;
+}
+
+// Extended-protocol messages for the byte-level comparison with a server.
+std::string parse_msg(const std::string& name, const std::string& sql) {
+    std::string out;
+    pgrouter::proto::MessageBuilder(out, pgrouter::proto::FrontendMsg::Parse)
+        .cstr(name)
+        .cstr(sql)
+        .i16(0);
+    return out;
+}
+std::string bind_msg(const std::string& statement) {
+    std::string out;
+    pgrouter::proto::MessageBuilder(out, pgrouter::proto::FrontendMsg::Bind)
+        .cstr("")
+        .cstr(statement)
+        .i16(0)
+        .i16(0)
+        .i16(0);
+    return out;
+}
+std::string describe_msg(char what, const std::string& name) {
+    std::string out;
+    pgrouter::proto::MessageBuilder(out, pgrouter::proto::FrontendMsg::Describe)
+        .u8(static_cast<std::uint8_t>(what))
+        .cstr(name);
+    return out;
+}
+std::string execute_msg(std::int32_t max_rows = 0) {
+    std::string out;
+    pgrouter::proto::MessageBuilder(out, pgrouter::proto::FrontendMsg::Execute)
+        .cstr("")
+        .i32(max_rows);
+    return out;
+}
+std::string sync_msg() {
+    std::string out;
+    pgrouter::proto::encode_sync(out);
+    return out;
+}
+// PQexecParams' messages for `sql`, unnamed.
+std::string exec_params_msgs(const std::string& sql) {
+    return parse_msg("", sql) + bind_msg("") + describe_msg('P', "") + execute_msg();
+}
+
+// Sends `msgs` and reads the answer up to the `readies`th ReadyForQuery: the message types,
+// each error's SQLSTATE in parentheses, each ReadyForQuery's transaction status after a '/'.
+std::string answer_types(RawClient& c, const std::string& msgs, int readies = 1) {
+    REQUIRE(c.send(msgs));
+    std::string types;
+    while (readies > 0) {
+        auto m = c.read(10s);
+        if (!m) break;
+        types += m->type;
+        if (m->type == 'E') types += "(" + error_code(*m) + ")";
+        if (m->type == 'Z') {
+            --readies;
+            types += "/" + m->payload.substr(0, 1);
+        }
+    }
+    return types;
+}
+
+std::string query_msg(const std::string& sql) {
+    std::string out;
+    pgrouter::proto::encode_query(out, sql);
     return out;
 }
 
@@ -376,4 +492,348 @@ TEST_CASE("read-your-writes user: another session of the same user reads the wri
     CHECK(seen[master] < 30);
     { PgConn done = std::move(later); }
     shared.finish();
+}
+
+TEST_CASE("pgrouter.* through the extended protocol: refusals, SHOW, SETs that route",
+          "[consistency][extended]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
+    std::string master = std::to_string(c.port(0));
+    PgConn conn(r.conninfo(kSuperUser, "postgres"));
+
+    // Bad values and names: the simple protocol's errors, and nothing changes.
+    conn.exec("SET pgrouter.min_lsn = '0/20'");
+    std::string hint, detail, context = "?";
+    CHECK(ext_error_of(conn, "SET pgrouter.max_staleness = 'bogus'", &hint, nullptr, &context) ==
+          "22023 invalid value for parameter \"pgrouter.max_staleness\": \"bogus\"");
+    CHECK(hint.rfind("Valid units for this parameter are", 0) == 0);
+    CHECK(context.empty());  // answered by pgrouter, as through the simple protocol
+    CHECK(ext_error_of(conn, "SET pgrouter.max_staleness = '-5ms'") ==
+          "22023 invalid value for parameter \"pgrouter.max_staleness\": \"-5ms\"");
+    CHECK(ext_error_of(conn, "SET pgrouter.min_lsn = 'zz'") ==
+          "22023 invalid value for parameter \"pgrouter.min_lsn\": \"zz\"");
+    CHECK(ext_error_of(conn, "SET pgrouter.route = 'replica'", &hint) ==
+          "22023 invalid value for parameter \"pgrouter.route\": \"replica\"");
+    CHECK(hint == "Available values: primary, auto.");
+    CHECK(ext_error_of(conn, "SET pgrouter.nosuch = 1", nullptr, &detail) ==
+          "42602 invalid configuration parameter name \"pgrouter.nosuch\"");
+    CHECK(detail == "\"pgrouter\" is a reserved prefix.");
+    CHECK(ext_error_of(conn, "RESET pgrouter.nosuch") ==
+          "42602 invalid configuration parameter name \"pgrouter.nosuch\"");
+    CHECK(ext_error_of(conn, "SET pgrouter.commit_lsn = '0/1'") ==
+          "55P02 parameter \"pgrouter.commit_lsn\" cannot be changed");
+    CHECK(conn.value("SHOW pgrouter.min_lsn") == "0/20");
+    CHECK(conn.value("SHOW pgrouter.max_staleness") == "");
+    CHECK(conn.value("SHOW pgrouter.route") == "auto");
+
+    // Prepared first: the Parse succeeds (PostgreSQL checks a SET when it runs), and every
+    // execution fails.
+    PGresult* res =
+        PQprepare(conn.get(), "bad_set", "SET pgrouter.max_staleness = '-1s'", 0, nullptr);
+    CHECK(PQresultStatus(res) == PGRES_COMMAND_OK);
+    PQclear(res);
+    for (int i = 0; i < 2; ++i) {
+        CHECK(run_prepared(conn, "bad_set") ==
+              "22023 invalid value for parameter \"pgrouter.max_staleness\": \"-1s\"");
+    }
+    CHECK(conn.value("SHOW pgrouter.max_staleness") == "");
+
+    // Inside a block the refusal fails the block, as on one server.
+    conn.exec("BEGIN");
+    CHECK(ext_error_of(conn, "SET pgrouter.min_lsn = 'zz'") ==
+          "22023 invalid value for parameter \"pgrouter.min_lsn\": \"zz\"");
+    CHECK(error_of(conn, "SELECT 1").rfind("25P02 ", 0) == 0);
+    conn.exec("ROLLBACK");
+    conn.exec("BEGIN");
+    CHECK(run_prepared(conn, "bad_set") ==
+          "22023 invalid value for parameter \"pgrouter.max_staleness\": \"-1s\"");
+    CHECK(error_of(conn, "SELECT 1").rfind("25P02 ", 0) == 0);
+    conn.exec("ROLLBACK");
+    CHECK(conn.value("SHOW pgrouter.min_lsn") == "0/20");
+    conn.exec("RESET pgrouter.min_lsn");
+
+    // SHOW answers as through the simple protocol, described as a server describes a SHOW.
+    CHECK(ext_value(conn, "SHOW pgrouter.route") == "auto");
+    CHECK(ext_value(conn, "SHOW pgrouter.min_lsn") == "0/0");
+    CHECK(ext_value(conn, "SHOW pgrouter.max_staleness") == "");
+    CHECK(ext_value(conn, "SHOW pgrouter.commit_lsn") == "0/0");
+    CHECK(ext_error_of(conn, "SHOW pgrouter.nope") ==
+          "42704 unrecognized configuration parameter \"pgrouter.nope\"");
+    res = PQprepare(conn.get(), "show_route", "SHOW pgrouter.route", 0, nullptr);
+    CHECK(PQresultStatus(res) == PGRES_COMMAND_OK);
+    PQclear(res);
+    res = PQdescribePrepared(conn.get(), "show_route");
+    REQUIRE(PQresultStatus(res) == PGRES_COMMAND_OK);
+    CHECK(PQnparams(res) == 0);
+    REQUIRE(PQnfields(res) == 1);
+    CHECK(std::string(PQfname(res, 0)) == "pgrouter.route");
+    CHECK(PQftype(res, 0) == 25);  // text
+    PQclear(res);
+    CHECK(run_prepared(conn, "show_route") == "auto");
+
+    // Good values take effect as simple SETs do, and a prepared SHOW follows them.
+    CHECK(ext_error_of(conn, "SET pgrouter.route = 'primary'") == "OK");
+    CHECK(run_prepared(conn, "show_route") == "primary");
+    CHECK(conn.value("SHOW pgrouter.route") == "primary");
+    auto seen = count_ports(conn, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 20);
+    for (int i = 0; i < 10; ++i)
+        CHECK(ext_value(conn, "SELECT inet_server_port()::text") == master);
+    CHECK(ext_error_of(conn, "RESET pgrouter.route") == "OK");
+    CHECK(run_prepared(conn, "show_route") == "auto");
+    seen = count_ports(conn, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 0);
+    // A min_lsn no standby has replayed: the master serves every read.
+    res = PQprepare(conn.get(), "far", "SET pgrouter.min_lsn = 'FFFFFFFF/0'", 0, nullptr);
+    CHECK(PQresultStatus(res) == PGRES_COMMAND_OK);
+    PQclear(res);
+    CHECK(run_prepared(conn, "far") == "OK");
+    CHECK(ext_value(conn, "SHOW pgrouter.min_lsn") == "FFFFFFFF/0");
+    seen = count_ports(conn, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 20);
+    CHECK(ext_error_of(conn, "SET pgrouter.min_lsn TO DEFAULT") == "OK");
+    seen = count_ports(conn, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 0);
+    // SET LOCAL through the extended protocol lasts for its block.
+    conn.exec("BEGIN");
+    CHECK(ext_error_of(conn, "SET LOCAL pgrouter.max_staleness = '64kB'") == "OK");
+    CHECK(ext_value(conn, "SHOW pgrouter.max_staleness") == "64kB");
+    conn.exec("COMMIT");
+    CHECK(ext_value(conn, "SHOW pgrouter.max_staleness") == "");
+    // commit_lsn after a write.
+    conn.exec("CREATE TABLE IF NOT EXISTS ext_token_t (id int)");
+    conn.exec("INSERT INTO ext_token_t VALUES (1)");
+    std::string token = ext_value(conn, "SHOW pgrouter.commit_lsn");
+    CHECK(token != "0/0");
+    CHECK(token.find('/') != std::string::npos);
+    conn.exec("DROP TABLE ext_token_t");
+
+    // Byte level: pgrouter answers with the messages a server sends for a SHOW or a SET of
+    // one of its own parameters (work_mem on the master, for comparison).
+    RawClient via(r.port), direct(c.port(0));
+    REQUIRE(via.login(kSuperUser, "postgres", kSuperPassword).back().type == 'Z');
+    REQUIRE(direct.login(kSuperUser, "postgres", kSuperPassword).back().type == 'Z');
+    auto both = [&](const std::string& ours, const std::string& theirs) {
+        std::string a = answer_types(via, ours), b = answer_types(direct, theirs);
+        CHECK(a == b);
+        return a;
+    };
+    CHECK(both(exec_params_msgs("SHOW pgrouter.route") + sync_msg(),
+               exec_params_msgs("SHOW work_mem") + sync_msg()) == "12TDCZ/I");
+    CHECK(both(exec_params_msgs("SET pgrouter.route = 'replica'") + sync_msg(),
+               exec_params_msgs("SET work_mem = 'bogus'") + sync_msg()) == "12nE(22023)Z/I");
+    CHECK(both(parse_msg("s", "SHOW pgrouter.min_lsn") + describe_msg('S', "s") + sync_msg(),
+               parse_msg("s", "SHOW work_mem") + describe_msg('S', "s") + sync_msg()) == "1tTZ/I");
+    CHECK(both(parse_msg("t", "SET pgrouter.route = 'x'") + describe_msg('S', "t") + sync_msg(),
+               parse_msg("t", "SET work_mem = 'x'") + describe_msg('S', "t") + sync_msg()) ==
+          "1tnZ/I");
+    CHECK(both(bind_msg("t") + execute_msg() + sync_msg(),
+               bind_msg("t") + execute_msg() + sync_msg()) == "2E(22023)Z/I");
+    // A row limit of 1: the row, then PortalSuspended (a server does not know yet that the
+    // SHOW's one row was its last); of 2: the row and the end.
+    for (int limit : {1, 2}) {
+        auto limited = [&](const std::string& sql) {
+            return parse_msg("", sql) + bind_msg("") + execute_msg(limit) + sync_msg();
+        };
+        CHECK(both(limited("SHOW pgrouter.route"), limited("SHOW work_mem")) ==
+              (limit == 1 ? "12DsZ/I" : "12DCZ/I"));
+    }
+    // An unknown name fails a SHOW at Parse, where a server looks the name up.
+    CHECK(both(parse_msg("", "SHOW pgrouter.nope") + bind_msg("") + execute_msg() + sync_msg(),
+               parse_msg("", "SHOW pgrtest.nope") + bind_msg("") + execute_msg() + sync_msg()) ==
+          "E(42704)Z/I");
+    // In a pipeline with other statements: the error at the SET's Execute skips the rest.
+    CHECK(both(parse_msg("", "SELECT 1") + bind_msg("") + execute_msg() +
+                   exec_params_msgs("SET pgrouter.min_lsn = 'zz'") + exec_params_msgs("SELECT 2") +
+                   sync_msg(),
+               parse_msg("", "SELECT 1") + bind_msg("") + execute_msg() +
+                   exec_params_msgs("SET work_mem = 'zz'") + exec_params_msgs("SELECT 2") +
+                   sync_msg()) == "12DC12nE(22023)Z/I");
+    // Behind a BEGIN still in flight, the refusal fails the block that BEGIN opens.
+    auto in_block = [](const std::string& set) {
+        return query_msg("BEGIN") + exec_params_msgs(set) + sync_msg() + query_msg("SELECT 1") +
+               query_msg("ROLLBACK");
+    };
+    std::string a = answer_types(via, in_block("SET pgrouter.route = 'replica'"), 4);
+    std::string b = answer_types(direct, in_block("SET work_mem = 'bogus'"), 4);
+    CHECK(a == b);
+    CHECK(a == "CZ/T12nE(22023)Z/EE(25P02)Z/ECZ/I");
+    auto simple_in_block = [](const std::string& set) {
+        return query_msg("BEGIN") + query_msg(set) + query_msg("SELECT 1") + query_msg("ROLLBACK");
+    };
+    a = answer_types(via, simple_in_block("SET pgrouter.route = 'replica'"), 4);
+    b = answer_types(direct, simple_in_block("SET work_mem = 'bogus'"), 4);
+    CHECK(a == b);
+    CHECK(a == "CZ/TE(22023)Z/EE(25P02)Z/ECZ/I");
+    // Behind a unit in flight that fails its block, a SHOW is refused as in any failed block.
+    auto failed_block = [](const std::string& show) {
+        return query_msg("BEGIN") + query_msg("SELECT 1/0") + query_msg(show) +
+               exec_params_msgs(show) + sync_msg() + query_msg("ROLLBACK");
+    };
+    a = answer_types(via, failed_block("SHOW pgrouter.route"), 5);
+    b = answer_types(direct, failed_block("SHOW work_mem"), 5);
+    CHECK(a == b);
+    CHECK(a == "CZ/TE(22012)Z/EE(25P02)Z/EE(25P02)Z/ECZ/I");
+    via.close();
+    direct.close();
+
+    { PgConn done = std::move(conn); }
+    r.finish();
+}
+
+TEST_CASE("savepoints take back pgrouter.* SETs, SET LOCAL included, as a server does",
+          "[consistency][savepoint]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
+    std::string master = std::to_string(c.port(0));
+    PgConn routed(r.conninfo(kSuperUser, "postgres"));
+    // The same steps with placeholders of the server's own (pgrtest.*), for comparison.
+    PgConn direct(c.conninfo(0, kSuperUser, "postgres"));
+    const std::vector<std::string> steps = {
+        "SET {}.route = 'auto'; SET {}.max_staleness = '10s'",
+        "BEGIN",
+        "SAVEPOINT a",
+        "SET LOCAL {}.route = 'primary'",
+        "ROLLBACK TO a",
+        "SET LOCAL {}.max_staleness = '1s'",
+        "SAVEPOINT b",
+        "SET {}.route = 'primary'",
+        "SET LOCAL {}.max_staleness = '2s'",
+        "ROLLBACK TO SAVEPOINT b",
+        "SAVEPOINT c",
+        "SET {}.route = 'primary'",
+        "RELEASE c",
+        "SAVEPOINT d",
+        "SET LOCAL {}.max_staleness = '3s'",
+        "RELEASE SAVEPOINT d",
+        "COMMIT",
+        "BEGIN",
+        "SAVEPOINT e",
+        "SET {}.route TO 'auto'",  // RESET differs: a placeholder's reset value is empty
+        "ROLLBACK TO e",
+        "SET {}.max_staleness = '5s'",
+        "SET LOCAL {}.max_staleness = '6s'",
+        "COMMIT",
+    };
+    auto with = [](std::string step, const std::string& prefix) {
+        for (auto at = step.find("{}"); at != std::string::npos; at = step.find("{}")) {
+            step.replace(at, 2, prefix);
+        }
+        return step;
+    };
+    for (const std::string& step : steps) {
+        INFO(step);
+        routed.exec(with(step, "pgrouter"));
+        direct.exec(with(step, "pgrtest"));
+        CHECK(routed.value("SHOW pgrouter.route") == direct.value("SHOW pgrtest.route"));
+        CHECK(routed.value("SHOW pgrouter.max_staleness") ==
+              direct.value("SHOW pgrtest.max_staleness"));
+    }
+    CHECK(routed.value("SHOW pgrouter.route") == "primary");
+    CHECK(routed.value("SHOW pgrouter.max_staleness") == "5s");
+
+    // Where reads land follows: the SET kept by RELEASE holds after COMMIT...
+    auto seen = count_ports(routed, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 20);
+    // ...a RESET rolled back to its savepoint changes nothing...
+    routed.exec("BEGIN; SAVEPOINT f; RESET pgrouter.route; ROLLBACK TO f; COMMIT");
+    seen = count_ports(routed, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 20);
+    routed.exec("BEGIN");
+    routed.exec("SAVEPOINT g");
+    routed.exec("RESET pgrouter.route");
+    routed.exec("ROLLBACK TO g");
+    routed.exec("COMMIT");
+    seen = count_ports(routed, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 20);
+    // ...and one released holds.
+    routed.exec("BEGIN");
+    routed.exec("SAVEPOINT h");
+    routed.exec("RESET pgrouter.route");
+    routed.exec("RELEASE h");
+    routed.exec("COMMIT");
+    seen = count_ports(routed, 20, "SELECT inet_server_port()");
+    CHECK(seen[master] == 0);
+
+    { PgConn done = std::move(routed); }
+    r.finish();
+}
+
+// Drivers that use the extended protocol their own way: asyncpg (Parse, Describe, Flush, then
+// Bind, Execute, Sync; fetch() of a SET), psycopg 3 (PQexecParams-like, prepare=True, and a
+// block from the first statement without autocommit).
+TEST_CASE("pgrouter.* through asyncpg and psycopg 3", "[consistency][extended][drivers]") {
+    if (!run({"/usr/bin/python3", "-c", "import asyncpg, psycopg"}).ok()) {
+        WARN("python3-asyncpg or python3-psycopg is missing: test skipped");
+        return;
+    }
+    Cluster& c = Cluster::shared();
+    Routed r(c, {{0, ""}, {1, ""}, {2, ""}});
+    const char* script = R"PY(
+import asyncio, sys
+import asyncpg, psycopg
+
+async def with_asyncpg(dsn):
+    c = await asyncpg.connect(dsn)
+    out = []
+    out.append(await c.fetchval("SHOW pgrouter.route"))
+    st = await c.prepare("SHOW pgrouter.min_lsn")
+    out.append(st.get_attributes()[0].name)
+    out.append(await st.fetchval())
+    await c.execute("SET pgrouter.min_lsn = '0/42'")
+    out.append(await st.fetchval())
+    try:
+        await c.fetch("SET pgrouter.route = 'replica'")
+        out.append("OK")
+    except asyncpg.PostgresError as e:
+        out.append(e.sqlstate)
+    try:
+        await c.fetchval("SHOW pgrouter.nope")
+        out.append("OK")
+    except asyncpg.PostgresError as e:
+        out.append(e.sqlstate)
+    await c.fetch("SET pgrouter.route = 'primary'")
+    out.append(await c.fetchval("SHOW pgrouter.route"))
+    await c.close()
+    return out
+
+def with_psycopg(conninfo):
+    out = []
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        out.append(c.execute("SHOW pgrouter.route").fetchone()[0])
+        out.append(c.execute("SHOW pgrouter.route", prepare=True).fetchone()[0])
+        try:
+            c.execute("SET pgrouter.max_staleness = 'bogus'")
+            out.append("OK")
+        except psycopg.Error as e:
+            out.append(e.sqlstate)
+        c.execute("SET pgrouter.max_staleness = '2s'")
+        out.append(c.execute("SHOW pgrouter.max_staleness", prepare=True).fetchone()[0])
+    with psycopg.connect(conninfo) as c:  # a transaction block from the first statement
+        try:
+            c.execute("SET pgrouter.min_lsn = 'zz'")
+            out.append("OK")
+        except psycopg.Error as e:
+            out.append(e.sqlstate)
+        try:
+            c.execute("SELECT 1")
+            out.append("OK")
+        except psycopg.Error as e:
+            out.append(e.sqlstate)
+    return out
+
+port = sys.argv[1]
+print(" ".join(asyncio.run(with_asyncpg(f"postgresql://postgres:postgres@127.0.0.1:{port}/postgres"))))
+print(" ".join(with_psycopg(f"host=127.0.0.1 port={port} user=postgres password=postgres dbname=postgres")))
+)PY";
+    RunResult res = run({"/usr/bin/python3", "-c", script, std::to_string(r.port)});
+    INFO(res.err);
+    REQUIRE(res.ok());
+    // asyncpg: SHOW, a prepared SHOW described and following a SET, a refused SET (22023), an
+    // unknown name (42704), a good SET through fetch(). psycopg: SHOW plain and prepared, a
+    // refused SET, a good one, and in a block the refusal fails the block (25P02 after it).
+    CHECK(res.out ==
+          "auto pgrouter.min_lsn 0/0 0/42 22023 42704 primary\n"
+          "auto auto 22023 2s 22023 25P02\n");
+    r.finish();
 }

@@ -172,6 +172,27 @@ class Transcript {
         note(sql + " (x" + std::to_string(n) + ")", value);
         return value;
     }
+    // PQexecPrepared of `name` (no parameters) n times, as read().
+    std::string exec_prepared(const std::string& name, int n = 6, Where where = Where::Standby) {
+        std::vector<int> ports;
+        std::vector<std::string> outs;
+        for (int i = 0; i < n; ++i) {
+            PGresult* res = PQexecPrepared(conn_, name.c_str(), 0, nullptr, nullptr, nullptr, 0);
+            outs.push_back(describe(res, &ports));
+            PQclear(res);
+        }
+        check_where("Execute " + name, ports, where);
+        std::string value = outs[0];
+        for (const auto& o : outs) {
+            if (o != outs[0]) {
+                value = "MIXED:";
+                for (const auto& each : outs) value += " [" + each + "]";
+                break;
+            }
+        }
+        note("Execute " + name + " (x" + std::to_string(n) + ")", value);
+        return value;
+    }
     void note(const std::string& label, const std::string& value) {
         steps_.emplace_back(label, value);
     }
@@ -851,6 +872,60 @@ TEST_CASE("SQL PREPARE/EXECUTE, protocol prepared statements and cursors WITH HO
         t.run("FETCH 2 FROM ss_cur2");
         t.run("COMMIT");
         t.run("FETCH 2 FROM ss_cur2");
+    });
+    r.finish();
+}
+
+// A Parse the server refused defines nothing: the statement the client has is the one the
+// server kept (42P05), or none (a Parse that failed, or that an earlier error made the server
+// skip), and that is what pgrouter parses again on a standby. The Parses run on the master
+// (inside a read-write block), so the reads after them find standbys that lack the statement.
+TEST_CASE("a refused Parse does not redefine the statement re-parsed on a standby",
+          "[session][prepare][parse]") {
+    Cluster& c = Cluster::shared();
+    Routed r(c, {0, 1, 2});
+    play_both(r, "", [&](Transcript& t) {
+        PGconn* conn = t.conn();
+        auto prepare = [&](const char* name, const char* sql) {
+            PGresult* res = PQprepare(conn, name, sql, 0, nullptr);
+            t.note(std::string("Parse ") + name + " " + sql, describe(res, nullptr));
+            PQclear(res);
+        };
+        auto on_master = [&](const std::function<void()>& parses) {
+            t.run("BEGIN");  // read-write: on the master
+            parses();
+            t.run("ROLLBACK");
+        };
+        // The name exists: the server keeps the first text.
+        on_master([&] { prepare("ss_p1", "SELECT 'from b' AS v, inet_server_port() AS port_"); });
+        on_master([&] { prepare("ss_p1", "SELECT 'again' AS v, inet_server_port() AS port_"); });
+        t.exec_prepared("ss_p1");
+        // A first Parse that failed (an unknown table): no statement; then a good one.
+        on_master([&] { prepare("ss_p2", "SELECT v, inet_server_port() AS port_ FROM ss_nope"); });
+        t.exec_prepared("ss_p2", 4, Where::Any);
+        on_master([&] { prepare("ss_p2", "SELECT 'good' AS v, inet_server_port() AS port_"); });
+        t.exec_prepared("ss_p2");
+        // A Parse after an error in the same pipeline: the server skipped it.
+        on_master([&] {
+            REQUIRE(PQenterPipelineMode(conn) == 1);
+            REQUIRE(PQsendQueryParams(conn, "SELECT 1/0", 0, nullptr, nullptr, nullptr, nullptr,
+                                      0) == 1);
+            REQUIRE(PQsendPrepare(conn, "ss_p3",
+                                  "SELECT 'skipped' AS v, inet_server_port() AS port_", 0,
+                                  nullptr) == 1);
+            REQUIRE(PQpipelineSync(conn) == 1);
+            std::string results;
+            for (int i = 0; i < 3; ++i) {
+                PGresult* res = PQgetResult(conn);
+                results += describe(res, nullptr) + "; ";
+                PQclear(res);
+                if (i < 2) CHECK(PQgetResult(conn) == nullptr);  // each query's end
+            }
+            t.note("pipeline", results);
+            REQUIRE(PQexitPipelineMode(conn) == 1);
+        });
+        t.exec_prepared("ss_p3", 4, Where::Any);
+        t.run("SELECT name, statement FROM pg_prepared_statements ORDER BY name");
     });
     r.finish();
 }

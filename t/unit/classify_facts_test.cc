@@ -27,6 +27,8 @@ std::string_view action_name(NamedAction a) {
             return "release";
         case NamedAction::RollbackTo:
             return "rollback-to";
+        case NamedAction::Deallocate:
+            return "deallocate";
     }
     return "?";
 }
@@ -75,6 +77,8 @@ struct FactCase {
 
 constexpr FactCase kFactCases[] = {
     {"SELECT 1", ""},
+    {"DEALLOCATE s1", "deallocate:s1 [DEALLOCATE s1]"},
+    {"DEALLOCATE PREPARE ALL", "deallocate: [DEALLOCATE PREPARE ALL]"},
     {"SET search_path = s, public", "set:search_path [SET search_path = s, public]"},
     {"set Search_Path to s;", "set:search_path [set Search_Path to s]"},
     {"SET \"DateStyle\" = 'ISO'", "set:datestyle [SET \"DateStyle\" = 'ISO']"},

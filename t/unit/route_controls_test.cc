@@ -331,6 +331,60 @@ TEST_CASE("route controls: SET, SET LOCAL, RESET and rollbacks in the session st
     CHECK(started.route().controls.primary);
 }
 
+TEST_CASE("route controls: savepoints take back SET LOCAL and SET, RELEASE keeps them",
+          "[route_controls][session_state]") {
+    Classifier cl;
+    struct Step {
+        const char* sql;
+        const char* tag;
+        TransactionStatus after;
+        const char* route;  // SHOW pgrouter.route after the step
+        const char* max_staleness;
+    };
+    // PostgreSQL's GUC stack: a rollback to a savepoint restores what was in force when the
+    // savepoint was made, SET LOCAL included; RELEASE folds the savepoint's changes into the
+    // enclosing level; a SET after a SET LOCAL of the same name wins, also after COMMIT.
+    const std::vector<Step> steps = {
+        {"BEGIN", "BEGIN", T, "auto", ""},
+        {"SAVEPOINT a", "SAVEPOINT", T, "auto", ""},
+        {"SET LOCAL pgrouter.route = 'primary'", "SET", T, "primary", ""},
+        {"ROLLBACK TO a", "ROLLBACK", T, "auto", ""},
+        {"SET LOCAL pgrouter.max_staleness = '1s'", "SET", T, "auto", "1s"},
+        {"SAVEPOINT b", "SAVEPOINT", T, "auto", "1s"},
+        {"SET LOCAL pgrouter.max_staleness = '2s'", "SET", T, "auto", "2s"},
+        {"SET pgrouter.route = 'primary'", "SET", T, "primary", "2s"},
+        {"ROLLBACK TO SAVEPOINT b", "ROLLBACK", T, "auto", "1s"},
+        {"SAVEPOINT c", "SAVEPOINT", T, "auto", "1s"},
+        {"SET LOCAL pgrouter.route = 'primary'", "SET", T, "primary", "1s"},
+        {"RELEASE c", "RELEASE", T, "primary", "1s"},
+        {"ROLLBACK TO a", "ROLLBACK", T, "auto", ""},  // a is still there: c went, a stays
+        {"SET LOCAL pgrouter.route = 'primary'", "SET", T, "primary", ""},
+        {"SET pgrouter.max_staleness = '64kB'", "SET", T, "primary", "64kB"},
+        {"COMMIT", "COMMIT", I, "auto", "64kB"},
+        {"BEGIN", "BEGIN", T, "auto", "64kB"},
+        {"SET pgrouter.route = 'primary'", "SET", T, "primary", "64kB"},
+        {"SET LOCAL pgrouter.route = 'auto'", "SET", T, "auto", "64kB"},  // masks the SET
+        {"COMMIT", "COMMIT", I, "primary", "64kB"},                       // which then holds
+        {"BEGIN", "BEGIN", T, "primary", "64kB"},
+        {"SET LOCAL pgrouter.route = 'auto'", "SET", T, "auto", "64kB"},
+        {"SET pgrouter.max_staleness = '0'", "SET", T, "auto", "0"},
+        {"RESET pgrouter.route", "RESET", T, "auto", "0"},  // a RESET is a SET
+        {"COMMIT", "COMMIT", I, "auto", "0"},
+        {"BEGIN; SAVEPOINT s; SET LOCAL pgrouter.route = 'primary'; ROLLBACK TO s", "ROLLBACK", T,
+         "auto", "0"},
+        {"ROLLBACK", "ROLLBACK", I, "auto", "0"},
+    };
+    SessionState state;
+    for (const Step& s : steps) {
+        INFO(s.sql);
+        run(state, cl, s.sql, s.tag, s.after);
+        CHECK(state.controls().show(Control::Route) == s.route);
+        CHECK(state.controls().show(Control::MaxStaleness) == s.max_staleness);
+        CHECK(state.route().controls == state.controls().controls());
+    }
+    CHECK(state.pending().empty());
+}
+
 TEST_CASE("time lag: how long ago the master was at a standby's replay position", "[time_lag]") {
     MasterHistory h;
     CHECK(h.lag_ns(0x1000, 5 * kMs) == 0);  // nothing known

@@ -750,3 +750,240 @@ TEST_CASE("an unsynced Parse/Describe batch is complete when its answers are in"
     CHECK(q.size() == 1);
     CHECK(q.front().answers_left == -1);
 }
+
+namespace {
+
+// Cuts one unit of `messages` (built by the caller) and returns it.
+Unit& cut(UnitCutter& cutter, const std::vector<std::string>& messages) {
+    for (const std::string& m : messages) {
+        (void)cutter.add(std::get<proto::Message>(proto::decode_frontend(m)));
+    }
+    return cutter.unit();
+}
+
+std::string parse_msg(const char* name, const char* sql) {
+    std::string out;
+    proto::MessageBuilder(out, proto::FrontendMsg::Parse).cstr(name).cstr(sql).i16(0);
+    return out;
+}
+
+std::string bind_msg(const char* statement) {
+    std::string out;
+    proto::MessageBuilder(out, proto::FrontendMsg::Bind)
+        .cstr("")
+        .cstr(statement)
+        .i16(0)
+        .i16(0)
+        .i16(0);
+    return out;
+}
+
+std::string sync_msg() {
+    std::string out;
+    proto::MessageBuilder(out, proto::FrontendMsg::Sync);
+    return out;
+}
+
+std::string sql_of(const Statements& statements, const char* name) {
+    const Statement* st = statements.find(name);
+    return st != nullptr ? std::string(st->sql()) : "(none)";
+}
+
+}  // namespace
+
+TEST_CASE("statements: a Parse holds only once the server acknowledged it", "[statements]") {
+    Classifier classifier;
+    Statements statements;
+    UnitCutter cutter(statements, [&](std::string_view sql) { return classifier.classify(sql); });
+    std::string out;
+    // Parse s1 on backend 1 (acknowledged), then again with another text (42P05 there).
+    Unit& first = cut(cutter, {parse_msg("s1", "SELECT 'from b'"), sync_msg()});
+    REQUIRE(first.refs.completes.size() == 1);
+    CHECK(statements.prepare(1, first.refs, out) == 0);
+    statements.settle(first.refs.completes, 1);
+    CHECK(statements.pending() == 0);
+    Unit& again = cut(cutter, {parse_msg("s1", "SELECT 'again'"), sync_msg()});
+    CHECK(sql_of(statements, "s1") == "SELECT 'again'");  // taken for granted meanwhile
+    CHECK(statements.prepare(1, again.refs, out) == 0);
+    CHECK(statements.backend_has(1, "s1"));
+    statements.settle(again.refs.completes, 0);
+    CHECK(sql_of(statements, "s1") == "SELECT 'from b'");
+    CHECK(statements.backend_has(1, "s1"));  // it kept the first text: nothing to re-parse
+    CHECK(statements.pending() == 0);
+    // A standby that lacks it gets the text the server kept.
+    Unit& use = cut(cutter, {bind_msg("s1"), sync_msg()});
+    CHECK(use.refs.completes.empty());
+    out.clear();
+    CHECK(statements.prepare(2, use.refs, out) == 1);
+    CHECK(out == parse_msg("s1", "SELECT 'from b'"));
+    out.clear();
+    CHECK(statements.prepare(1, use.refs, out) == 0);
+
+    SECTION("a first Parse that failed defines nothing, and its backend has nothing") {
+        Unit& bad = cut(cutter, {parse_msg("s2", "SELECT * FROM nope"), sync_msg()});
+        CHECK(statements.prepare(1, bad.refs, out) == 0);
+        statements.settle(bad.refs.completes, 0);
+        CHECK(statements.find("s2") == nullptr);
+        CHECK_FALSE(statements.backend_has(1, "s2"));
+        Unit& good = cut(cutter, {parse_msg("s2", "SELECT 'good'"), sync_msg()});
+        CHECK(statements.prepare(1, good.refs, out) == 0);
+        statements.settle(good.refs.completes, 1);
+        CHECK(sql_of(statements, "s2") == "SELECT 'good'");
+        CHECK(statements.backend_has(1, "s2"));
+    }
+    SECTION("Parses after an error in the unit were skipped: only those before it hold") {
+        std::string execute;
+        proto::MessageBuilder(execute, proto::FrontendMsg::Execute).cstr("").i32(0);
+        Unit& u = cut(
+            cutter, {parse_msg("", "SELECT 1/0"), bind_msg(""), execute,
+                     parse_msg("s1", "SELECT 'skipped'"), parse_msg("s3", "SELECT 3"), sync_msg()});
+        REQUIRE(u.refs.completes.size() == 3);
+        CHECK(statements.prepare(1, u.refs, out) == 0);
+        statements.settle(u.refs.completes, 1);  // ParseComplete, BindComplete, error
+        CHECK(sql_of(statements, "") == "SELECT 1/0");
+        CHECK(sql_of(statements, "s1") == "SELECT 'from b'");
+        CHECK(statements.backend_has(1, "s1"));
+        CHECK(statements.find("s3") == nullptr);
+        CHECK_FALSE(statements.backend_has(1, "s3"));
+    }
+    SECTION("a refused Parse of the unnamed statement leaves none") {
+        Unit& u = cut(cutter, {parse_msg("", "SELECT 1"), sync_msg()});
+        CHECK(statements.prepare(1, u.refs, out) == 0);
+        statements.settle(u.refs.completes, 1);
+        Unit& bad = cut(cutter, {parse_msg("", "SELEC 2"), sync_msg()});
+        CHECK(statements.prepare(1, bad.refs, out) == 0);
+        statements.settle(bad.refs.completes, 0);
+        CHECK(statements.find("") == nullptr);  // PostgreSQL dropped the old one first
+        CHECK_FALSE(statements.backend_has(1, ""));
+    }
+    SECTION("a long batch of unnamed Parses keeps one of them pending, not each") {
+        std::vector<std::string> batch;
+        for (int i = 0; i < 100; ++i) {
+            batch.push_back(parse_msg("", "SELECT 1"));
+            batch.push_back(bind_msg(""));
+        }
+        batch.push_back(sync_msg());
+        Unit& u = cut(cutter, batch);
+        CHECK(u.refs.completes.size() == 100);
+        CHECK(statements.pending() == 1);
+        CHECK(statements.prepare(1, u.refs, out) == 0);
+        statements.settle(u.refs.completes, 100);
+        CHECK(sql_of(statements, "") == "SELECT 1");
+        CHECK(statements.backend_has(1, ""));
+        CHECK(statements.pending() == 0);
+    }
+    SECTION("units in flight together: each refusal goes back past the refused ones") {
+        // Pipelined: both cut and sent before either is answered.
+        Unit& u2 = cut(cutter, {parse_msg("s1", "SELECT 2"), sync_msg()});
+        std::vector<std::uint64_t> c2 = u2.refs.completes;
+        CHECK(statements.prepare(1, u2.refs, out) == 0);
+        Unit& u3 = cut(cutter, {parse_msg("s1", "SELECT 3"), sync_msg()});
+        std::vector<std::uint64_t> c3 = u3.refs.completes;
+        CHECK(statements.prepare(1, u3.refs, out) == 0);
+        bool second_taken = GENERATE(false, true);
+        INFO("the second Parse acknowledged: " << second_taken);
+        statements.settle(c2, 0);
+        CHECK(sql_of(statements, "s1") == "SELECT 3");  // still pending
+        statements.settle(c3, second_taken ? 1 : 0);
+        CHECK(sql_of(statements, "s1") == (second_taken ? "SELECT 3" : "SELECT 'from b'"));
+        CHECK(statements.backend_has(1, "s1"));
+        CHECK(statements.pending() == 0);
+    }
+    SECTION("two Parses of a name in one unit: the second refused, the first holds") {
+        std::string close;
+        proto::MessageBuilder(close, proto::FrontendMsg::Close).u8('P').cstr("");
+        Unit& u = cut(
+            cutter, {parse_msg("s1", "SELECT 2"), close, parse_msg("s1", "SELECT 3"), sync_msg()});
+        REQUIRE(u.refs.completes.size() == 3);
+        CHECK(u.refs.completes[1] == kClientClose);
+        CHECK(statements.prepare(1, u.refs, out) == 0);
+        statements.settle(u.refs.completes, 2);
+        CHECK(sql_of(statements, "s1") == "SELECT 2");
+        CHECK(statements.backend_has(1, "s1"));
+        out.clear();
+        CHECK(statements.prepare(2, cut(cutter, {bind_msg("s1"), sync_msg()}).refs, out) == 1);
+        CHECK(out == parse_msg("s1", "SELECT 2"));
+    }
+    SECTION("a unit never answered (not sent, or lost) is undone by the next one answered") {
+        Unit& lost = cut(cutter, {parse_msg("s1", "SELECT 'lost'"), sync_msg()});
+        CHECK(statements.prepare(1, lost.refs, out) == 0);
+        Unit& next = cut(cutter, {parse_msg("s4", "SELECT 4"), sync_msg()});
+        CHECK(statements.prepare(1, next.refs, out) == 0);
+        statements.settle(next.refs.completes, 1);
+        CHECK(sql_of(statements, "s1") == "SELECT 'from b'");
+        CHECK(sql_of(statements, "s4") == "SELECT 4");
+        CHECK(statements.pending() == 0);
+    }
+}
+
+TEST_CASE("inflight: which ParseCompletes answer the client's Parses", "[inflight][statements]") {
+    auto msg = [](std::string& buf) {
+        return std::get<proto::Message>(proto::decode_backend(buf));
+    };
+    std::string parse_complete, close_complete, err, rfq;
+    proto::MessageBuilder(parse_complete, proto::BackendMsg::ParseComplete);
+    proto::MessageBuilder(close_complete, proto::BackendMsg::CloseComplete);
+    proto::encode_error_response(err, "ERROR", "42P05", "prepared statement exists");
+    proto::encode_ready_for_query(rfq, TransactionStatus::Idle);
+
+    InflightQueue q;
+    InFlight f;
+    f.slot = 1;
+    f.swallow = 2;  // an injected Close and Parse come first
+    f.completes = {7, kClientClose, 8};
+    q.push(f);
+    CHECK(q.front().completes == std::vector<std::uint64_t>{kInjected, kInjected, 7, 0, 8});
+    CHECK(q.on_message(msg(close_complete)) == Answer::Swallow);
+    CHECK(q.on_message(msg(parse_complete)) == Answer::Swallow);
+    CHECK(q.on_message(msg(parse_complete)) == Answer::Forward);
+    CHECK(q.on_message(msg(close_complete)) == Answer::Forward);
+    CHECK(q.on_message(msg(err)) == Answer::Forward);  // Parse 8 refused
+    CHECK(q.on_message(msg(rfq)) == Answer::Done);
+    CHECK(q.front().completed == 4);  // 7 acknowledged, 8 not
+    q.pop_front();
+
+    // A flushed batch joined by its rest: the rest's injected Parse is answered after the
+    // batch's own Parse, and is swallowed there, not in its place.
+    InFlight head;
+    head.slot = 1;
+    head.sync = false;
+    head.completes = {9};
+    q.push(head);
+    InFlight rest;
+    rest.slot = 1;
+    rest.swallow = 1;
+    rest.completes = {10};
+    q.push(rest);
+    REQUIRE(q.size() == 1);
+    CHECK(q.front().completes == std::vector<std::uint64_t>{9, kInjected, 10});
+    CHECK(q.on_message(msg(parse_complete)) == Answer::Forward);  // Parse 9
+    CHECK(q.on_message(msg(parse_complete)) == Answer::Swallow);
+    CHECK(q.on_message(msg(err)) == Answer::Forward);  // Parse 10 refused
+    CHECK(q.on_message(msg(rfq)) == Answer::Done);
+    CHECK(q.front().completed == 2);
+}
+
+TEST_CASE("statements: SQL DEALLOCATE takes a protocol-level statement from the client",
+          "[statements]") {
+    Statements statements;
+    Classification read;
+    read.kind = StatementKind::Read;
+    std::string parse;
+    proto::MessageBuilder(parse, proto::FrontendMsg::Parse).cstr("s1").cstr("SELECT 1").i16(0);
+    statements.define("s1", parse, "SELECT 1", read);
+    statements.define("s2", parse, "SELECT 1", read);
+    StatementRefs refs;
+    refs.uses = {"s1", "s2"};
+    std::string out;
+    statements.prepare(1, refs, out);
+    statements.prepare(2, refs, out);
+    statements.deallocated(1, "s1");
+    CHECK(statements.find("s1") == nullptr);
+    CHECK_FALSE(statements.backend_has(1, "s1"));
+    // Backend 2 still has it: closed there before its next unit, unseen by the client.
+    out.clear();
+    CHECK(statements.prepare(2, StatementRefs{}, out) == 1);
+    CHECK(out.find("s1") != std::string::npos);
+    statements.deallocated(2, "");  // DEALLOCATE ALL
+    CHECK(statements.size() == 0);
+}

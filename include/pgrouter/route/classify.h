@@ -73,6 +73,7 @@ enum class NamedAction : std::uint8_t {
     Savepoint,   // SAVEPOINT s
     Release,     // RELEASE [SAVEPOINT] s
     RollbackTo,  // ROLLBACK TO [SAVEPOINT] s
+    Deallocate,  // DEALLOCATE [PREPARE] s (no name: DEALLOCATE ALL)
 };
 
 // One named fact of a unit: the parameter (lower-cased; empty when set_config's name is not

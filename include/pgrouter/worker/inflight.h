@@ -13,13 +13,20 @@
 #include "pgrouter/proto/message.h"
 #include "pgrouter/route/classify.h"
 #include "pgrouter/worker/session_state.h"
+#include "pgrouter/worker/statements.h"
 
 namespace pgrouter {
 
 // A unit sent to a backend whose responses have not all come back yet.
 struct InFlight {
     int slot = -1;
-    int swallow = 0;     // ParseComplete/CloseComplete of injected messages, dropped
+    int swallow = 0;  // ParseComplete/CloseComplete of injected messages, dropped
+    // What each ParseComplete/CloseComplete of the unit answers, in order (kInjected, then
+    // the client's StatementRefs::completes; push() puts the injected ones first), and how
+    // many came: after an error the server sends none for the rest, whose Parses it never
+    // took (Statements::settle).
+    std::vector<std::uint64_t> completes;
+    std::size_t completed = 0;
     bool ghost = false;  // injected by pgrouter (SET replay): nothing reaches the client
     bool hold = false;   // a read on a standby: hold responses back while a replay is possible
     bool sync = true;    // ends with ReadyForQuery (false after a Flush: the batch goes on)
@@ -89,9 +96,10 @@ class InflightQueue {
     bool replaying_state(int slot) const;
 
     // Queues a unit. The rest of a flushed batch on the same backend joins the batch (one
-    // unit, one ReadyForQuery). A unit queued behind ghosts that replay the session's state
-    // must be a held read: should they fail, it is replayed on the master (a unit that
-    // cannot be held waits for the ghosts' answers before it is sent).
+    // unit, one ReadyForQuery; what it injected is answered after the batch's own messages).
+    // A unit queued behind ghosts that replay the session's state must be a held read: should
+    // they fail, it is replayed on the master (a unit that cannot be held waits for the
+    // ghosts' answers before it is sent).
     void push(InFlight f);
     void pop_front() { units_.erase(units_.begin()); }
     // Everything in flight is lost (with its held answer).

@@ -153,7 +153,8 @@ class SessionState {
         std::span<const std::pair<std::string, std::string>> settings);
     // The pgrouter.* parameters in force, as the units finished so far left them: SETs of
     // the open block count at once (as on the server), SET LOCAL until the block ends, a
-    // rollback (or ROLLBACK TO) takes them back, RESET ALL and DISCARD ALL reset them.
+    // rollback takes them back, ROLLBACK TO a savepoint takes back those made after it (SET
+    // LOCAL too; RELEASE keeps them), RESET ALL and DISCARD ALL reset them.
     // Their routing part is route().controls.
     const ControlValues& controls() const { return controls_; }
 
@@ -162,7 +163,7 @@ class SessionState {
     // The pins after unit `u`; `unsure`: those of them it may have dropped (or not taken),
     // which only the server knows. True when they changed.
     bool set_pins(const UnitOutcome& u, std::uint16_t pins, std::uint16_t unsure);
-    void update_controls(const UnitOutcome& u);
+    void update_controls();
     void note_changes(const UnitOutcome& u, bool was_in_block);
     void pending_change(const SessionChange& c);
 
@@ -172,12 +173,12 @@ class SessionState {
     std::uint16_t pins_ = 0;
     bool advisory_unsure_ = false;  // kPinAdvisoryLock may be held for nothing (see above)
     std::uint64_t catalog_lsn_ = 0;
-    bool block_wrote_ = false;            // the open block wrote on the master
-    std::vector<SessionChange> pending_;  // the open block's changes, savepoints as markers
-    ControlValues start_controls_;        // pgrouter.* at connection start
-    ControlValues controls_;              // pgrouter.* in force
-    std::vector<SessionChange> local_;    // SET LOCAL pgrouter.* of the open block
-    bool controls_in_block_ = false;      // the open block touched pgrouter.*
+    bool block_wrote_ = false;  // the open block wrote on the master
+    // The open block's changes (SET LOCAL pgrouter.* included), savepoints as markers.
+    std::vector<SessionChange> pending_;
+    ControlValues start_controls_;    // pgrouter.* at connection start
+    ControlValues controls_;          // pgrouter.* in force
+    bool controls_in_block_ = false;  // the open block touched pgrouter.*
 };
 
 }  // namespace pgrouter

@@ -2,12 +2,16 @@
 // (PgBouncer's prepare.c): a statement the client parsed on one backend is parsed again,
 // unseen, on another before a unit that uses it goes there, and a statement the client
 // closes is closed lazily on the other backends that have it. Pure: it writes protocol
-// messages into the caller's buffer and never touches a socket.
+// messages into the caller's buffer and never touches a socket. A Parse defines its
+// statement as the unit is cut, before the server answers; the definition holds only once
+// the server acknowledges it (settle()), else the one before comes back.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -17,15 +21,27 @@
 
 namespace pgrouter {
 
+// What a ParseComplete or CloseComplete of a unit answers, in the order the server sends
+// them: the version a client's Parse defined (Statement::version, never 0), a client's
+// Close (of a statement or a portal), or a Parse or Close pgrouter injected before the
+// client's messages (Statements::prepare), whose answer the client must not see.
+inline constexpr std::uint64_t kClientClose = 0;
+inline constexpr std::uint64_t kInjected = std::numeric_limits<std::uint64_t>::max();
+inline bool is_client_parse(std::uint64_t c) { return c != kClientClose && c != kInjected; }
+
 // What one unit does with prepared statements.
 struct StatementRefs {
     std::vector<std::string> uses;              // named by Bind, Describe 'S', Close 'S'
     std::set<std::string, std::less<>> parsed;  // defined by a Parse of the unit
     std::set<std::string, std::less<>> closed;  // closed by a Close 'S' of the unit
+    // Its Parses and Closes in order (kClientClose, or the version a Parse defined): what
+    // each ParseComplete/CloseComplete the unit brings answers.
+    std::vector<std::uint64_t> completes;
     void clear() {
         uses.clear();
         parsed.clear();
         closed.clear();
+        completes.clear();
     }
 };
 
@@ -47,9 +63,22 @@ struct Statement {
 
 class Statements {
   public:
-    // A Parse (the whole message) defining `name` as `sql`, which lies inside `parse`.
+    // A Parse (the whole message) defining `name` as `sql`, which lies inside `parse`. The
+    // definition is pending until settle() (the definition it replaces is kept till then).
     const Statement& define(std::string_view name, std::string_view parse, std::string_view sql,
                             const Classification& cls);
+    // A unit is answered: of its `completes` (InFlight::completes, in order), the first
+    // `answered` got their ParseComplete/CloseComplete, the rest none (an error made the
+    // server skip them, or refused the Parse itself). Each acknowledged Parse's definition
+    // holds; each other one is undone: its name is defined as before (a named statement
+    // the server refused keeps its old definition there) and its backend has what it had.
+    // A refused Parse of the unnamed statement leaves no unnamed statement: the server
+    // drops the old one before it parses the new. Definitions pending from before the
+    // unit's, whose units were never answered (not sent, or lost with their backend), are
+    // undone first.
+    void settle(const std::vector<std::uint64_t>& completes, std::size_t answered);
+    // Definitions not settled yet (tests).
+    std::size_t pending() const { return pending_.size(); }
     const Statement* find(std::string_view name) const;
 
     // Before a unit goes to backend `slot`: appends to `out` a Close for each statement the
@@ -57,6 +86,7 @@ class Statements {
     // backend lacks (or has in an older version), and notes what the unit itself parses and
     // closes. Returns how many ParseComplete/CloseComplete the injected messages will bring,
     // which the client must not see.
+    // The versions the unit's own Parses define are noted as this backend's, pending too.
     int prepare(int slot, const StatementRefs& refs, std::string& out);
     // The client saw statement `name` described: result_shape() of the RowDescription (""
     // for NoData) and, from a Describe of the statement, its ParameterDescription.
@@ -69,6 +99,9 @@ class Statements {
     void reparse(int slot, const std::vector<std::string>& names, std::string& out);
     // Appends a Close of each of `names` for `slot`, which no longer has them.
     void close_on(int slot, const std::vector<std::string>& names, std::string& out);
+    // SQL DEALLOCATE `name` (empty: DEALLOCATE ALL, every named one) succeeded on `slot`:
+    // the statement is the client's no more, and the other backends close it lazily.
+    void deallocated(int slot, std::string_view name);
     // The connection to `slot` is gone, and the statements it had with it.
     void forget_backend(int slot) { backends_.erase(slot); }
     // Backend `slot` has `name` in its current version (tests, logs).
@@ -80,8 +113,22 @@ class Statements {
         std::map<std::string, std::uint64_t, std::less<>> have;  // name → Parse version
         std::set<std::string, std::less<>> to_close;             // closed by the client elsewhere
     };
+    // A definition the server has not acknowledged yet, and what it replaced.
+    struct Pending {
+        std::uint64_t version = 0;
+        std::string name;
+        std::optional<Statement> previous;  // the definition before (none: the name was free)
+        int slot = -1;                      // the backend prepare() noted as having it
+        std::uint64_t had = 0;              // what that backend had of the name (0: nothing)
+    };
+    std::vector<Pending>::iterator pending(std::uint64_t version);
+    void confirm(std::uint64_t version);
+    void undo(std::uint64_t version);
+
     std::map<std::string, Statement, std::less<>> statements_;
     std::map<int, Backend> backends_;
+    // Oldest first: rarely more than a unit's few, so a vector (nothing while empty).
+    std::vector<Pending> pending_;
     std::uint64_t versions_ = 0;
 };
 
