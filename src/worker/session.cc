@@ -210,6 +210,14 @@ void Session::park_servers() {
             continue;
         }
         parked_.emplace_back(it->first, server.applied);
+        // A session that never SET anything, sent the startup values of its login and has no
+        // named statement there leaves nothing of its own on it (what else a session can
+        // leave behind pins it, and a pinned session parks nothing): any client may take it
+        // without DISCARD ALL.
+        if (state_.log().head() == 0 && server.startup.empty() &&
+            !statements_.backend_has_named(it->first)) {
+            server.conn->owner = 0;
+        }
         env_.pool.park(std::move(server.conn));
         it = servers_.erase(it);
     }

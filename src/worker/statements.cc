@@ -118,6 +118,13 @@ const Statement* Statements::find(std::string_view name) const {
     return it == statements_.end() ? nullptr : &it->second;
 }
 
+bool Statements::backend_has_named(int slot) const {
+    auto b = backends_.find(slot);
+    if (b == backends_.end()) return false;
+    const auto& have = b->second.have;
+    return have.size() > (have.contains(std::string_view()) ? 1U : 0U);
+}
+
 bool Statements::backend_has(int slot, std::string_view name) const {
     auto b = backends_.find(slot);
     const Statement* st = find(name);

@@ -987,3 +987,23 @@ TEST_CASE("statements: SQL DEALLOCATE takes a protocol-level statement from the 
     statements.deallocated(2, "");  // DEALLOCATE ALL
     CHECK(statements.size() == 0);
 }
+
+TEST_CASE("statements: a backend holds the client's named statements, not the unnamed one",
+          "[statements]") {
+    Statements statements;
+    Classification read;
+    read.kind = StatementKind::Read;
+    std::string parse;
+    proto::MessageBuilder(parse, proto::FrontendMsg::Parse).cstr("").cstr("SELECT 1").i16(0);
+    statements.define("", parse, "SELECT 1", read);
+    StatementRefs refs;
+    refs.uses = {""};
+    std::string out;
+    statements.prepare(1, refs, out);
+    CHECK_FALSE(statements.backend_has_named(1));
+    statements.define("s1", parse, "SELECT 1", read);
+    refs.uses = {"s1"};
+    statements.prepare(1, refs, out);
+    CHECK(statements.backend_has_named(1));
+    CHECK_FALSE(statements.backend_has_named(2));
+}

@@ -102,6 +102,9 @@ class Statements {
     // SQL DEALLOCATE `name` (empty: DEALLOCATE ALL, every named one) succeeded on `slot`:
     // the statement is the client's no more, and the other backends close it lazily.
     void deallocated(int slot, std::string_view name);
+    // Backend `slot` has a named statement of the client, in any version (the unnamed one
+    // is replaced by the next Parse of it, so it leaves nothing behind).
+    bool backend_has_named(int slot) const;
     // The connection to `slot` is gone, and the statements it had with it.
     void forget_backend(int slot) { backends_.erase(slot); }
     // Backend `slot` has `name` in its current version (tests, logs).
