@@ -19,6 +19,8 @@ enum class Effect : std::uint8_t {
     WritePinSeq,     // setval: master, and currval/lastval state afterwards
     PinSeq,          // currval, lastval: needs this session's sequence state
     WritePinLock,    // session advisory lock
+    WriteTryLock,    // pg_try_advisory_lock*(): may take nothing (it returns false)
+    WriteUnlock,     // pg_advisory_unlock*(k): may release the session's last lock
     WriteUnpinLock,  // pg_advisory_unlock_all(): drops every session advisory lock
     SetConfig,       // set_config(name, value, is_local)
 };

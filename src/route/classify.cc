@@ -300,6 +300,15 @@ void Walker::function_call(std::uint32_t body) {
                 write(rule.reason);
                 pin(kPinAdvisoryLock, rule.reason);
                 break;
+            case Effect::WriteTryLock:
+                write(rule.reason);
+                pin(kPinAdvisoryLock, rule.reason);
+                flags_.may_release |= kPinAdvisoryLock;
+                break;
+            case Effect::WriteUnlock:
+                write(rule.reason);
+                flags_.may_release |= kPinAdvisoryLock;
+                break;
             case Effect::WriteUnpinLock:
                 write(rule.reason);
                 flags_.unpins |= kPinAdvisoryLock;
@@ -505,6 +514,7 @@ Walker::Stmt Walker::statement(std::uint32_t wrapper) {
     if (type == "CopyStmt") {
         std::uint32_t from = j_.get(body, "is_from");
         if (from != kNone && j_.at(from).type == JType::True) {
+            flags_.copy_from = true;
             walk(body, false);
             return {StatementKind::Write, false, false, "COPY FROM"};
         }
@@ -632,7 +642,9 @@ Classification combine(const Classification& flags, std::vector<Walker::Stmt>& s
         c.reason = "empty query";
     }
     bool modes = !stmts.empty();
+    bool opens_block = false;
     for (std::size_t i = 0; i < stmts.size(); ++i) {
+        opens_block = opens_block || stmts[i].kind == StatementKind::TransactionBegin;
         Classification one;
         one.kind = stmts[i].kind;
         one.reason = stmts[i].reason;
@@ -653,6 +665,7 @@ Classification combine(const Classification& flags, std::vector<Walker::Stmt>& s
     out.read_write = c.read_write;
     out.multi = stmts.size() > 1;
     out.transaction_modes = modes;
+    out.opens_block = opens_block;
     out.statements = static_cast<std::uint16_t>(std::min<std::size_t>(stmts.size(), 0xffff));
     return out;
 }
@@ -749,6 +762,8 @@ Classification merge(const Classification& a, const Classification& b) {
     c.hint.staleness = a.hint.staleness.tighter(b.hint.staleness);
     c.transaction_modes = a.transaction_modes && b.transaction_modes;
     c.multi = true;
+    c.copy_from = a.copy_from || b.copy_from;
+    c.opens_block = a.opens_block || b.opens_block;
     c.parse_error = a.parse_error || b.parse_error;
     if (b.read_only_default != ReadOnlyDefault::Unchanged)
         c.read_only_default = b.read_only_default;
@@ -756,6 +771,7 @@ Classification merge(const Classification& a, const Classification& b) {
     if (b.isolation != Isolation::Unchanged) c.isolation = b.isolation;
     c.pins = static_cast<std::uint16_t>(a.pins | b.pins);
     c.unpins = static_cast<std::uint16_t>(a.unpins | b.unpins);
+    c.may_release = static_cast<std::uint16_t>(a.may_release | b.may_release);
     if (c.pin_reason.empty()) c.pin_reason = b.pin_reason;
     if (c.server_local.empty()) c.server_local = b.server_local;
     c.statements = static_cast<std::uint16_t>(std::min(0xffff, a.statements + b.statements));

@@ -10,12 +10,14 @@ namespace pgrouter {
 
 namespace {
 
-void queue(InflightQueue& q, int slot, bool replays_state, bool captures_lsn) {
+void queue(InflightQueue& q, int slot, bool replays_state, bool captures_lsn,
+           bool checks_advisory = false) {
     InFlight g;
     g.slot = slot;
     g.ghost = true;
     g.replays_state = replays_state;
     g.captures_lsn = captures_lsn;
+    g.checks_advisory = checks_advisory;
     q.push(std::move(g));
 }
 
@@ -67,6 +69,19 @@ int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLo
 void queue_lsn_capture(InflightQueue& q, std::string& out, int slot) {
     proto::encode_query(out, "SELECT pg_catalog.pg_current_wal_insert_lsn()");
     queue(q, slot, false, true);
+}
+
+void queue_advisory_check(InflightQueue& q, std::string& out, int slot) {
+    proto::encode_query(out,
+                        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = "
+                        "'advisory' AND pid = pg_catalog.pg_backend_pid() AND granted)");
+    queue(q, slot, false, false, true);
+}
+
+std::optional<bool> advisory_locks_held(std::string_view first_column) {
+    if (first_column == "t") return true;
+    if (first_column == "f") return false;
+    return std::nullopt;
 }
 
 void queue_shape_check(InflightQueue& q, std::string& out, int slot, Statements& statements,

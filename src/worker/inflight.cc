@@ -130,6 +130,7 @@ Answer InflightQueue::on_message(const proto::Message& m) {
         }
     }
     if (f.captures_lsn && m.is(BackendMsg::DataRow)) return Answer::Lsn;
+    if (f.checks_advisory && m.is(BackendMsg::DataRow)) return Answer::AdvisoryLocks;
     if (f.answers_left > 0 && !f.ghost && !f.hold) {
         // An error keeps the unit in flight: the backend skips all until the client's Sync.
         if (m.is(BackendMsg::ErrorResponse)) f.answers_left = -1;

@@ -585,6 +585,13 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
         if (unit.sync) proto::encode_ready_for_query(client_.output(), state_.txn_status());
         co_return;
     }
+    if (state_.advisory_check_due() && inflight_.empty() && !standby &&
+        slot == state_.route().pinned_slot) {
+        // In the same write, in front of the unit (and of its Parses): does the session
+        // still hold an advisory lock? If not, the unit ends unpinned.
+        queue_advisory_check(inflight_, server->conn->wire.output(), slot);
+        state_.advisory_check_sent();
+    }
     InFlight f;
     f.slot = slot;
     f.sent_ns = stats_.unit_sent(slot, reason);
@@ -610,6 +617,11 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
     if (cls.names_objects && unit.sync && !standby && cls.kind != StatementKind::Write) {
         // Not after a Write: it may be a COPY FROM, which a Query would break.
         queue_lsn_capture(inflight_, wire.output(), slot);
+    }
+    if (unit.sync && !answering && !standby && state_.advisory_check_behind(cls)) {
+        // Behind an unlock (or a try-lock): its answer ends the pin before the client's
+        // next unit, or while the client idles.
+        queue_advisory_check(inflight_, wire.output(), slot);
     }
     wake();
     if (co_await wire.flush()) {

@@ -241,6 +241,14 @@ bool Session::on_backend_message(const proto::Message& m, Server& server) {
             }
             return false;
         }
+        case Answer::AdvisoryLocks: {
+            auto text = proto::parse_data_row_first(m.payload);
+            std::optional<bool> held = text ? advisory_locks_held(*text) : std::nullopt;
+            // None left: the unit behind the question ends unpinned (and, pooled, parked).
+            if (held == false && state_.advisory_locks_gone()) pins_changed();
+            if (held == true) state_.advisory_check_sent();
+            return false;
+        }
         case Answer::Done:
             finish_unit(m);
             return true;

@@ -124,16 +124,45 @@ bool SessionState::finish_unit(const UnitOutcome& u) {
     }
     if (u.error) {
         if (!in_block()) pending_.clear();
-        return false;
+        // A session-level advisory lock ignores transactions: one taken (or released) by a
+        // statement before the one that failed, or in a block rolled back, stays so. It may
+        // be held: pinned, and the server asked.
+        auto locks =
+            static_cast<std::uint16_t>((u.cls->pins | u.cls->may_release) & kPinAdvisoryLock);
+        return set_pins(u, static_cast<std::uint16_t>(pins_ | (u.cls->pins & kPinAdvisoryLock)),
+                        locks);
     }
     note_changes(u, was_in_block);
     if (u.cls->read_only_default == ReadOnlyDefault::On) route_.read_only_default = true;
     if (u.cls->read_only_default == ReadOnlyDefault::Off) route_.read_only_default = false;
     auto pins = static_cast<std::uint16_t>((pins_ & ~u.cls->unpins) | u.cls->pins);
+    return set_pins(u, pins, u.cls->may_release);
+}
+
+bool SessionState::set_pins(const UnitOutcome& u, std::uint16_t pins, std::uint16_t unsure) {
+    if ((unsure & kPinAdvisoryLock) != 0) advisory_unsure_ = true;
+    if ((pins & kPinAdvisoryLock) == 0) advisory_unsure_ = false;
     if (pins == pins_) return false;
     pins_ = pins;
     route_.pinned_slot = pins_ != 0 ? u.slot : -1;
     route_.pinned_epoch = pins_ != 0 ? u.epoch : 0;
+    return true;
+}
+
+bool SessionState::advisory_check_behind(const Classification& cls) const {
+    auto after = static_cast<std::uint16_t>((pins_ & ~cls.unpins) | cls.pins);
+    return (cls.may_release & kPinAdvisoryLock) != 0 && after == kPinAdvisoryLock &&
+           !cls.opens_block && !cls.copy_from && !in_block();
+}
+
+bool SessionState::advisory_locks_gone() {
+    advisory_unsure_ = false;
+    if ((pins_ & kPinAdvisoryLock) == 0) return false;
+    pins_ = static_cast<std::uint16_t>(pins_ & ~kPinAdvisoryLock);
+    if (pins_ == 0) {
+        route_.pinned_slot = -1;
+        route_.pinned_epoch = 0;
+    }
     return true;
 }
 

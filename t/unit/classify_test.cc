@@ -117,6 +117,16 @@ std::string describe(const Classification& c, bool with_count) {
             first = false;
         }
     }
+    if (c.may_release != 0) {
+        s += " release=";
+        bool first = true;
+        for (auto [bit, name] : kPinNames) {
+            if ((c.may_release & bit) == 0) continue;
+            if (!first) s += ",";
+            s += name;
+            first = false;
+        }
+    }
     static const char* const kDiscard[] = {"", "plans", "sequences", "temp", "all"};
     if (c.discard != Discard::None) s += std::string(" discard=") + kDiscard[int(c.discard)];
     if (c.read_only_default == ReadOnlyDefault::On) s += " rodefault=on";
@@ -189,6 +199,18 @@ std::string canonical(const std::string& expect, bool& with_count) {
                 for (auto [bit, name] : kPinNames) {
                     if (p == name) {
                         c.unpins |= bit;
+                        found = true;
+                    }
+                }
+                REQUIRE(found);
+            }
+        } else if (f.rfind("release=", 0) == 0) {
+            std::stringstream list(f.substr(8));
+            for (std::string p; std::getline(list, p, ',');) {
+                bool found = false;
+                for (auto [bit, name] : kPinNames) {
+                    if (p == name) {
+                        c.may_release |= bit;
                         found = true;
                     }
                 }

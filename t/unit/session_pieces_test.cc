@@ -43,6 +43,21 @@ void finish_unit(SessionState& state, const Classifier& classifier, std::string_
     (void)state.finish(u);
 }
 
+// As finish_unit(), with the outcome's error flag; whether the pins changed.
+bool finish_pins(SessionState& state, const Classifier& classifier, std::string_view sql,
+                 bool error = false, TransactionStatus after = TransactionStatus::Idle) {
+    Classification cls = classifier.classify(sql);
+    std::vector<SessionChange> changes;
+    UnitOutcome u;
+    u.status = after;
+    u.slot = 1;
+    u.on_master = true;
+    u.error = error;
+    u.cls = &cls;
+    u.changes = &changes;
+    return state.finish(u);
+}
+
 std::string replay_log(const std::vector<Step>& steps) {
     Classifier classifier;
     SessionState state;
@@ -123,6 +138,114 @@ TEST_CASE("session state: serializable default follows the log", "[session_state
     CHECK(!run("RESET default_transaction_isolation"));
     CHECK(run("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE"));
     CHECK(!run("RESET ALL"));
+}
+
+TEST_CASE("session state: when to ask whether the session still holds an advisory lock",
+          "[session_state]") {
+    Classifier cl;
+    SessionState st;
+    // A blocking lock is held once it returns: nothing to ask.
+    CHECK(finish_pins(st, cl, "SELECT pg_advisory_lock(1)"));
+    CHECK(st.pins() == kPinAdvisoryLock);
+    CHECK(st.route().pinned_slot == 1);
+    CHECK_FALSE(st.advisory_check_due());
+    // An unlock may have released the last one: ask, once.
+    CHECK_FALSE(finish_pins(st, cl, "SELECT pg_advisory_unlock(1)"));
+    CHECK(st.advisory_check_due());
+    st.advisory_check_sent();
+    CHECK_FALSE(st.advisory_check_due());
+    CHECK(st.pins() == kPinAdvisoryLock);
+    // The server says none is held: the pin goes, and with it the pinned backend.
+    CHECK(st.advisory_locks_gone());
+    CHECK(st.pins() == 0);
+    CHECK(st.route().pinned_slot == -1);
+    CHECK_FALSE(st.advisory_locks_gone());  // nothing more to drop
+
+    SECTION("a try-lock pins until the server says it took nothing") {
+        CHECK(finish_pins(st, cl, "SELECT pg_try_advisory_lock(7)"));
+        CHECK(st.pins() == kPinAdvisoryLock);
+        CHECK(st.advisory_check_due());
+    }
+    SECTION("not inside a block: transaction-level locks would answer too") {
+        finish_pins(st, cl, "BEGIN", false, T);
+        finish_pins(st, cl, "SELECT pg_try_advisory_lock(7)", false, T);
+        CHECK(st.pins() == kPinAdvisoryLock);
+        CHECK_FALSE(st.advisory_check_due());
+        finish_pins(st, cl, "COMMIT");
+        CHECK(st.advisory_check_due());
+    }
+    SECTION("not while another pin holds the session anyway; asked once that one goes") {
+        finish_pins(st, cl, "LISTEN c");
+        finish_pins(st, cl, "SELECT pg_try_advisory_lock(7)");
+        CHECK(st.pins() == (kPinAdvisoryLock | kPinListen));
+        CHECK_FALSE(st.advisory_check_due());
+        finish_pins(st, cl, "UNLISTEN *");
+        CHECK(st.advisory_check_due());
+        // An answer while other pins remain drops only the lock's.
+        finish_pins(st, cl, "LISTEN c");
+        CHECK(st.advisory_locks_gone());
+        CHECK(st.pins() == kPinListen);
+        CHECK(st.route().pinned_slot == 1);
+    }
+    SECTION("what drops every advisory lock leaves nothing to ask") {
+        finish_pins(st, cl, "SELECT pg_try_advisory_lock(7)");
+        finish_pins(st, cl, "SELECT pg_advisory_unlock_all()");
+        CHECK(st.pins() == 0);
+        CHECK_FALSE(st.advisory_check_due());
+        finish_pins(st, cl, "SELECT pg_try_advisory_lock(7)");
+        finish_pins(st, cl, "DISCARD ALL");
+        CHECK_FALSE(st.advisory_check_due());
+    }
+    SECTION("a session lock outlives the failure of its unit: pinned, and asked") {
+        // SELECT pg_advisory_lock(1); SELECT 1/0 holds the lock although the unit failed.
+        CHECK(finish_pins(st, cl, "SELECT pg_advisory_lock(1); SELECT 1/0", true));
+        CHECK(st.pins() == kPinAdvisoryLock);
+        CHECK(st.advisory_check_due());
+        // A failed unit that names no lock function changes nothing.
+        st.advisory_check_sent();
+        CHECK_FALSE(finish_pins(st, cl, "SELECT 1/0", true));
+        CHECK_FALSE(st.advisory_check_due());
+        // A failed unlock may have released it all the same.
+        CHECK_FALSE(finish_pins(st, cl, "SELECT pg_advisory_unlock(1); SELECT 1/0", true));
+        CHECK(st.advisory_check_due());
+    }
+}
+
+TEST_CASE("session state: when the question can follow the unit in its own write",
+          "[session_state]") {
+    Classifier cl;
+    SessionState st;
+    auto behind = [&](std::string_view sql) { return st.advisory_check_behind(cl.classify(sql)); };
+    // Unpinned: a try-lock may take nothing, an unlock has nothing to end.
+    CHECK(behind("SELECT pg_try_advisory_lock(1)"));
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock(1)"));
+    CHECK_FALSE(behind("SELECT pg_advisory_lock(1)"));  // held once it returns
+    finish_pins(st, cl, "SELECT pg_advisory_lock(1)");
+    CHECK(behind("SELECT pg_advisory_unlock(1)"));
+    CHECK(behind("SELECT pg_advisory_unlock_shared(1)"));
+    CHECK_FALSE(behind("SELECT 1"));
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock_all()"));  // unpins by itself
+    // Not behind a BEGIN (the block stays open) nor a COPY FROM (CopyData follows).
+    CHECK(behind("SELECT pg_advisory_unlock(1); SELECT 1"));
+    CHECK_FALSE(behind("BEGIN; SELECT pg_advisory_unlock(1)"));
+    CHECK_FALSE(behind("START TRANSACTION; SELECT pg_advisory_unlock(1); COMMIT"));
+    CHECK(cl.classify("SELECT 1; BEGIN").opens_block);
+    CHECK_FALSE(cl.classify("SELECT 1; COMMIT").opens_block);
+    CHECK(cl.classify("COPY t FROM STDIN").copy_from);
+    CHECK_FALSE(cl.classify("COPY t TO STDOUT").copy_from);
+    CHECK_FALSE(behind("COPY t FROM STDIN WHERE pg_advisory_unlock(1)"));
+    // The extended protocol's Parse and Bind of one statement merge into one unit.
+    Classification unlock = cl.classify("SELECT pg_advisory_unlock($1)");
+    CHECK(st.advisory_check_behind(merge(unlock, unlock)));
+    // Another pin keeps the session anyway.
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock(1); LISTEN c"));
+    finish_pins(st, cl, "LISTEN c");
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock(1)"));
+    finish_pins(st, cl, "UNLISTEN *");
+    CHECK(behind("SELECT pg_advisory_unlock(1)"));
+    // Inside a block the answer would count its transaction-level locks too.
+    finish_pins(st, cl, "BEGIN", false, T);
+    CHECK_FALSE(behind("SELECT pg_advisory_unlock(1)"));
 }
 
 TEST_CASE("inflight: what backend messages mean for the head unit", "[inflight]") {
@@ -215,6 +338,15 @@ TEST_CASE("inflight: what backend messages mean for the head unit", "[inflight]"
         CHECK(q.on_message(msg(row)) == Answer::Lsn);
         CHECK(q.on_message(msg(done)) == Answer::Drop);
         CHECK(q.on_message(msg(err)) == Answer::Drop);  // in an aborted block: no position
+    }
+    SECTION("whether the session holds an advisory lock comes back in a check's DataRow") {
+        InFlight check = ghost;
+        check.checks_advisory = true;
+        q.push(check);
+        CHECK(q.on_message(msg(row)) == Answer::AdvisoryLocks);
+        CHECK(q.on_message(msg(done)) == Answer::Drop);
+        CHECK(q.on_message(msg(err)) == Answer::Drop);  // no answer: the pin stays
+        CHECK(q.on_message(msg(rfq)) == Answer::Done);
     }
 }
 
@@ -541,6 +673,21 @@ TEST_CASE("ghosts: what a backend lacks of the session's state, as ghost units",
     queue_lsn_capture(q, out, 0);
     CHECK(q.back().captures_lsn);
     CHECK_FALSE(q.back().replays_state);
+    // The question whether the session holds an advisory lock: one Query, answered by a
+    // boolean (only session-level locks remain between transactions).
+    std::string check;
+    queue_advisory_check(q, check, 0);
+    CHECK(q.back().checks_advisory);
+    CHECK(q.back().ghost);
+    CHECK_FALSE(q.back().replays_state);
+    CHECK(q.back().slot == 0);
+    CHECK(check[0] == 'Q');
+    CHECK(check.find("pg_catalog.pg_locks") != std::string::npos);
+    CHECK(check.find("locktype = 'advisory'") != std::string::npos);
+    CHECK(check.find("pg_catalog.pg_backend_pid()") != std::string::npos);
+    CHECK(advisory_locks_held("t") == true);
+    CHECK(advisory_locks_held("f") == false);
+    CHECK_FALSE(advisory_locks_held("").has_value());
 }
 
 TEST_CASE("an unsynced Parse/Describe batch is complete when its answers are in",

@@ -108,6 +108,10 @@ struct Classification {
     // Only BEGIN / START TRANSACTION / SET TRANSACTION: sets the modes of the transaction.
     bool transaction_modes = false;
     bool multi = false;        // more than one statement
+    // COPY ... FROM: CopyData may follow the unit's Query, so nothing may be sent behind it.
+    bool copy_from = false;
+    // A BEGIN / START TRANSACTION among its statements: the unit may leave a block open.
+    bool opens_block = false;
     bool parse_error = false;  // the grammar refused it (kind is Write)
     // Non-empty: the unit asks about the server itself rather than about data (recovery
     // state, WAL positions, its backends, statistics, transaction ids; see server_local.cc),
@@ -119,6 +123,10 @@ struct Classification {
     // PinReason bits whose state this unit drops entirely: DISCARD, UNLISTEN *, DEALLOCATE
     // ALL, CLOSE ALL, pg_advisory_unlock_all(). After success, apply unpins, then pins.
     std::uint16_t unpins = 0;
+    // PinReason bits whose state may be gone after this unit, which only the server knows:
+    // pg_try_advisory_lock*() that returned false took nothing, pg_advisory_unlock*(k) may
+    // have released the session's last advisory lock. The session asks the server.
+    std::uint16_t may_release = 0;
     std::uint16_t statements = 0;      // 0: empty (only blanks, comments, semicolons)
     std::string_view reason = "";      // why this kind, for debug logs ("FOR UPDATE/SHARE")
     std::string_view pin_reason = "";  // the first pin's cause ("LISTEN"), empty when none

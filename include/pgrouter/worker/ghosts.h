@@ -1,12 +1,14 @@
 // Ghost units: statements pgrouter sends a backend on the session's behalf, whose answers
 // the client never sees. The session's SETs replayed on a backend that has not run them, the
 // check that a standby has replayed the catalog the session's SETs were interpreted against,
-// the question of the master's WAL position after such a SET, and the start of a block that
-// moves to the master. Pure: each writes its messages into the backend's output buffer and
-// queues its InFlight; the session sends the buffer.
+// the question of the master's WAL position after such a SET, the question whether the
+// session still holds an advisory lock, and the start of a block that moves to the master.
+// Pure: each writes its messages into the backend's output buffer and queues its InFlight;
+// the session sends the buffer.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +40,15 @@ int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLo
 
 // Queues the question of the master's WAL position (Answer::Lsn brings its DataRow).
 void queue_lsn_capture(InflightQueue& q, std::string& out, int slot);
+
+// Queues the question whether the session's backend holds a granted advisory lock
+// (Answer::AdvisoryLocks brings its DataRow, a boolean). Sent between transactions, where
+// only session-level advisory locks remain (SessionState::advisory_check_due()).
+void queue_advisory_check(InflightQueue& q, std::string& out, int slot);
+
+// The answer of queue_advisory_check()'s DataRow, its first column's text ("t" or "f");
+// nullopt for anything else (a NULL, a row not understood): the pin stays.
+[[nodiscard]] std::optional<bool> advisory_locks_held(std::string_view first_column);
 
 // Queues, for statements `names` that `slot` lacks, a Parse of each (noted in `statements`),
 // a Describe of each and a Sync: a ghost whose RowDescriptions and ParameterDescriptions the

@@ -35,6 +35,7 @@ struct InFlight {
     // check): if it fails, the backend must not serve the session's next unit.
     bool replays_state = false;
     bool captures_lsn = false;  // a ghost asking the master its WAL position (its DataRow)
+    bool checks_advisory = false;  // a ghost asking whether the session holds advisory locks
     bool unapplied = false;     // the session's state failed to apply before this unit
     // A simple Query that only sets the transaction's modes (BEGIN READ ONLY), sent to a
     // standby: its bytes, should its block move to the master (MovableBlock).
@@ -63,21 +64,23 @@ enum class StandbyRefusal : std::uint8_t { None, Write, Feature };
 [[nodiscard]] StandbyRefusal standby_refusal(std::string_view sqlstate, std::string_view message);
 
 enum class Answer : std::uint8_t {
-    Swallow,      // the answer to an injected Parse/Close: nothing reaches the client
-    Forward,      // to the client, now
-    Hold,         // kept back with the held read's answer so far
-    Release,      // the held answer, this message last, may go to the client: release_held()
-    Drop,         // part of a ghost's answer, or of a refused read's: nothing reaches the client
-    StateFailed,  // a ghost bringing the backend to the session's state failed: that backend
-                  // must not serve the session until it is brought up to date again
-    Lsn,          // the DataRow of a ghost that asked the master its WAL position
-    Replay,       // the standby refused the held read (or could not take the session's
-                  // state before it): run it again on the master
-    Lost,         // a FATAL (or PANIC): the backend is going away; it answers for nothing
-                  // more, and the session treats it as the backend's loss (held_read_lost()
-                  // for a held read). The FATAL itself never reaches the client.
-    Done,         // ReadyForQuery: the head unit is finished (release_held() first when held)
-    Complete,     // forward it: the last answer of an unsynced unit that counts its answers
+    Swallow,        // the answer to an injected Parse/Close: nothing reaches the client
+    Forward,        // to the client, now
+    Hold,           // kept back with the held read's answer so far
+    Release,        // the held answer, this message last, may go to the client: release_held()
+    Drop,           // part of a ghost's answer, or of a refused read's: nothing reaches the client
+    StateFailed,    // a ghost bringing the backend to the session's state failed: that backend
+                    // must not serve the session until it is brought up to date again
+    Lsn,            // the DataRow of a ghost that asked the master its WAL position
+    AdvisoryLocks,  // the DataRow of a ghost that asked whether the session holds advisory
+                    // locks (advisory_locks_held())
+    Replay,         // the standby refused the held read (or could not take the session's
+                    // state before it): run it again on the master
+    Lost,           // a FATAL (or PANIC): the backend is going away; it answers for nothing
+                    // more, and the session treats it as the backend's loss (held_read_lost()
+                    // for a held read). The FATAL itself never reaches the client.
+    Done,           // ReadyForQuery: the head unit is finished (release_held() first when held)
+    Complete,       // forward it: the last answer of an unsynced unit that counts its answers
 };
 
 class InflightQueue {

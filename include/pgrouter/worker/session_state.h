@@ -116,6 +116,26 @@ class SessionState {
     proto::TransactionStatus txn_status() const { return txn_status_; }
     bool in_block() const { return txn_status_ != proto::TransactionStatus::Idle; }
     std::uint16_t pins() const { return pins_; }
+    // Whether to ask the server, in front of the session's next unit, if the session still
+    // holds a session-level advisory lock: a unit that may have taken none (a try-lock) or
+    // released the last one (an unlock), or that failed after a lock function, finished;
+    // that lock is the session's only pin; no block is open (between transactions only
+    // session-level advisory locks remain, so the answer is about those).
+    bool advisory_check_due() const {
+        return advisory_unsure_ && pins_ == kPinAdvisoryLock && !in_block();
+    }
+    // Whether to ask right behind unit `cls`, in the same write, rather than in front of the
+    // next unit (so that a client idle after its last unlock is not left pinned): the unit
+    // may release or not take the session's advisory lock, it neither opens a block nor
+    // takes COPY data, it is sent between transactions (so the question runs between
+    // transactions too), and after it that lock is the session's only pin.
+    bool advisory_check_behind(const Classification& cls) const;
+    // The question was sent, or answered that a lock is held: not asked again until another
+    // unit calls a lock function.
+    void advisory_check_sent() { advisory_unsure_ = false; }
+    // The server answered that the session holds no advisory lock: kPinAdvisoryLock goes
+    // (and the pinned backend with it when no other pin is left). True when a pin went.
+    bool advisory_locks_gone();
     // The master's WAL position after the session's latest SET that names catalog objects
     // (0: none known): a standby serves the session only once it has replayed that far.
     std::uint64_t catalog_lsn() const { return catalog_lsn_; }
@@ -140,6 +160,9 @@ class SessionState {
 
   private:
     bool finish_unit(const UnitOutcome& u);
+    // The pins after unit `u`; `unsure`: those of them it may have dropped (or not taken),
+    // which only the server knows. True when they changed.
+    bool set_pins(const UnitOutcome& u, std::uint16_t pins, std::uint16_t unsure);
     void update_controls();
     void note_changes(const UnitOutcome& u, bool was_in_block);
     void pending_change(const SessionChange& c);
@@ -148,6 +171,7 @@ class SessionState {
     RouteSession route_;
     proto::TransactionStatus txn_status_ = proto::TransactionStatus::Idle;
     std::uint16_t pins_ = 0;
+    bool advisory_unsure_ = false;  // kPinAdvisoryLock may be held for nothing (see above)
     std::uint64_t catalog_lsn_ = 0;
     bool block_wrote_ = false;  // the open block wrote on the master
     // The open block's changes (SET LOCAL pgrouter.* included), savepoints as markers.
