@@ -133,7 +133,7 @@ void refuse_parsed_controls(Unit& unit, Statements& statements, const ClassifyFn
             quiet.names_size_ = 0;
             quiet.facts_truncated = false;
             std::string_view p(parse);
-            statements.define(name, p, p.substr(5 + name.size() + 1, failing.size()), quiet);
+            statements.rewrite(name, p, p.substr(5 + name.size() + 1, failing.size()), quiet);
         }
     }
     if (copied == 0) return;
@@ -376,6 +376,18 @@ void encode_control_steps(std::string& out, const std::vector<ControlStep>& step
     }
 }
 
+// How many ParseComplete and CloseComplete `answer` holds before its first ErrorResponse.
+std::size_t acknowledged(std::string_view answer) {
+    std::size_t n = 0;
+    for (;;) {
+        auto r = proto::decode_backend(answer, answer.size());
+        auto* m = std::get_if<proto::Message>(&r);
+        if (m == nullptr || m->is(BackendMsg::ErrorResponse)) return n;
+        if (m->is(BackendMsg::ParseComplete) || m->is(BackendMsg::CloseComplete)) ++n;
+        answer.remove_prefix(m->bytes().size());
+    }
+}
+
 }  // namespace
 
 asio::awaitable<bool> Session::answer_controls(Unit& unit) {
@@ -411,8 +423,12 @@ asio::awaitable<bool> Session::answer_controls(Unit& unit) {
             if (auto lsn = co_await commit_lsn()) commit = format_lsn(*lsn);
             if (closed_) co_return true;
         }
+        std::size_t from = client_.output().size();
         encode_control_steps(client_.output(), *steps, state_.controls(), commit,
                              state_.txn_status());
+        // Its Parses were answered here: those this answer acknowledged hold (settle()).
+        statements_.settle(unit.refs.completes,
+                           acknowledged(std::string_view(client_.output()).substr(from)));
         co_return true;
     }
     if (!unit.sync || sticky_slot_ >= 0 ||

@@ -35,6 +35,17 @@ const Statement& Statements::define(std::string_view name, std::string_view pars
     return st;
 }
 
+void Statements::rewrite(std::string_view name, std::string_view parse, std::string_view sql,
+                         const Classification& cls) {
+    auto it = statements_.find(name);
+    if (it == statements_.end()) return;
+    Statement& st = it->second;
+    st.parse.assign(parse);
+    st.sql_at = static_cast<std::size_t>(sql.data() - parse.data());
+    st.sql_size = sql.size();
+    st.cls = cls;
+}
+
 void Statements::settle(const std::vector<std::uint64_t>& completes, std::size_t answered) {
     auto first = std::find_if(completes.begin(), completes.end(), is_client_parse);
     if (first == completes.end()) return;

@@ -80,6 +80,10 @@ class Statements {
     // Definitions not settled yet (tests).
     std::size_t pending() const { return pending_.size(); }
     const Statement* find(std::string_view name) const;
+    // The latest definition of `name` (there must be one) becomes `sql` inside `parse`, in
+    // the same version: the unit that defines it sends that text instead.
+    void rewrite(std::string_view name, std::string_view parse, std::string_view sql,
+                 const Classification& cls);
 
     // Before a unit goes to backend `slot`: appends to `out` a Close for each statement the
     // client closed since on another backend and a Parse for each the unit uses that this
