@@ -363,7 +363,11 @@ void ServerPool::park(std::unique_ptr<BackendConnection> conn) {
     auto* hold = static_cast<Hold*>(conn->pool_hold.get());
     List* list = list_for(hold->key);
     bool old = settings_.lifetime_ms > 0 && now_ns() - conn->born_ns > settings_.lifetime_ms * kMs;
-    if (list == nullptr || !settings_.enabled || old || !may_keep(*conn) ||
+    // A client of another worker waits for this pool and none here does: the place goes to
+    // it now (it logs in), not at this worker's next tick, which a busy pool may never give.
+    bool wanted_elsewhere = list != nullptr && list->waiters.empty() &&
+                            pool_waiting_elsewhere(seg_.pools, list->index, worker_) > 0;
+    if (list == nullptr || !settings_.enabled || old || wanted_elsewhere || !may_keep(*conn) ||
         !backend_usable(hold->key.slot, hold->key.epoch)) {
         close_politely(*conn);
         return;  // its Hold frees its place

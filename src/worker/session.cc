@@ -155,7 +155,8 @@ asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
                                                                     std::chrono::nanoseconds(1));
     }
     LoginResult r = co_await env_.pool.connect(slot, spec, params, login_.credentials,
-                                               login_timeout(), wait_until, id_);
+                                               login_timeout(), wait_until,
+                                               parked_on(slot) ? parked_on(slot)->lease : 0);
     if (!r.connection) {
         if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
         failure = std::move(r.failure);
@@ -179,13 +180,21 @@ asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
     co_return raw;
 }
 
+const Session::Parked* Session::parked_on(int slot) const {
+    auto it = std::find_if(parked_.begin(), parked_.end(),
+                           [slot](const Parked& p) { return p.slot == slot; });
+    return it != parked_.end() ? &*it : nullptr;
+}
+
 void Session::adopt(int slot, Server& server) {
     BackendConnection& conn = *server.conn;
     auto mine = std::find_if(parked_.begin(), parked_.end(),
-                             [slot](const auto& p) { return p.first == slot; });
+                             [slot](const Parked& p) { return p.slot == slot; });
     server.startup = startup_difference(conn.login_params, login_.params.params);
-    if (conn.owner == id_ && mine != parked_.end()) {
-        server.applied = mine->second;  // the one this session parked: as it left it
+    // Only the very connection it parked last is as the session left it: one it parked
+    // before that (its tag is another lease) has older state, and is reset like a stranger.
+    if (mine != parked_.end() && mine->lease != 0 && conn.owner == mine->lease) {
+        server.applied = mine->applied;  // the one this session parked: as it left it
     } else {
         statements_.forget_backend(slot);  // what it had of the session is elsewhere
         server.foreign = conn.owner != 0;
@@ -193,7 +202,6 @@ void Session::adopt(int slot, Server& server) {
         server.applied.startup = server.startup.empty();
     }
     if (mine != parked_.end()) parked_.erase(mine);
-    conn.owner = id_;
 }
 
 void Session::park_servers() {
@@ -209,15 +217,15 @@ void Session::park_servers() {
             ++it;
             continue;
         }
-        parked_.emplace_back(it->first, server.applied);
         // A session that never SET anything, sent the startup values of its login and has no
         // named statement there leaves nothing of its own on it (what else a session can
         // leave behind pins it, and a pinned session parks nothing): any client may take it
-        // without DISCARD ALL.
-        if (state_.log().head() == 0 && server.startup.empty() &&
-            !statements_.backend_has_named(it->first)) {
-            server.conn->owner = 0;
-        }
+        // without DISCARD ALL. Otherwise it is tagged with a lease of its own.
+        bool clean = state_.log().head() == 0 && server.startup.empty() &&
+                     !statements_.backend_has_named(it->first);
+        std::uint64_t lease = clean ? 0 : ++env_.next_lease;
+        server.conn->owner = lease;
+        parked_.push_back(Parked{it->first, lease, server.applied});
         env_.pool.park(std::move(server.conn));
         it = servers_.erase(it);
     }

@@ -293,7 +293,15 @@ class Session : public std::enable_shared_from_this<Session> {
     bool idle_listed_ = false;        // in WorkerEnv::idle_unwatched (idle_watch_due())
 
     std::map<int, std::unique_ptr<Server>> servers_;  // by backend slot
-    std::vector<std::pair<int, StateApplied>> parked_;  // park_servers(): by slot, how far
+    // park_servers(): per backend slot, the connection this session parked last (the tag it
+    // left on it, BackendConnection::owner) and how far it had taken the session's state.
+    struct Parked {
+        int slot = -1;
+        std::uint64_t lease = 0;
+        StateApplied applied;
+    };
+    std::vector<Parked> parked_;
+    const Parked* parked_on(int slot) const;
     InflightQueue inflight_;
     int sticky_slot_ = -1;  // after a Flush: where the rest of the batch goes
     int last_slot_ = -1;

@@ -41,8 +41,9 @@ struct BackendConnection {
     std::shared_ptr<void> pool_hold;
     std::int64_t born_ns = 0;
     bool reused = false;
-    // Transaction pooling: the session (id, within its worker) whose state it carries since
-    // it was parked without a reset; 0 when it carries none (new, or reset by DISCARD ALL).
+    // Transaction pooling: the lease (unique in its worker) under which a session parked it
+    // with that session's state on it; 0 when it carries none (new, reset by DISCARD ALL,
+    // or parked by a session that left nothing of its own).
     std::uint64_t owner = 0;
 };
 

@@ -40,8 +40,8 @@ class ServerPool {
     // A logged-in connection to `slot` for `params`: an idle one of its pool, a new login
     // when the pool has room, or the first one that frees up within wait-timeout and before
     // `wait_until_ns` (CLOCK_MONOTONIC; 0: no wait), else 53300. Without a `pool` block: a
-    // plain login. Of the idle ones, the one `owner` parked comes first, then one that
-    // carries no session's state, then the one idle longest.
+    // plain login. Of the idle ones, the one parked under lease `owner` comes first, then
+    // one that carries no session's state, then the one idle longest.
     asio::awaitable<LoginResult> connect(int slot, const BackendSpec& spec,
                                          const LoginParams& params,
                                          const BackendCredentials& credentials,

@@ -46,6 +46,7 @@ struct WorkerEnv {
     // certificates for new connections); a handshake in progress keeps the one it started with.
     std::shared_ptr<boost::asio::ssl::context> tls;
     std::uint64_t next_session_id = 1;
+    std::uint64_t next_lease = 0;  // transaction pooling: a parked connection's tag (session.cc)
     Classifier classifier;
     ClassifyCache cache;  // query text → classification, shared by the worker's sessions
     // Parsing takes about 0.1 ms per kB of SQL: a long statement is classified on this
