@@ -262,7 +262,8 @@ asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, const LoginP
     co_return result;
 }
 
-asio::awaitable<bool> run_quietly(BackendConnection& conn, const std::vector<std::string>& statements,
+asio::awaitable<bool> run_quietly(BackendConnection& conn,
+                                  const std::vector<std::string>& statements,
                                   std::chrono::milliseconds timeout,
                                   std::vector<std::pair<std::string, std::string>>& reported) {
     using proto::BackendMsg;

@@ -4,8 +4,6 @@
 // it goes (a session's close, a broken socket, an idle close), so the counts cannot drift.
 #include "pgrouter/worker/server_pool.h"
 
-#include "pgrouter/worker/startup_params.h"
-
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -19,6 +17,7 @@
 #include "pgrouter/proto/encoder.h"
 #include "pgrouter/proto/payload.h"
 #include "pgrouter/proto/sqlstate.h"
+#include "pgrouter/worker/startup_params.h"
 
 namespace pgrouter {
 
@@ -165,7 +164,7 @@ void ServerPool::publish(List& list) {
 }
 
 std::unique_ptr<BackendConnection> ServerPool::take_idle(List& list, const std::string& params,
-                                                        std::uint64_t owner) {
+                                                         std::uint64_t owner) {
     std::int64_t now = now_ns();
     for (;;) {
         // The one `owner` parked (its state is there already), else the most recently used

@@ -154,9 +154,9 @@ asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
         wait_until = std::min(wait_until, stats_.started_ns() + (kStartupTimeout - 500ms) /
                                                                     std::chrono::nanoseconds(1));
     }
-    LoginResult r = co_await env_.pool.connect(slot, spec, params, login_.credentials,
-                                               login_timeout(), wait_until,
-                                               parked_on(slot) ? parked_on(slot)->lease : 0);
+    LoginResult r =
+        co_await env_.pool.connect(slot, spec, params, login_.credentials, login_timeout(),
+                                   wait_until, parked_on(slot) ? parked_on(slot)->lease : 0);
     if (!r.connection) {
         if (r.failure.sqlstate == proto::kSqlstateConnectionFailure) env_.seg.recheck.post();
         failure = std::move(r.failure);

@@ -55,7 +55,7 @@ struct Server {
     bool broken = false;
     bool pooled = false;    // the client left and the connection goes back to the pool
     bool foreign = false;   // taken from the pool carrying another session's state
-    ParamList startup;  // the client's startup values its login lacks (startup_params.h)
+    ParamList startup;      // the client's startup values its login lacks (startup_params.h)
     bool watched = false;   // an idle wait for readability is pending
     bool readable = false;  // that wait fired
 };
@@ -305,11 +305,11 @@ class Session : public std::enable_shared_from_this<Session> {
     InflightQueue inflight_;
     int sticky_slot_ = -1;  // after a Flush: where the rest of the batch goes
     int last_slot_ = -1;
-    Statements statements_;                     // the client's prepared statements, per backend
-    std::string shape_scratch_;                 // described(): a result shape, its capacity kept
+    Statements statements_;      // the client's prepared statements, per backend
+    std::string shape_scratch_;  // described(): a result shape, its capacity kept
     // Off the loop, for the cutter's next message; on the heap, as it is rare and large.
     std::unique_ptr<Classification> classified_;
-    UnitCutter cutter_;                         // after statements_, which it updates
+    UnitCutter cutter_;  // after statements_, which it updates
 };
 
 }  // namespace pgrouter::session_impl

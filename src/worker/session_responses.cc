@@ -14,7 +14,7 @@ asio::awaitable<void> Session::forward_responses() {
         if (closed_) co_return;
         if (inflight_.empty()) {
             forward_idle_messages();
-            park_servers();  // transaction pooling: between two transactions
+            park_servers();                        // transaction pooling: between two transactions
             bool ending = at_shutdown_boundary();  // decided once: flush() yields
             if (ending) {
                 // PostgreSQL's own words on a fast shutdown. The backends learn of it

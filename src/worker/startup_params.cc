@@ -11,12 +11,20 @@ namespace pgrouter {
 namespace {
 
 // Parameters drivers send at startup that any session may SET (PGC_USERSET), lower case.
-constexpr std::array<std::string_view, 14> kMovable = {
-    "application_name", "client_encoding",  "datestyle",          "extra_float_digits",
-    "intervalstyle",    "lock_timeout",     "search_path",        "statement_timeout",
-    "timezone",         "bytea_output",     "default_transaction_isolation",
-    "default_transaction_read_only",        "idle_in_transaction_session_timeout",
-    "standard_conforming_strings"};
+constexpr std::array<std::string_view, 14> kMovable = {"application_name",
+                                                       "client_encoding",
+                                                       "datestyle",
+                                                       "extra_float_digits",
+                                                       "intervalstyle",
+                                                       "lock_timeout",
+                                                       "search_path",
+                                                       "statement_timeout",
+                                                       "timezone",
+                                                       "bytea_output",
+                                                       "default_transaction_isolation",
+                                                       "default_transaction_read_only",
+                                                       "idle_in_transaction_session_timeout",
+                                                       "standard_conforming_strings"};
 
 // A literal that reads the same with standard_conforming_strings on or off.
 std::string escaped_literal(std::string_view s) {

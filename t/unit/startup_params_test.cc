@@ -1,9 +1,10 @@
 // Startup parameters that move with a client between pooled connections (startup_params.h),
 // and their replay among the session's state (ghosts.h).
+#include "pgrouter/worker/startup_params.h"
+
 #include <catch2/catch.hpp>
 
 #include "pgrouter/worker/ghosts.h"
-#include "pgrouter/worker/startup_params.h"
 
 using namespace pgrouter;
 

@@ -107,7 +107,7 @@ struct Classification {
     bool names_objects = false;
     // Only BEGIN / START TRANSACTION / SET TRANSACTION: sets the modes of the transaction.
     bool transaction_modes = false;
-    bool multi = false;        // more than one statement
+    bool multi = false;  // more than one statement
     // COPY ... FROM: CopyData may follow the unit's Query, so nothing may be sent behind it.
     bool copy_from = false;
     // A BEGIN / START TRANSACTION among its statements: the unit may leave a block open.

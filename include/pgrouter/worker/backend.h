@@ -69,7 +69,8 @@ asio::awaitable<LoginResult> backend_login(const BackendSpec& spec, const LoginP
 // its ReadyForQuery, all within `timeout`; each ParameterStatus updates (or adds to)
 // `reported`. True when each one completed without an error, the connection is idle after
 // and nothing more is buffered. Notices and notifications are dropped.
-asio::awaitable<bool> run_quietly(BackendConnection& conn, const std::vector<std::string>& statements,
+asio::awaitable<bool> run_quietly(BackendConnection& conn,
+                                  const std::vector<std::string>& statements,
                                   std::chrono::milliseconds timeout,
                                   std::vector<std::pair<std::string, std::string>>& reported);
 

@@ -13,8 +13,8 @@
 #include <string_view>
 
 #include "pgrouter/worker/inflight.h"
-#include "pgrouter/worker/startup_params.h"
 #include "pgrouter/worker/session_state.h"
+#include "pgrouter/worker/startup_params.h"
 #include "pgrouter/worker/statements.h"
 
 namespace pgrouter {

@@ -34,9 +34,9 @@ struct InFlight {
     // A ghost that brings its backend to the session's state (a SET replay, the catalog
     // check): if it fails, the backend must not serve the session's next unit.
     bool replays_state = false;
-    bool captures_lsn = false;  // a ghost asking the master its WAL position (its DataRow)
+    bool captures_lsn = false;     // a ghost asking the master its WAL position (its DataRow)
     bool checks_advisory = false;  // a ghost asking whether the session holds advisory locks
-    bool unapplied = false;     // the session's state failed to apply before this unit
+    bool unapplied = false;        // the session's state failed to apply before this unit
     // A simple Query that only sets the transaction's modes (BEGIN READ ONLY), sent to a
     // standby: its bytes, should its block move to the master (MovableBlock).
     std::string modes_text;

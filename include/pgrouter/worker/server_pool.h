@@ -1,11 +1,12 @@
 // A worker's server connection pools: idle logged-in BackendConnections kept by (backend
-// slot, epoch, database, user) and reused by clients whose startup parameters are the same; `size` enforced across all workers through the segment's pool table. A client
-// that finds its pool full waits (FIFO in this worker) up to wait-timeout. A connection given
-// back is reset with DISCARD ALL and kept only when that answers cleanly and idle. Never
-// hands out a connection that is broken, spoke while idle, outlived `lifetime` or belongs to
-// a backend that is down or fenced. Owns no client state. In transaction mode a session parks
-// its connections between transactions as they are (BackendConnection::owner says whose
-// state they carry); the session that takes one carrying another's state resets it.
+// slot, epoch, database, user) and reused by clients whose startup parameters are the same; `size`
+// enforced across all workers through the segment's pool table. A client that finds its pool full
+// waits (FIFO in this worker) up to wait-timeout. A connection given back is reset with DISCARD ALL
+// and kept only when that answers cleanly and idle. Never hands out a connection that is broken,
+// spoke while idle, outlived `lifetime` or belongs to a backend that is down or fenced. Owns no
+// client state. In transaction mode a session parks its connections between transactions as they
+// are (BackendConnection::owner says whose state they carry); the session that takes one carrying
+// another's state resets it.
 #pragma once
 
 #include <chrono>

@@ -24,8 +24,7 @@ using ParamList = std::vector<std::pair<std::string, std::string>>;
 
 // The movable parameters whose value for `client` differs from what `login` (a connection's
 // login, with the same pool_params_key) has: (lower-case name, the client's value).
-[[nodiscard]] ParamList startup_difference(const ParamList& login,
-                                               const ParamList& client);
+[[nodiscard]] ParamList startup_difference(const ParamList& login, const ParamList& client);
 
 // A statement that sets `name` to `value` for the session, whatever the connection's
 // standard_conforming_strings: SELECT pg_catalog.set_config('name', E'value', false).
