@@ -126,7 +126,9 @@ RouterProcess::~RouterProcess() {
     }
     unregister_kill(kill_slot_);
     reaper_.disarm();
-    remove_tree(dir_);
+    // PGROUTER_TEST_KEEP_LOGS=1 keeps every router's directory (its log) for a post-mortem.
+    const char* keep = getenv("PGROUTER_TEST_KEEP_LOGS");
+    if (keep == nullptr || *keep == '\0') remove_tree(dir_);
 }
 
 std::string RouterProcess::expand(const std::string& text) const {

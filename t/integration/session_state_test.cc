@@ -19,6 +19,7 @@
 #include <optional>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "../harness/auth_files.h"
@@ -219,8 +220,26 @@ class Transcript {
     std::vector<std::string> misplaced_;
 };
 
+// The router's log lines that say why a read did not go to a standby: its routing
+// reasons other than the weighted pick, health verdicts, pool closes (at most 60).
+std::string why_not_standby(const std::string& log) {
+    std::string out;
+    std::istringstream in(log);
+    int n = 0;
+    for (std::string line; std::getline(in, line) && n < 60;) {
+        bool route = line.find(" unit \u2192 ") != std::string::npos &&
+                     line.find("(read: weighted standby)") == std::string::npos;
+        if (route || line.find("[watcher") != std::string::npos ||
+            line.find("pool:") != std::string::npos || line.find("refused") != std::string::npos) {
+            out += "\n  " + line;
+            ++n;
+        }
+    }
+    return out;
+}
+
 // Checks the routed transcript against the direct one, step by step.
-void compare(const Transcript& routed, const Transcript& direct) {
+void compare(const Transcript& routed, const Transcript& direct, const std::string& log = "") {
     const auto& r = routed.steps();
     const auto& d = direct.steps();
     CHECK(r.size() == d.size());
@@ -230,7 +249,7 @@ void compare(const Transcript& routed, const Transcript& direct) {
         CHECK(r[i].second == d[i].second);
     }
     for (const auto& m : routed.misplaced()) {
-        INFO(m);
+        INFO(m << "\nthe router's reasons:" << why_not_standby(log));
         CHECK(false);
     }
 }
@@ -256,7 +275,7 @@ void play_both(Routed& r, const std::string& setup, const Scenario& scenario,
     PgConn routed_conn(r.conninfo(user, db) + " " + options);
     Transcript routed(routed_conn.get(), c, true);
     scenario(routed);
-    compare(routed, direct);
+    compare(routed, direct, routed.misplaced().empty() ? "" : r.router->log());
 }
 
 // Waits for a notification on conn while sending nothing; nullopt at the deadline.
