@@ -3,7 +3,6 @@
 #include "pgrouter/route/sql_key.h"
 
 #include <array>
-#include <cctype>
 
 #include "pgrouter/base/ascii.h"
 
@@ -12,8 +11,7 @@ namespace pgrouter {
 namespace {
 
 bool ident_char(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$' ||
-           static_cast<unsigned char>(c) >= 0x80;
+    return ascii_alnum(c) || c == '_' || c == '$' || static_cast<unsigned char>(c) >= 0x80;
 }
 
 bool starts_with_ci(std::string_view s, std::string_view word) {
@@ -24,16 +22,18 @@ bool starts_with_ci(std::string_view s, std::string_view word) {
     return s.size() == word.size() || !ident_char(s[word.size()]);
 }
 
+// `word` (lower case) anywhere in s, any case; only where its first letter is.
 bool contains_ci(std::string_view s, std::string_view word) {
+    const char first = word[0];
     for (std::size_t i = 0; i + word.size() <= s.size(); ++i) {
-        if (starts_with_ci(s.substr(i), word)) return true;
+        if (ascii_lower(s[i]) == first && starts_with_ci(s.substr(i), word)) return true;
     }
     return false;
 }
 
 bool normalisable(std::string_view sql) {
     std::size_t i = 0;
-    while (i < sql.size() && (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == '(')) {
+    while (i < sql.size() && (ascii_space(sql[i]) || sql[i] == '(')) {
         ++i;
     }
     std::string_view rest = sql.substr(i);
@@ -94,7 +94,7 @@ void sql_cache_key(std::string_view sql, std::string& key) {
             i = j + 1;
         } else if (c == '$' && !after_ident) {  // $n parameter or $tag$ dollar quote, kept
             std::size_t j = i + 1;
-            while (j < n && (std::isalnum(static_cast<unsigned char>(sql[j])) || sql[j] == '_')) {
+            while (j < n && (ascii_alnum(sql[j]) || sql[j] == '_')) {
                 ++j;
             }
             if (j < n && sql[j] == '$') {
@@ -125,10 +125,9 @@ void sql_cache_key(std::string_view sql, std::string& key) {
             }
             key += "'?'";
             i = j + 1;
-        } else if (std::isdigit(static_cast<unsigned char>(c)) && !after_ident) {  // number → ?
+        } else if (ascii_digit(c) && !after_ident) {  // number → ?
             std::size_t j = i;
-            while (j < n && (std::isalnum(static_cast<unsigned char>(sql[j])) || sql[j] == '.' ||
-                             sql[j] == '_')) {
+            while (j < n && (ascii_alnum(sql[j]) || sql[j] == '.' || sql[j] == '_')) {
                 bool exponent_sign = (sql[j] == 'e' || sql[j] == 'E') && j + 1 < n &&
                                      (sql[j + 1] == '+' || sql[j + 1] == '-');
                 j += exponent_sign ? 2 : 1;

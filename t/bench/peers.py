@@ -122,18 +122,19 @@ def pool_settings(body):
     return mode, size
 
 
-def start_pgrouter(reg, c, base, binary, ready, certs=None, key="pgrouter", pool=None):
+def start_pgrouter(reg, c, base, binary, ready, certs=None, key="pgrouter", pool=None, workers=2):
     """With certs, pgrouter also offers TLS (a tls block): (h) connects with sslmode=require,
     every other workload with sslmode=disable (SSLRequest is optional, plain clients stay
     plain). `key` names a second pgrouter (an A/B baseline binary, a pooled one) in the same
     run. `pool`: the body of a pool block, e.g. "size 20" (session mode) or "mode
-    transaction\nsize 20"; the target can then be reloaded with another size (SIGHUP)."""
+    transaction\nsize 20"; the target can then be reloaded with another size (SIGHUP).
+    `workers`: how many worker processes (the bench's default is the cores' count, 2)."""
     d = workdir(base, key)
     port, mon = procs.free_port(), procs.free_port()
     conf = f"""# written by make bench: pgrouter's defaults but for these lines
 listen 127.0.0.1:{port}
 monitor 127.0.0.1:{mon}
-workers 2
+workers {workers}
 hba {d}/hba.conf
 authdb {d}/authdb.txt
 health {{
@@ -198,7 +199,7 @@ backend 127.0.0.1:{c.standby2}
                        + ("a client holds server connections only while a transaction runs"
                           if t.pool_mode == "transaction" else
                           "a client holds its server connections for its life, then they go back to the pool"))
-    t.notes.append("workers 2, authdb + hba (SCRAM) with pg_authid's verifiers, health checks "
+    t.notes.append(f"workers {workers}, authdb + hba (SCRAM) with pg_authid's verifiers, health checks "
                    "with their defaults" + ("; a tls block (self-signed RSA 2048 certificate): (h) "
                                             "connects with sslmode=require, the other workloads with "
                                             "sslmode=disable" if certs else ""))
