@@ -99,8 +99,10 @@ asio::awaitable<boost::system::error_code> Wire::fill(std::size_t min_free) {
             std::span<char> space = in_.prepare(min_free);
             auto buf = asio::buffer(space.data(), space.size());
             auto token = asio::redirect_error(asio::use_awaitable, ec);
+            reading_ = true;  // the read holds the buffer: release_idle_memory() keeps it
             std::size_t n = tls_ ? co_await tls_->async_read_some(buf, token)
                                  : co_await socket_.async_read_some(buf, token);
+            reading_ = false;
             in_.commit(n);
             bytes_in_ += n;
             co_return ec;
@@ -109,9 +111,8 @@ asio::awaitable<boost::system::error_code> Wire::fill(std::size_t min_free) {
             if (read_some_now(in_.prepare(min_free), ec) > 0) co_return ec;
             if (ec != asio::error::would_block && ec != asio::error::try_again) co_return ec;
         }
-        // Nothing to read: the buffer's memory is given back while waiting for the peer
-        // (an idle session costs no buffer).
-        if (in_.empty()) in_.shrink(0);
+        // Nothing to read: wait without a buffer bound to the wait, so that the owner may
+        // give its memory back (release_idle_memory()) once the connection stays idle.
         co_await socket_.async_wait(tcp::socket::wait_read,
                                     asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return ec;
@@ -196,8 +197,15 @@ void Wire::close() {
     socket_.close(ignored);
 }
 
+bool Wire::holds_idle_memory() const {
+    static const std::size_t kInline = std::string().capacity();  // no heap below this
+    return (in_.empty() && in_.capacity() > 0 && !reading_) ||
+           (out_.empty() && out_.capacity() > kInline) ||
+           (!writing_ && sending_.capacity() > kInline);
+}
+
 void Wire::release_idle_memory() {
-    if (in_.empty()) in_.shrink(0);
+    if (in_.empty() && !reading_) in_.shrink(0);
     if (out_.empty()) std::string().swap(out_);
     if (!writing_) std::string().swap(sending_);
 }

@@ -11,32 +11,38 @@ void ReadBuffer::consume(std::size_t n) {
     if (begin_ == end_) begin_ = end_ = 0;
 }
 
+void ReadBuffer::reallocate(std::size_t capacity) {
+    std::unique_ptr<char[]> moved(capacity > 0 ? new char[capacity] : nullptr);
+    std::size_t unread = size();
+    if (unread > 0) std::memcpy(moved.get(), buf_.get() + begin_, unread);
+    buf_ = std::move(moved);
+    cap_ = capacity;
+    begin_ = 0;
+    end_ = unread;
+}
+
 std::span<char> ReadBuffer::prepare(std::size_t min_free) {
-    if (buf_.size() - end_ < min_free) {
-        std::size_t unread = size();
+    if (cap_ - end_ < min_free) {
         if (begin_ > 0) {
-            std::memmove(buf_.data(), buf_.data() + begin_, unread);
+            std::size_t unread = size();
+            std::memmove(buf_.get(), buf_.get() + begin_, unread);
             begin_ = 0;
             end_ = unread;
         }
-        if (buf_.size() - end_ < min_free) {
-            std::size_t want = std::max<std::size_t>(buf_.size() * 2, 1);
+        if (cap_ - end_ < min_free) {
+            std::size_t want = std::max<std::size_t>(cap_ * 2, 1);
             while (want - end_ < min_free) want *= 2;
-            buf_.resize(want);
+            reallocate(want);
         }
     }
-    return {buf_.data() + end_, buf_.size() - end_};
+    return {buf_.get() + end_, cap_ - end_};
 }
 
-void ReadBuffer::commit(std::size_t n) { end_ += std::min(n, buf_.size() - end_); }
+void ReadBuffer::commit(std::size_t n) { end_ += std::min(n, cap_ - end_); }
 
 void ReadBuffer::shrink(std::size_t keep) {
-    if (buf_.size() <= keep || size() > keep) return;
-    std::vector<char> smaller(keep);
-    if (size() > 0) std::memcpy(smaller.data(), buf_.data() + begin_, size());
-    end_ = size();
-    begin_ = 0;
-    buf_.swap(smaller);
+    if (cap_ <= keep || size() > keep) return;
+    reallocate(keep);
 }
 
 }  // namespace pgrouter::proto

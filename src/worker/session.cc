@@ -131,9 +131,14 @@ std::chrono::milliseconds Session::login_timeout() const {
     return std::chrono::milliseconds(std::max<std::int64_t>(snap_.settings.health_timeout_ms, 1));
 }
 
-asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
+Server* Session::connected(int slot) {
     auto it = servers_.find(slot);
-    if (it != servers_.end() && !it->second->broken) co_return it->second.get();
+    return it != servers_.end() && !it->second->broken ? it->second.get() : nullptr;
+}
+
+asio::awaitable<Server*> Session::server_for(int slot, LoginFailure& failure) {
+    if (Server* server = connected(slot)) co_return server;
+    auto it = servers_.find(slot);
     if (it != servers_.end()) {
         servers_.erase(it);
         statements_.forget_backend(slot);
@@ -514,9 +519,8 @@ asio::awaitable<bool> Session::state_applied(int slot, Server& server) {
     co_return ok;
 }
 
-asio::awaitable<bool> Session::shapes_match(int slot, Server& server, const StatementRefs& refs) {
-    std::vector<std::string> names = statements_.to_verify(slot, refs);
-    if (names.empty() || sticky_slot_ == slot) co_return true;  // not inside a batch
+asio::awaitable<bool> Session::shapes_match(int slot, Server& server,
+                                            const std::vector<std::string>& names) {
     Wire& wire = server.conn->wire;
     queue_shape_check(inflight_, wire.output(), slot, statements_, names);
     server.shape_changed = false;
@@ -533,7 +537,8 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
                                          const Classification& cls, std::string_view reason,
                                          bool may_hold) {
     LoginFailure failure;
-    Server* server = co_await server_for(slot, failure);
+    Server* server = connected(slot);  // most units: no login, no coroutine frame
+    if (server == nullptr) server = co_await server_for(slot, failure);
     bool answering = inflight_.last_answering() != nullptr;
     if (server == nullptr && may_hold && !answering && !state_.in_block() &&
         cls.kind != StatementKind::Write && cls.pins == 0) {
@@ -580,7 +585,10 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
                 (server->state_error.empty() ? "" : ": " + server->state_error),
             unit.sync);
     }
-    if (!co_await shapes_match(slot, *server, refs)) {
+    // Statements this backend has from another Parse than the client's: checked (not
+    // inside a batch).
+    std::vector<std::string> verify = statements_.to_verify(slot, refs);
+    if (!verify.empty() && sticky_slot_ != slot && !co_await shapes_match(slot, *server, verify)) {
         if (closed_) co_return;
         // As PostgreSQL words it, with the file and routine drivers look at (asyncpg
         // re-prepares on RevalidateCachedQuery's error, and only on it).

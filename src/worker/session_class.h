@@ -128,6 +128,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // ---- backends ------------------------------------------------------------------------
 
+    // The session's connection to `slot` when it has a working one, else nullptr.
+    Server* connected(int slot);
     // The connection to `slot`, logging in when there is none. Null with the reason in
     // `failure` when the backend cannot be reached.
     asio::awaitable<Server*> server_for(int slot, LoginFailure& failure);
@@ -204,7 +206,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // described: parsed there afresh (with a Describe and a Sync of their own, whose answers
     // the client never sees), they must describe the result the client knows, or the unit
     // fails as it would on one server: 0A000 "cached plan must not change result type".
-    asio::awaitable<bool> shapes_match(int slot, Server& server, const StatementRefs& refs);
+    asio::awaitable<bool> shapes_match(int slot, Server& server,
+                                       const std::vector<std::string>& names);
 
     // Sends `unit` to `slot` and, for a read held on a standby, waits for its outcome and
     // replays it on the master after a refusal (25006) or the standby's loss. `refs` is what

@@ -110,13 +110,14 @@ void Session::idle_watch_due() {
     bool unwatched = std::any_of(servers_.begin(), servers_.end(), [](const auto& s) {
         return !s.second->broken && !s.second->watched;
     });
-    if (!unwatched) return idle_watch_cancel();
+    if (!unwatched && !client_.holds_idle_memory()) return idle_watch_cancel();
     if (!idle_listed_) {
         env_.idle_unwatched.insert(&wakeup_);
         idle_listed_ = true;
     } else if (!env_.idle_unwatched.contains(&wakeup_)) {
         idle_listed_ = false;  // the sweep took it off: idle long enough
         arm_idle_watches();
+        client_.release_idle_memory();  // a busy session keeps its buffers from unit to unit
     }
 }
 

@@ -243,7 +243,10 @@ class Worker {
         });
     }
 
-    asio::io_context io_{1};
+    // One thread runs the loop and does all its sockets' I/O; other threads (accept, SQL
+    // parsing) only post to it: the scheduler keeps its lock, the reactor's per-socket
+    // locking goes (two mutex round trips per socket operation).
+    asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     Segment& seg_;
     WorkerSlot& slot_;
     WorkerEnv env_;

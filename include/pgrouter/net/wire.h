@@ -67,7 +67,8 @@ class Wire {
     // fill() keeps its buffer while it waits, and leaves the wait to Asio's read (which
     // tries at once only when the socket was readable since its last short read, and costs
     // no epoll_ctl()): for a backend, whose reads wait only for an answer that is due. A
-    // client's reads wait with no buffer (an idle session costs none), for an epoll_ctl().
+    // client's reads wait with no buffer bound to the wait (an idle session gives it back),
+    // for an epoll_ctl().
     void read_eagerly() { eager_ = true; }
     // A wait for readability other than fill()'s saw the socket readable: the next fill()
     // reads at once (that edge is not reported twice).
@@ -87,9 +88,9 @@ class Wire {
         std::uint32_t max_length = proto::kDefaultDataMessageLimit);
     // Drops the message last returned (and any bytes before it).
     void consume(const proto::Message& m) { in_.consume(m.size); }
-    // Reads more bytes into the input buffer: at least one, at most what fits. With nothing
-    // buffered, the buffer's memory is given back while waiting for the peer (an idle
-    // session costs no buffer).
+    // Reads more bytes into the input buffer: at least one, at most what fits. Unless the
+    // wire is eager or TLS, the wait for the peer holds no buffer (release_idle_memory()
+    // may give it back meanwhile).
     asio::awaitable<boost::system::error_code> fill(std::size_t min_free = 4096);
     // Sends output() and clears it. When another flush of this wire is in progress, returns
     // at once: that flush sends what was added meanwhile.
@@ -97,8 +98,10 @@ class Wire {
     // Sends `bytes` (and anything pending in output() first).
     asio::awaitable<boost::system::error_code> send(std::string_view bytes);
     void close();
-    // Gives back buffer memory while the connection is idle.
+    // Gives back buffer memory while the connection is idle (never the input buffer a
+    // pending read holds). holds_idle_memory(): there is some to give back.
     void release_idle_memory();
+    bool holds_idle_memory() const;
     // Bytes received and sent on the socket so far (ciphertext with TLS), for the logs.
     std::uint64_t bytes_in() const { return bytes_in_; }
     std::uint64_t bytes_out() const { return bytes_out_; }
@@ -119,6 +122,7 @@ class Wire {
     std::string out_;
     std::string sending_;   // what the flush in progress writes; out_ takes new output meanwhile
     bool writing_ = false;  // a flush is in progress (two coroutines may flush one wire)
+    bool reading_ = false;  // an eager or TLS read into in_ is pending
     bool nonblocking_ = false;    // the socket's own mode (for the reads and writes now)
     bool eager_ = false;          // read_eagerly()
     bool maybe_readable_ = true;  // no read has found the socket empty since it was readable

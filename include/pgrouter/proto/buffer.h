@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string_view>
-#include <vector>
 
 namespace pgrouter::proto {
 
@@ -23,10 +23,12 @@ inline std::size_t read_chunk(std::size_t missing) {
 
 class ReadBuffer {
   public:
-    explicit ReadBuffer(std::size_t initial_capacity = 8192) : buf_(initial_capacity) {}
+    explicit ReadBuffer(std::size_t initial_capacity = 8192)
+        : buf_(initial_capacity > 0 ? new char[initial_capacity] : nullptr),
+          cap_(initial_capacity) {}
 
     // The unread bytes.
-    std::string_view data() const { return {buf_.data() + begin_, end_ - begin_}; }
+    std::string_view data() const { return {buf_.get() + begin_, end_ - begin_}; }
     std::size_t size() const { return end_ - begin_; }
     bool empty() const { return begin_ == end_; }
 
@@ -43,10 +45,15 @@ class ReadBuffer {
     // unread part fits in it.
     void shrink(std::size_t keep);
 
-    std::size_t capacity() const { return buf_.size(); }
+    std::size_t capacity() const { return cap_; }
 
   private:
-    std::vector<char> buf_;
+    // Not a vector: growing one zero-fills the new space, a memset of kilobytes for each
+    // buffer that grows again after an idle wait gave it back.
+    void reallocate(std::size_t capacity);
+
+    std::unique_ptr<char[]> buf_;
+    std::size_t cap_ = 0;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
 };
