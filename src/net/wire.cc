@@ -165,6 +165,23 @@ asio::awaitable<boost::system::error_code> Wire::flush() {
     co_return ec;
 }
 
+bool Wire::flush_now(boost::system::error_code& ec) {
+    ec = {};
+    if (writing_ || out_.empty()) return true;  // a flush in progress sends it, as flush()
+    if (tls_) return false;
+    set_nonblocking();
+    std::size_t n = socket_.write_some(asio::buffer(out_), ec);
+    bytes_out_ += n;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+    if (ec || n == out_.size()) {
+        out_.clear();
+        if (out_.capacity() > kIdleBuffer * 8) std::string().swap(out_);
+        return true;
+    }
+    out_.erase(0, n);
+    return false;
+}
+
 asio::awaitable<boost::system::error_code> Wire::send(std::string_view bytes) {
     boost::system::error_code ec = co_await flush();
     if (ec || bytes.empty()) co_return ec;

@@ -640,7 +640,9 @@ asio::awaitable<void> Session::send_unit(int slot, Unit& unit, const StatementRe
         queue_advisory_check(inflight_, wire.output(), slot);
     }
     wake();
-    if (co_await wire.flush()) {
+    boost::system::error_code sent;
+    if (!wire.flush_now(sent)) sent = co_await wire.flush();
+    if (sent) {
         // The response pump finds the connection closed and answers for what was lost
         // (or replays a held read elsewhere).
         close("lost while sending a unit", Closing::Abnormal, server);

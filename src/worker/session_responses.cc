@@ -22,9 +22,9 @@ asio::awaitable<void> Session::forward_responses() {
                 error_to_client("FATAL", proto::kSqlstateAdminShutdown,
                                 "terminating connection due to administrator command");
             }
-            if (!client_.output().empty() && co_await client_.flush()) {
-                co_return close("client connection lost", Closing::Abnormal);
-            }
+            boost::system::error_code sent;
+            if (!client_.flush_now(sent)) sent = co_await client_.flush();
+            if (sent) co_return close("client connection lost", Closing::Abnormal);
             if (close_after_flush_) {
                 co_return close("pinned session state lost", Closing::Abnormal);
             }
@@ -71,9 +71,9 @@ asio::awaitable<void> Session::forward_responses() {
             continue;
         }
         if (progressed) continue;
-        if (!client_.output().empty() && co_await client_.flush()) {
-            co_return close("client connection lost", Closing::Abnormal);
-        }
+        boost::system::error_code sent;
+        if (!client_.flush_now(sent)) sent = co_await client_.flush();
+        if (sent) co_return close("client connection lost", Closing::Abnormal);
         if (co_await wire.fill(16384)) {
             if (closed_) co_return;
             co_await backend_lost(server, "closed");

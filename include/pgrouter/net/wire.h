@@ -95,6 +95,10 @@ class Wire {
     // Sends output() and clears it. When another flush of this wire is in progress, returns
     // at once: that flush sends what was added meanwhile.
     asio::awaitable<boost::system::error_code> flush();
+    // flush()'s common case without a coroutine: sends output() at once when the socket
+    // takes it whole (no TLS). True when nothing is left to send (`ec` set if the
+    // connection failed); false with the rest still in output(), for flush().
+    bool flush_now(boost::system::error_code& ec);
     // Sends `bytes` (and anything pending in output() first).
     asio::awaitable<boost::system::error_code> send(std::string_view bytes);
     void close();
