@@ -121,21 +121,50 @@ asio::awaitable<boost::system::error_code> Wire::fill(std::size_t min_free) {
 }
 
 template <class Decode>
+std::optional<WireRead> Wire::buffered(Decode decode, std::size_t long_above,
+                                       std::size_t& missing) const {
+    proto::DecodeResult r = decode(in_.data());
+    if (auto* m = std::get_if<proto::Message>(&r)) return *m;
+    if (auto* e = std::get_if<proto::ProtoError>(&r)) return *e;
+    std::size_t want = std::get<proto::NeedMore>(r).size;
+    // Past the header (a NeedMore longer than one means its length word was accepted).
+    if (want > long_above && in_.size() >= long_above) {
+        return WireLongMessage{in_.data()[0], want};
+    }
+    missing = want > in_.size() ? want - in_.size() : 1;
+    if (want > long_above) missing = long_above - in_.size();
+    return std::nullopt;
+}
+
+template <class Decode>
 asio::awaitable<WireRead> Wire::read_with(Decode decode, std::size_t long_above) {
     for (;;) {
-        proto::DecodeResult r = decode(in_.data());
-        if (auto* m = std::get_if<proto::Message>(&r)) co_return *m;
-        if (auto* e = std::get_if<proto::ProtoError>(&r)) co_return *e;
-        std::size_t want = std::get<proto::NeedMore>(r).size;
-        // Past the header (a NeedMore longer than one means its length word was accepted).
-        if (want > long_above && in_.size() >= long_above) {
-            co_return WireLongMessage{in_.data()[0], want};
-        }
-        std::size_t missing = want > in_.size() ? want - in_.size() : 1;
-        if (want > long_above) missing = long_above - in_.size();
+        std::size_t missing = 0;
+        if (auto r = buffered(decode, long_above, missing)) co_return std::move(*r);
         boost::system::error_code ec = co_await fill(proto::read_chunk(missing));
         if (ec) co_return WireClosed{ec};
     }
+}
+
+std::optional<WireRead> Wire::poll_frontend(const proto::DecodeLimits& limits,
+                                            std::size_t long_above) {
+    auto decode = [&limits](std::string_view b) { return proto::decode_frontend(b, limits); };
+    for (;;) {
+        std::size_t missing = 0;
+        if (auto r = buffered(decode, long_above, missing)) return r;
+        if (tls_ || eager_ || !maybe_readable_) return std::nullopt;
+        boost::system::error_code ec;
+        std::size_t n = read_some_now(in_.prepare(proto::read_chunk(missing)), ec);
+        if (n > 0) continue;
+        if (ec == asio::error::would_block || ec == asio::error::try_again) return std::nullopt;
+        return WireClosed{ec};
+    }
+}
+
+asio::awaitable<void> Wire::readable(boost::system::error_code& ec) {
+    co_await socket_.async_wait(tcp::socket::wait_read,
+                                asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) maybe_readable_ = true;
 }
 
 asio::awaitable<WireRead> Wire::read_frontend(const proto::DecodeLimits& limits,

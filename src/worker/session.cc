@@ -329,7 +329,7 @@ asio::awaitable<void> Session::client_pump() {
         }
         proto::DecodeLimits limits;  // max-message-size and classify-limit, as published
         limits.data = snap_.settings.max_message_size;
-        WireRead r = co_await client_.read_frontend(limits, snap_.settings.classify_limit);
+        WireRead r = co_await read_client(limits);
         if (auto* head = std::get_if<WireLongMessage>(&r)) {
             bool copy = head->type == static_cast<char>(FrontendMsg::CopyData);
             if (!closed_ && (copy || UnitCutter::takes_long(head->type))) {
@@ -378,6 +378,18 @@ asio::awaitable<void> Session::client_pump() {
         if (closed_) co_return;
         park_servers();  // a read held on a standby was answered while the unit was placed
         if (env_.draining) wake();  // the unit may have ended the transaction
+    }
+}
+
+asio::awaitable<WireRead> Session::read_client(const proto::DecodeLimits& limits) {
+    std::size_t long_above = snap_.settings.classify_limit;
+    if (client_.tls()) co_return co_await client_.read_frontend(limits, long_above);
+    // Read in place, waiting only for readability: no read coroutines under this one.
+    for (;;) {
+        if (auto r = client_.poll_frontend(limits, long_above)) co_return std::move(*r);
+        boost::system::error_code ec;
+        co_await client_.readable(ec);
+        if (ec) co_return WireClosed{ec};
     }
 }
 

@@ -154,6 +154,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // ---- client → backends -----------------------------------------------------------------
 
     asio::awaitable<void> client_pump();
+    // The client's next message, as Wire::read_frontend() (long ones above classify-limit).
+    asio::awaitable<WireRead> read_client(const proto::DecodeLimits& limits);
 
     // A Query or Parse too long to classify: its unit goes where the cutter says with
     // what has arrived of it, and the rest follows as it arrives, never held whole.

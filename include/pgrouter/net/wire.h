@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -84,6 +85,13 @@ class Wire {
     // its bytes are buffered.
     asio::awaitable<WireRead> read_frontend(const proto::DecodeLimits& limits = {},
                                             std::size_t long_above = SIZE_MAX);
+    // read_frontend() without a coroutine when it need not wait: the message if it is
+    // buffered or the socket has it now; nullopt when the caller must wait (readable())
+    // and ask again, and always for TLS and eager wires (read_frontend() reads those).
+    std::optional<WireRead> poll_frontend(const proto::DecodeLimits& limits,
+                                          std::size_t long_above = SIZE_MAX);
+    // Waits until the socket is readable (no buffer bound to the wait).
+    asio::awaitable<void> readable(boost::system::error_code& ec);
     asio::awaitable<WireRead> read_backend(
         std::uint32_t max_length = proto::kDefaultDataMessageLimit);
     // Drops the message last returned (and any bytes before it).
@@ -111,6 +119,11 @@ class Wire {
     std::uint64_t bytes_out() const { return bytes_out_; }
 
   private:
+    // What read_with() returns when it is in the buffer already; else nullopt and the
+    // bytes it still misses.
+    template <class Decode>
+    std::optional<WireRead> buffered(Decode decode, std::size_t long_above,
+                                     std::size_t& missing) const;
     template <class Decode>
     asio::awaitable<WireRead> read_with(Decode decode, std::size_t long_above);
 
