@@ -183,6 +183,18 @@ std::int64_t pool_waiting_elsewhere(const PoolTable& t, int index, int worker) {
     return n;
 }
 
+std::int64_t pool_oldest_wait_elsewhere(const PoolTable& t, int index, int worker) {
+    if (!valid(index)) return 0;
+    std::int64_t oldest = 0;
+    for (int w = 0; w < kPoolWorkers; ++w) {
+        const PoolWorkerCounts& c = t.entries[index].workers[w];
+        if (w == worker || load(c.waiting) <= 0) continue;
+        std::int64_t since = c.wait_since_ns.load(std::memory_order_relaxed);
+        if (since > 0 && (oldest == 0 || since < oldest)) oldest = since;
+    }
+    return oldest;
+}
+
 void pool_reset_worker(PoolTable& t, int worker) {
     if (!valid_worker(worker)) return;
     for (PoolEntry& e : t.entries) {

@@ -67,7 +67,11 @@ int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLo
 }
 
 void queue_lsn_capture(InflightQueue& q, std::string& out, int slot) {
-    proto::encode_query(out, "SELECT pg_catalog.pg_current_wal_insert_lsn()");
+    // The flush position, not the insert one: a committed catalog change (synchronous
+    // commit) is flushed before others see it, while the insert position also counts
+    // records nobody waits for (a background snapshot of running transactions), which
+    // reach the standbys only at the WAL writer's next round, after the check gave up.
+    proto::encode_query(out, "SELECT pg_catalog.pg_current_wal_flush_lsn()");
     queue(q, slot, false, true);
 }
 

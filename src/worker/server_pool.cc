@@ -147,6 +147,16 @@ ServerPool::List* ServerPool::list_for(const PoolKey& key) {
     return list->index >= 0 ? list.get() : nullptr;
 }
 
+bool ServerPool::waits_elsewhere_since(const List& list, std::int64_t since_ns) const {
+    std::int64_t oldest = pool_oldest_wait_elsewhere(seg_.pools, list.index, worker_);
+    return oldest != 0 && oldest < since_ns;
+}
+
+bool ServerPool::wanted_elsewhere(const List& list) const {
+    return waits_elsewhere_since(list,
+                                 list.waiters.empty() ? INT64_MAX : list.waiters.front()->since_ns);
+}
+
 void ServerPool::released(const PoolKey& key) {
     auto it = lists_.find(encode_key(key));
     if (it != lists_.end()) wake_head(*it->second);
@@ -250,12 +260,24 @@ asio::awaitable<LoginResult> ServerPool::connect(int slot, const BackendSpec& sp
     std::int64_t deadline = std::min(now_ns() + settings_.wait_timeout_ms * kMs, wait_until_ns);
     for (;;) {
         if (list->waiters.empty() || list->waiters.front() == &me) {
-            if (auto conn = take_idle(*list, wanted, owner)) {
+            // A connection, or a place, goes to the client that has waited longest in any
+            // worker: one of this worker's that came later waits behind it, and what this
+            // worker keeps idle closes for the other (else the worker whose clients come
+            // back at once keeps the pool, and the others' clients time out).
+            bool behind = waits_elsewhere_since(*list, me.since_ns);
+            if (behind) {
+                if (!list->idle.empty() &&
+                    pool_figures(seg_.pools, list->index).held >= settings_.size) {
+                    list->idle.pop_front();  // its Hold frees its place
+                    publish(*list);
+                }
+            } else if (auto conn = take_idle(*list, wanted, owner)) {
                 out.connection = std::move(conn);
                 break;
             }
-            bool room = pool_acquire(seg_.pools, list->index, key, worker_, settings_.size);
-            if (!room && close_other_idle(*list, wanted)) {
+            bool room =
+                !behind && pool_acquire(seg_.pools, list->index, key, worker_, settings_.size);
+            if (!room && !behind && close_other_idle(*list, wanted)) {
                 room = pool_acquire(seg_.pools, list->index, key, worker_, settings_.size);
             }
             if (!room && !queued) {
@@ -364,9 +386,8 @@ void ServerPool::park(std::unique_ptr<BackendConnection> conn) {
     bool old = settings_.lifetime_ms > 0 && now_ns() - conn->born_ns > settings_.lifetime_ms * kMs;
     // A client of another worker waits for this pool and none here does: the place goes to
     // it now (it logs in), not at this worker's next tick, which a busy pool may never give.
-    bool wanted_elsewhere = list != nullptr && list->waiters.empty() &&
-                            pool_waiting_elsewhere(seg_.pools, list->index, worker_) > 0;
-    if (list == nullptr || !settings_.enabled || old || wanted_elsewhere || !may_keep(*conn) ||
+    bool elsewhere = list != nullptr && wanted_elsewhere(*list);
+    if (list == nullptr || !settings_.enabled || old || elsewhere || !may_keep(*conn) ||
         !backend_usable(hold->key.slot, hold->key.epoch)) {
         close_politely(*conn);
         return;  // its Hold frees its place
@@ -420,10 +441,10 @@ void ServerPool::tick() {
         std::int64_t held = figures.held;
         std::int64_t idle_all = figures.idle;
         bool usable = backend_usable(list.key.slot, list.key.epoch);
-        // Clients of other workers wait for this pool: as many idle ones close (each frees
-        // a place there), unless clients here wait too (they take what this worker frees).
+        // Clients of other workers wait for this pool (longer than any here): as many idle
+        // ones close (each frees a place there).
         std::int64_t others_wait =
-            list.waiters.empty() ? pool_waiting_elsewhere(seg_.pools, list.index, worker_) : 0;
+            wanted_elsewhere(list) ? pool_waiting_elsewhere(seg_.pools, list.index, worker_) : 0;
         for (auto it = list.idle.begin(); it != list.idle.end();) {
             const Kept& k = **it;
             const char* why = nullptr;

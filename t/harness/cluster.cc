@@ -240,7 +240,9 @@ Cluster& Cluster::shared() {
     if (!failure.empty()) throw std::runtime_error("shared cluster unavailable: " + failure);
     if (!instance) {
         try {
-            instance = std::make_unique<Cluster>();
+            ClusterOptions opts;
+            opts.autovacuum = false;
+            instance = std::make_unique<Cluster>(opts);
         } catch (const std::exception& e) {
             failure = e.what();
             throw;
@@ -306,6 +308,7 @@ void Cluster::write_server_conf(Node& n, bool with_base) {
     conf += "# node " + n.name + "\nport = " + std::to_string(n.port) + "\n";
     std::string sockdir = n.dir.size() <= kMaxSocketDir ? n.dir : "";
     conf += "unix_socket_directories = " + sql_literal(sockdir) + "\n";
+    if (!opts_.autovacuum) conf += "autovacuum = off\n";
     if (opts_.replstatus) {
         if (n.replstatus_port == 0) n.replstatus_port = free_port();
         conf += "shared_preload_libraries = 'bgw_replstatus'\n";

@@ -39,6 +39,10 @@ struct ClusterOptions {
     std::string dir{};        // "" = a fresh $TMPDIR/pgrouter-cluster-XXXXXX
     bool keep = false;        // leave servers running and the directory in place
     bool quiet = false;       // no timing line on stderr
+    // false: autovacuum = off. The tests' shared cluster runs without it: its WAL, written
+    // at moments no test chose, moves the master's position past what a standby has
+    // replayed, and routing rightly follows (a session's catalog floor, the lag bound).
+    bool autovacuum = true;
 };
 
 enum class NodeRole { Primary, Standby, Foreign };

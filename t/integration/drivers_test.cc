@@ -401,10 +401,15 @@ TEST_CASE("pgbench -M prepared: reads, writes and read-your-writes checks, zero 
                   std::to_string(clients * 100 + 100) +
                   ") g;"
                   "CREATE TABLE drv_bench_hist (aid int, delta int)");
-        RunResult b =
-            run({"pgbench", "-n", "-M", "prepared", "-c", std::to_string(clients), "-j", "2", "-t",
-                 std::to_string(transactions), "-f", "t/drivers/pgbench_mixed.sql", conninfo},
-                {}, "", 90s);
+        // A thread per client: pgbench prepares a statement with a blocking PQprepare(),
+        // which stops the other clients of its thread; one of them inside a transaction
+        // holds its pooled server connection meanwhile, and with a pool smaller than the
+        // clients (t/txpool-suites) the prepare then waits for a connection that thread
+        // holds: a deadlock of pgbench's until wait-timeout, with any transaction pooler.
+        RunResult b = run({"pgbench", "-n", "-M", "prepared", "-c", std::to_string(clients), "-j",
+                           std::to_string(clients), "-t", std::to_string(transactions), "-f",
+                           "t/drivers/pgbench_mixed.sql", conninfo},
+                          {}, "", 90s);
         std::string sums = c.exec(0,
                                   "SELECT (SELECT sum(abalance) FROM drv_bench) || ' ' || "
                                   "(SELECT sum(delta) FROM drv_bench_hist) || ' ' || "

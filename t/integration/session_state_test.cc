@@ -220,20 +220,20 @@ class Transcript {
     std::vector<std::string> misplaced_;
 };
 
-// The router's log lines that say why a read did not go to a standby: its routing
-// reasons other than the weighted pick, health verdicts, pool closes (at most 60).
+// The router's log, but for the lines of reads that went to a standby and of logins (at
+// most 80 lines): why a read went elsewhere, and what happened around it.
 std::string why_not_standby(const std::string& log) {
     std::string out;
     std::istringstream in(log);
     int n = 0;
-    for (std::string line; std::getline(in, line) && n < 60;) {
-        bool route = line.find(" unit \u2192 ") != std::string::npos &&
-                     line.find("(read: weighted standby)") == std::string::npos;
-        if (route || line.find("[watcher") != std::string::npos ||
-            line.find("pool:") != std::string::npos || line.find("refused") != std::string::npos) {
-            out += "\n  " + line;
-            ++n;
+    for (std::string line; std::getline(in, line) && n < 80;) {
+        if (line.find("(read: weighted standby)") != std::string::npos ||
+            line.find("connection to backend") != std::string::npos ||
+            line.find("logged in to backend") != std::string::npos) {
+            continue;
         }
+        out += "\n  " + line;
+        ++n;
     }
     return out;
 }

@@ -77,6 +77,14 @@ TEST_CASE("pool table: size holds across workers; releases and a dead worker giv
     CHECK(before.oldest_wait_since_ns == 12345);
     CHECK(pool_waiting_elsewhere(*t, i, 1) == 0);
     CHECK(pool_waiting_elsewhere(*t, i, 0) == 2);
+    CHECK(pool_oldest_wait_elsewhere(*t, i, 1) == 0);
+    CHECK(pool_oldest_wait_elsewhere(*t, i, 0) == 12345);
+    pool_set_waiting(*t, i, 2, 1, 999);  // a third worker's client waits longer
+    CHECK(pool_oldest_wait_elsewhere(*t, i, 0) == 999);
+    CHECK(pool_oldest_wait_elsewhere(*t, i, 1) == 999);
+    CHECK(pool_oldest_wait_elsewhere(*t, i, 2) == 12345);
+    pool_set_waiting(*t, i, 2, 0, 999);  // served: no longer counted
+    CHECK(pool_oldest_wait_elsewhere(*t, i, 0) == 12345);
     pool_reset_worker(*t, 1);
     PoolFigures after = pool_figures(*t, i);
     CHECK(after.held == 0);

@@ -97,6 +97,9 @@ PoolFigures pool_figures(const PoolTable& t, int index);
 std::vector<PoolFigures> pool_list(const PoolTable& t);
 // Clients waiting in workers other than `worker`.
 std::int64_t pool_waiting_elsewhere(const PoolTable& t, int index, int worker);
+// Since when (CLOCK_MONOTONIC ns) the longest-waiting client of another worker than
+// `worker` waits; 0 when none does.
+std::int64_t pool_oldest_wait_elsewhere(const PoolTable& t, int index, int worker);
 
 // Supervisor only, after worker `worker` died: its holdings go away with it.
 void pool_reset_worker(PoolTable& t, int worker);

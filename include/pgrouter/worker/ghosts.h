@@ -38,7 +38,7 @@ int queue_state_replay(InflightQueue& q, std::string& out, int slot, const SetLo
                        std::uint64_t catalog_lsn, bool standby, StateApplied& applied,
                        const ParamList& startup = {});
 
-// Queues the question of the master's WAL position (Answer::Lsn brings its DataRow).
+// Queues the question of the master's flushed WAL position (Answer::Lsn brings its DataRow).
 void queue_lsn_capture(InflightQueue& q, std::string& out, int slot);
 
 // Queues the question whether the session's backend holds a granted advisory lock

@@ -74,6 +74,10 @@ class ServerPool {
     std::unique_ptr<BackendConnection> take_idle(List& list, const std::string& params,
                                                  std::uint64_t owner);
     bool close_other_idle(List& list, const std::string& params);
+    // A client of another worker has waited for this pool since before `since_ns`.
+    bool waits_elsewhere_since(const List& list, std::int64_t since_ns) const;
+    // ... since before any client of this worker waiting for it (or one waits, none here).
+    bool wanted_elsewhere(const List& list) const;
     void watch(List& list, BackendConnection* conn);
     void drop_idle(List& list, BackendConnection* conn, const char* why);
     void publish(List& list);
