@@ -5,7 +5,7 @@
 # BENCH_ROUNDS, BENCH_IDLE, BENCH_WORKLOADS, BENCH_TARGETS, BENCH_POOL, BENCH_POOL_TX,
 # BENCH_J_*: see t/bench/run-bench.
 # make bench-deps installs the peers; make profile records a pgrouter worker with perf.
-.PHONY: bench bench-deps profile
+.PHONY: bench bench-deps profile bench-instructions
 
 $(BUILD)/bench/pgclient: t/bench/pgclient.c
 	@mkdir -p $(dir $@)
@@ -22,6 +22,12 @@ bench-deps:
 bench: deps $(BUILD)/pgrouter $(BUILD)/testcluster $(BUILD)/bench/pgclient
 	@t/bench/install-bench-deps --check || t/bench/install-bench-deps
 	BUILD=$(BUILD) t/bench/run-bench
+
+# User-space instructions per transaction, pgrouter's worker and PgBouncer, under callgrind
+# (t/bench/instructions; this VM has no hardware counter for perf stat's row).
+bench-instructions: deps $(BUILD)/pgrouter $(BUILD)/testcluster
+	@command -v valgrind >/dev/null 2>&1 || apt-get install -y valgrind
+	BUILD=$(BUILD) t/bench/instructions
 
 profile: deps $(BUILD)/pgrouter $(BUILD)/testcluster $(BUILD)/bench/pgclient
 	@command -v perf >/dev/null 2>&1 || t/bench/install-bench-deps --perf
