@@ -963,13 +963,23 @@ TEST_CASE("inflight: which ParseCompletes answer the client's Parses", "[infligh
     CHECK(q.front().completed == 2);
 }
 
+// A read's classification, and the Parse of "SELECT 1" as statement `name`.
+Classification read_unit() {
+    Classification read;
+    read.kind = StatementKind::Read;
+    return read;
+}
+std::string parse_select_1(std::string_view name) {
+    std::string parse;
+    proto::MessageBuilder(parse, proto::FrontendMsg::Parse).cstr(name).cstr("SELECT 1").i16(0);
+    return parse;
+}
+
 TEST_CASE("statements: SQL DEALLOCATE takes a protocol-level statement from the client",
           "[statements]") {
     Statements statements;
-    Classification read;
-    read.kind = StatementKind::Read;
-    std::string parse;
-    proto::MessageBuilder(parse, proto::FrontendMsg::Parse).cstr("s1").cstr("SELECT 1").i16(0);
+    Classification read = read_unit();
+    std::string parse = parse_select_1("s1");
     statements.define("s1", parse, "SELECT 1", read);
     statements.define("s2", parse, "SELECT 1", read);
     StatementRefs refs;
@@ -991,10 +1001,8 @@ TEST_CASE("statements: SQL DEALLOCATE takes a protocol-level statement from the 
 TEST_CASE("statements: a backend holds the client's named statements, not the unnamed one",
           "[statements]") {
     Statements statements;
-    Classification read;
-    read.kind = StatementKind::Read;
-    std::string parse;
-    proto::MessageBuilder(parse, proto::FrontendMsg::Parse).cstr("").cstr("SELECT 1").i16(0);
+    Classification read = read_unit();
+    std::string parse = parse_select_1("");
     statements.define("", parse, "SELECT 1", read);
     StatementRefs refs;
     refs.uses = {""};
